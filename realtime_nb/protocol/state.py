@@ -1,0 +1,900 @@
+"""The I/O-free Realtime session state machine: client events in, server events out.
+
+:class:`SessionCore` holds everything the service holds for one session — the effective config, the
+input buffer (with its VAD), the conversation items, the active responses — and answers each client
+event with the service's server events (GA names; dialects are translated at the edges). It never
+touches a socket, a thread or a clock of its own:
+
+* ``handle(event)`` validates and applies one client event; the server events to send are appended
+  to ``outbox`` (drain it with :meth:`drain`).
+* Work that takes time (speech recognition, the responder, speech synthesis) is *requested* by
+  appending a :class:`Job` to ``jobs``; the owner runs it wherever it likes and reports back with
+  :meth:`transcription_done`, :meth:`response_output` / :meth:`response_audio` /
+  :meth:`response_finish`.
+* Time comes from the ``clock`` callable given at construction; call :meth:`tick` at
+  :meth:`next_deadline` for idle timeouts, semantic-VAD waits and session expiry.
+
+The same class drives the local server, the scripted protocol tests and the VAD lab's socket-free
+replays.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import json
+import math
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .buffer import COMMIT_MIN_MS, InputBuffer, bytes_per_ms, commit_empty_message
+from .config import default_session, merge_session
+from .events import validate_client_event
+from .schema import ProtocolError
+
+__all__ = ["Job", "Reply", "SessionCore", "new_id"]
+
+_ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def new_id(prefix: str) -> str:
+    """A service-looking id such as ``item_Bd8f3kQ2...`` (prefix + 22 random characters)."""
+    raw = secrets.token_bytes(22)
+    return prefix + "_" + "".join(_ALNUM[b % 62] for b in raw)
+
+
+@dataclass
+class Job:
+    """Work the owner of a SessionCore must run and report back.
+
+    ``kind`` is ``"transcribe"`` (payload: ``item_id``, ``audio`` as PCM16 24 kHz bytes, ``config``,
+    ``emit`` = whether transcription events are wanted) or ``"respond"`` (payload: ``response_id``
+    and ``request``, a dict with instructions, conversation items, tools, tool_choice,
+    max_output_tokens, output_modalities, voice, speed).
+    """
+
+    kind: str
+    payload: dict[str, Any]
+
+
+@dataclass
+class Reply:
+    """What the responder produced for a response: text and/or function calls."""
+
+    text: str = ""
+    function_calls: list[tuple[str, str]] = field(default_factory=list)  # (name, arguments JSON)
+    truncated: bool = False
+
+
+@dataclass
+class _Response:
+    id: str
+    conversation: bool
+    modalities: list[str]
+    voice: Any
+    out_format: dict[str, Any]
+    max_output_tokens: Any
+    metadata: dict[str, Any] | None
+    output: list[dict[str, Any]] = field(default_factory=list)
+    status: str = "in_progress"
+    open_item: dict[str, Any] | None = None
+    transcript: str = ""
+    audio_ms: float = 0.0
+    audio_bytes: int = 0
+    audio_chunks: list[bytes] = field(default_factory=list)
+    pending_calls: list[tuple[str, str]] = field(default_factory=list)
+    input_tokens: int = 0
+    output_text_tokens: int = 0
+    output_audio_tokens: int = 0
+    incomplete: bool = False
+
+
+def _tokens(text: str) -> int:
+    return max(0, math.ceil(len(text.split()) * 1.33))
+
+
+def _audio_tokens(ms: float) -> int:
+    return math.ceil(ms / 100.0)
+
+
+class SessionCore:
+    """One Realtime session's state and rules (see the module docstring).
+
+    ``vad_model`` must provide ``new_stream()`` returning an object with ``process(int16 24 kHz
+    samples) -> probabilities`` and ``frame_ms``; ``make_segmenter(turn_detection_dict, frame_ms)``
+    builds the segmenter for the current turn-detection settings. Both come from
+    :mod:`realtime_nb.vad` by default.
+    """
+
+    def __init__(
+        self,
+        *,
+        kind: str = "realtime",
+        model: str = "gpt-realtime",
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        vad_model: Any = None,
+        make_segmenter: Callable[[dict[str, Any], float], Any] | None = None,
+        max_duration_s: float = 3600.0,
+        session_defaults: dict[str, Any] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.clock = clock
+        self.created_at = clock()
+        self.max_duration_s = max_duration_s
+        self.id = new_id("sess")
+        self.conversation_id = new_id("conv")
+        self.config = default_session(kind)
+        if kind == "realtime":
+            self.config["model"] = model
+        if session_defaults:
+            self.config = merge_session(self.config, session_defaults)
+        self.expires_at = int(wall_clock() + max_duration_s)
+        self.outbox: list[dict[str, Any]] = []
+        self.jobs: list[Job] = []
+        self.items: list[dict[str, Any]] = []
+        self._index: dict[str, dict[str, Any]] = {}
+        self.item_audio: dict[str, bytes] = {}
+        self.responses: dict[str, _Response] = {}
+        self.active_response: str | None = None
+        self.assistant_audio_present = False
+        self.closed = False
+        self.close_code: int | None = None
+        self._vad_model = vad_model
+        self._make_segmenter = make_segmenter
+        self._vad_stream: Any = None
+        self._segmenter: Any = None
+        self._vad_to_24k: Any = None
+        self._pending_item_id: str | None = None
+        self._speech_start_ms: float = 0.0
+        self._turn_audio = bytearray()  # audio of the current buffer, input format
+        self._turn_start_bytes = 0
+        self._idle_deadline: float | None = None
+        self.buffer = InputBuffer(bytes_per_ms(self._in_format))
+        self.buffer.vad = self._turn_detection is not None
+        self._reset_vad()
+
+    # ------------------------------------------------------------------ config helpers
+    @property
+    def _in_format(self) -> dict[str, Any]:
+        return self.config["audio"]["input"]["format"]
+
+    @property
+    def _out_format(self) -> dict[str, Any]:
+        return self.config.get("audio", {}).get("output", {}).get("format", {"type": "audio/pcm"})
+
+    @property
+    def _turn_detection(self) -> dict[str, Any] | None:
+        return self.config["audio"]["input"]["turn_detection"]
+
+    def session_object(self) -> dict[str, Any]:
+        """The full session object as ``session.created`` / ``session.updated`` carry it."""
+        obj = {"object": "realtime.session" if self.kind == "realtime"
+               else "realtime.transcription_session", "id": self.id,
+               "expires_at": self.expires_at}
+        cfg = copy.deepcopy(self.config)
+        return {"type": cfg.pop("type"), **obj, **cfg}
+
+    # ------------------------------------------------------------------ output helpers
+    def emit(self, etype: str, **fields: Any) -> dict[str, Any]:
+        ev = {"type": etype, "event_id": new_id("event"), **fields}
+        self.outbox.append(ev)
+        return ev
+
+    def error(self, err: ProtocolError, event_id: str | None = None) -> None:
+        self.emit("error", error=err.to_wire(event_id))
+
+    def drain(self) -> list[dict[str, Any]]:
+        """Take the server events produced so far (in order)."""
+        out, self.outbox = self.outbox, []
+        return out
+
+    def take_jobs(self) -> list[Job]:
+        out, self.jobs = self.jobs, []
+        return out
+
+    def start(self) -> None:
+        """Emit ``session.created`` (call once, right after the connection opens)."""
+        self.emit("session.created", session=self.session_object())
+
+    # ------------------------------------------------------------------ client events
+    def handle(self, event: Any) -> None:
+        """Validate and apply one client event (a parsed JSON object)."""
+        if self.closed:
+            return
+        event_id = event.get("event_id") if isinstance(event, dict) else None
+        if not isinstance(event_id, str):
+            event_id = None
+        try:
+            validate_client_event(event)
+            getattr(self, "_on_" + event["type"].replace(".", "_"))(event)
+        except ProtocolError as err:
+            self.error(err, event_id)
+
+    def _on_session_update(self, ev: dict[str, Any]) -> None:
+        patch = ev["session"]
+        if patch.get("type") != self.kind:
+            raise ProtocolError(
+                "invalid_value",
+                f"Invalid value: '{patch.get('type')}'. Value must be '{self.kind}'.",
+                "session.type",
+            )
+        if "model" in patch and patch["model"] != self.config.get("model"):
+            raise ProtocolError(
+                "invalid_value", "Cannot change the model of a session once it is created.",
+                "session.model",
+            )
+        new_voice = patch.get("audio", {}).get("output", {}).get("voice")
+        if (new_voice is not None and self.assistant_audio_present
+                and new_voice != self.config["audio"]["output"]["voice"]):
+            raise ProtocolError(
+                "cannot_update_voice",
+                "Cannot update a conversation's voice if assistant audio is present.",
+                None,
+            )
+        if "tracing" in patch and self.config.get("tracing") not in (None, patch["tracing"]):
+            raise ProtocolError(
+                "invalid_value", "Tracing cannot be modified once it is enabled.", "session.tracing"
+            )
+        old_td = self._turn_detection
+        old_fmt = self._in_format
+        self.config = merge_session(self.config, patch)
+        if self._in_format != old_fmt:
+            self.buffer.set_format(bytes_per_ms(self._in_format))
+            self._turn_audio.clear()
+            self._turn_start_bytes = self.buffer.timeline_bytes
+            self.buffer.cleared()
+        if self._turn_detection != old_td:
+            self.buffer.vad = self._turn_detection is not None
+            self._reset_vad()
+        self.emit("session.updated", session=self.session_object())
+
+    def _on_input_audio_buffer_append(self, ev: dict[str, Any]) -> None:
+        try:
+            data = base64.b64decode(ev["audio"], validate=True)
+        except (binascii.Error, ValueError):
+            raise ProtocolError(
+                "invalid_value", "Invalid 'audio': expected base64-encoded audio bytes.", "audio"
+            ) from None
+        if len(data) > 15 * 1024 * 1024:
+            raise ProtocolError(
+                "audio_too_large", "Audio chunk exceeds the 15 MiB limit for one append.", "audio"
+            )
+        self.append_audio(data)
+
+    def append_audio(self, data: bytes) -> None:
+        """Append raw input-format bytes (what ``input_audio_buffer.append`` carries)."""
+        before = self.buffer.timeline_bytes
+        self.buffer.append(len(data))
+        self._turn_audio += data
+        if self._segmenter is not None:
+            self._run_vad(data, before)
+        elif self.buffer.vad:
+            self._trim_idle()
+
+    def _on_input_audio_buffer_commit(self, ev: dict[str, Any]) -> None:
+        ms = self.buffer.buffered_ms
+        if ms < COMMIT_MIN_MS:
+            raise ProtocolError("input_audio_buffer_commit_empty", commit_empty_message(ms), None)
+        self._commit(None)
+
+    def _on_input_audio_buffer_clear(self, ev: dict[str, Any]) -> None:
+        self.buffer.cleared()
+        self._turn_audio.clear()
+        self._turn_start_bytes = self.buffer.timeline_bytes
+        self._pending_item_id = None
+        self._reset_vad(keep_timeline=True)
+        self.emit("input_audio_buffer.cleared")
+
+    def _on_output_audio_buffer_clear(self, ev: dict[str, Any]) -> None:
+        raise ProtocolError(
+            "invalid_value",
+            "Invalid value: 'output_audio_buffer.clear'. This event is only supported for WebRTC "
+            "and SIP sessions.",
+            "type",
+        )
+
+    def _on_conversation_item_create(self, ev: dict[str, Any]) -> None:
+        if self.kind != "realtime":
+            raise ProtocolError("invalid_value", "Transcription sessions have no conversation.",
+                                "type")
+        item = copy.deepcopy(ev["item"])
+        if "id" in item and item["id"] in self._index:
+            raise ProtocolError(
+                "duplicate_item_id", f"Item with id '{item['id']}' already exists.", "item.id"
+            )
+        if item["type"] == "function_call_output" and not any(
+            it.get("type") == "function_call" and it.get("call_id") == item["call_id"]
+            for it in self.items
+        ):
+            raise ProtocolError(
+                "invalid_tool_call_id",
+                f"Tool call ID '{item['call_id']}' not found in conversation.",
+                "item.call_id",
+            )
+        prev = ev.get("previous_item_id", "<absent>")
+        if prev not in ("<absent>", None, "root") and prev not in self._index:
+            raise ProtocolError(
+                "item_not_found",
+                f"Error adding item: the previous item with id '{prev}' does not exist.",
+                "previous_item_id",
+            )
+        item.setdefault("id", new_id("item"))
+        item["object"] = "realtime.item"
+        item["status"] = "completed"
+        audio = b""
+        for part in item.get("content", []):
+            if part.get("type") == "input_audio":
+                try:
+                    audio += base64.b64decode(part.get("audio") or "", validate=True)
+                except (binascii.Error, ValueError):
+                    raise ProtocolError("invalid_value", "Invalid base64 audio.",
+                                        "item.content.audio") from None
+                part["transcript"] = part.get("transcript")
+        self._insert(item, None if prev in ("<absent>", None) else prev)
+        if audio:
+            self.item_audio[item["id"]] = audio
+            self.jobs.append(Job("transcribe", self._transcribe_payload(item["id"], audio)))
+        self._item_added_done(item)
+
+    def _on_conversation_item_retrieve(self, ev: dict[str, Any]) -> None:
+        item = self._get_item(ev["item_id"], "item_id")
+        out = copy.deepcopy(item)
+        audio = self.item_audio.get(item["id"])
+        if audio is not None:
+            for part in out.get("content", []):
+                if part.get("type") in ("input_audio", "output_audio"):
+                    part["audio"] = base64.b64encode(audio).decode()
+        self.emit("conversation.item.retrieved", item=out)
+
+    def _on_conversation_item_truncate(self, ev: dict[str, Any]) -> None:
+        item = self._index.get(ev["item_id"])
+        if item is None:
+            raise ProtocolError(
+                "item_truncate_invalid_item_id",
+                f"Item with item_id not found: {ev['item_id']}",
+                "item_id",
+            )
+        if item.get("role") != "assistant" or not any(
+            p.get("type") == "output_audio" for p in item.get("content", [])
+        ):
+            raise ProtocolError(
+                "item_truncate_invalid_item_id",
+                "Only assistant messages with audio can be truncated.",
+                "item_id",
+            )
+        if ev["content_index"] != 0:
+            raise ProtocolError("invalid_value", "Invalid 'content_index': must be 0.",
+                                "content_index")
+        audio = self.item_audio.get(item["id"], b"")
+        bpm = bytes_per_ms(self._out_format)
+        total_ms = len(audio) / bpm
+        end = ev["audio_end_ms"]
+        if end > total_ms:
+            raise ProtocolError(
+                "item_truncate_invalid_audio_end_ms",
+                f"Audio content of {total_ms:.0f}ms is already shorter than {end}ms",
+                "audio_end_ms",
+            )
+        self.item_audio[item["id"]] = audio[: int(end * bpm)]
+        part = item["content"][0]
+        text = part.get("transcript") or ""
+        if total_ms > 0 and text:
+            words = text.split()
+            keep = math.floor(len(words) * end / total_ms)
+            part["transcript"] = " ".join(words[:keep])
+        self.emit("conversation.item.truncated", item_id=item["id"], content_index=0,
+                  audio_end_ms=end)
+
+    def _on_conversation_item_delete(self, ev: dict[str, Any]) -> None:
+        item = self._get_item(ev["item_id"], "item_id")
+        self.items.remove(item)
+        del self._index[item["id"]]
+        self.item_audio.pop(item["id"], None)
+        self.emit("conversation.item.deleted", item_id=item["id"])
+
+    def _on_response_create(self, ev: dict[str, Any]) -> None:
+        if self.kind != "realtime":
+            raise ProtocolError("invalid_value", "Transcription sessions cannot create responses.",
+                                "type")
+        self.create_response(ev.get("response", {}))
+
+    def _on_response_cancel(self, ev: dict[str, Any]) -> None:
+        rid = ev.get("response_id") or self.active_response
+        resp = self.responses.get(rid) if rid else None
+        if resp is None or resp.status != "in_progress":
+            raise ProtocolError(
+                "response_cancel_not_active", "Cancellation failed: no active response found", None
+            )
+        self.cancel_response(resp.id, "client_cancelled")
+
+    # ------------------------------------------------------------------ items
+    def _get_item(self, item_id: str, param: str) -> dict[str, Any]:
+        item = self._index.get(item_id)
+        if item is None:
+            raise ProtocolError(
+                "item_not_found", f"Item with item_id not found: {item_id}", param
+            )
+        return item
+
+    def _insert(self, item: dict[str, Any], previous_item_id: str | None) -> None:
+        if previous_item_id == "root":
+            pos = 0
+        elif previous_item_id is None:
+            pos = len(self.items)
+        else:
+            pos = self.items.index(self._index[previous_item_id]) + 1
+        self.items.insert(pos, item)
+        self._index[item["id"]] = item
+
+    def _previous_id(self, item: dict[str, Any]) -> str | None:
+        i = self.items.index(item)
+        return self.items[i - 1]["id"] if i > 0 else None
+
+    def _item_added_done(self, item: dict[str, Any]) -> None:
+        prev = self._previous_id(item)
+        self.emit("conversation.item.added", previous_item_id=prev, item=self._public(item))
+        self.emit("conversation.item.done", previous_item_id=prev, item=self._public(item))
+
+    @staticmethod
+    def _public(item: dict[str, Any]) -> dict[str, Any]:
+        out = copy.deepcopy(item)
+        for part in out.get("content", []):
+            if "audio" in part:
+                part["audio"] = None
+        return out
+
+    # ------------------------------------------------------------------ input buffer and VAD
+    def _reset_vad(self, keep_timeline: bool = False) -> None:
+        td = self._turn_detection
+        self._pending_item_id = None
+        if td is None or self._vad_model is None or self._make_segmenter is None:
+            self._segmenter = None
+            self._vad_stream = None
+            return
+        self._vad_stream = self._vad_model.new_stream()
+        self._segmenter = self._make_segmenter(td, self._vad_stream.frame_ms)
+        self._vad_origin_ms = self.buffer.timeline_ms
+        rate = 24000 if bytes_per_ms(self._in_format) == 48 else 8000
+        self._vad_to_24k = None
+        if rate != 24000:
+            from realtime_nb.audio import StreamResampler
+
+            self._vad_to_24k = StreamResampler(rate, 24000)
+
+    def _decode_input(self, data: bytes) -> np.ndarray:
+        fmt = self._in_format.get("type")
+        if fmt == "audio/pcm":
+            return np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2")
+        from realtime_nb.audio import decode_format
+
+        audio = decode_format(data, self._in_format)
+        x = self._vad_to_24k.process(audio.samples)
+        return np.clip(np.round(x * 32767.0), -32768, 32767).astype(np.int16)
+
+    def _run_vad(self, data: bytes, before_bytes: int) -> None:
+        probs = self._vad_stream.process(self._decode_input(data))
+        for p in probs:
+            for event in self._segmenter.push(float(p)):
+                name = type(event).__name__
+                if name == "SpeechStarted":
+                    self._speech_started(self._vad_origin_ms + event.audio_start_ms)
+                elif name == "SpeechStopped":
+                    self._speech_stopped(self._vad_origin_ms + event.audio_end_ms)
+        if not self.buffer.speaking:
+            self._trim_idle()
+
+    def _trim_idle(self) -> None:
+        """Outside speech keep only the prefix-padding window of audio (not counted as buffered)."""
+        td = self._turn_detection or {}
+        keep_ms = float(td.get("prefix_padding_ms", 300)) + 100.0
+        bpm = self.buffer.bytes_per_ms
+        keep = int(keep_ms * bpm)
+        excess = len(self._turn_audio) - keep
+        if excess > 0:
+            del self._turn_audio[:excess]
+            self._turn_start_bytes += excess
+        self.buffer.start_bytes = self.buffer.timeline_bytes
+
+    def _speech_started(self, audio_start_ms: float) -> None:
+        self._idle_deadline = None
+        start = max(audio_start_ms, self._turn_start_bytes / self.buffer.bytes_per_ms)
+        self.buffer.start_bytes = self._turn_start_bytes
+        self.buffer.speech_started(start)
+        self._speech_start_ms = start
+        self._pending_item_id = new_id("item")
+        self.emit("input_audio_buffer.speech_started", audio_start_ms=round(audio_start_ms),
+                  item_id=self._pending_item_id)
+        td = self._turn_detection or {}
+        if td.get("interrupt_response", True) and self.active_response:
+            self.cancel_response(self.active_response, "turn_detected")
+
+    def _speech_stopped(self, audio_end_ms: float) -> None:
+        item_id = self._pending_item_id or new_id("item")
+        self.emit("input_audio_buffer.speech_stopped", audio_end_ms=round(audio_end_ms),
+                  item_id=item_id)
+        self._commit(audio_end_ms, item_id=item_id)
+        td = self._turn_detection or {}
+        if self.kind == "realtime" and td.get("create_response", True):
+            if self.active_response is None:
+                self.create_response({})
+            else:
+                self.error(ProtocolError(
+                    "conversation_already_has_active_response",
+                    "Conversation already has an active response in progress: "
+                    f"{self.active_response}. Wait until the response is finished before "
+                    "creating a new one.", None))
+
+    def _commit(self, end_ms: float | None, item_id: str | None = None) -> None:
+        bpm = self.buffer.bytes_per_ms
+        start_b = self.buffer.start_bytes
+        end_b = self.buffer.timeline_bytes if end_ms is None else min(
+            self.buffer.timeline_bytes, round(end_ms * bpm))
+        lo = max(0, start_b - self._turn_start_bytes)
+        hi = max(lo, end_b - self._turn_start_bytes)
+        hi -= (hi - lo) % (2 if bpm == 48 else 1)
+        audio = bytes(self._turn_audio[lo:hi])
+        del self._turn_audio[:hi]
+        self._turn_start_bytes += hi
+        self.buffer.committed(end_ms)
+        self.buffer.start_bytes = self._turn_start_bytes
+        item_id = item_id or self._pending_item_id or new_id("item")
+        self._pending_item_id = None
+        if self._segmenter is not None and hasattr(self._segmenter, "reset_floor"):
+            self._segmenter.reset_floor(self._turn_start_bytes / bpm - self._vad_origin_ms)
+        prev = self.items[-1]["id"] if self.items else None
+        self.emit("input_audio_buffer.committed", previous_item_id=prev, item_id=item_id)
+        if self.kind == "realtime":
+            item = {
+                "id": item_id, "object": "realtime.item", "type": "message", "status": "completed",
+                "role": "user", "content": [{"type": "input_audio", "transcript": None}],
+            }
+            self._insert(item, None)
+            self.item_audio[item_id] = audio
+            self._item_added_done(item)
+        else:
+            self.item_audio[item_id] = audio
+            item = {"id": item_id, "object": "realtime.item", "type": "message",
+                    "status": "completed", "role": "user",
+                    "content": [{"type": "input_audio", "transcript": None}]}
+            self._index[item_id] = item
+            self._item_added_done_transcription(item, prev)
+        self.jobs.append(Job("transcribe", self._transcribe_payload(item_id, audio)))
+
+    def _item_added_done_transcription(self, item: dict[str, Any], prev: str | None) -> None:
+        self.emit("conversation.item.added", previous_item_id=prev, item=self._public(item))
+        self.emit("conversation.item.done", previous_item_id=prev, item=self._public(item))
+
+    def _transcribe_payload(self, item_id: str, audio: bytes) -> dict[str, Any]:
+        tr = self.config["audio"]["input"].get("transcription")
+        return {"item_id": item_id, "audio": audio, "format": dict(self._in_format),
+                "config": copy.deepcopy(tr), "emit": tr is not None}
+
+    # ------------------------------------------------------------------ transcription results
+    def transcription_delta(self, item_id: str, delta: str) -> None:
+        self.emit("conversation.item.input_audio_transcription.delta", item_id=item_id,
+                  content_index=0, delta=delta)
+
+    def transcription_done(self, item_id: str, transcript: str, *, emit: bool = True) -> None:
+        """Record the transcript of a user audio item (and announce it when ``emit``)."""
+        item = self._index.get(item_id)
+        if item is not None:
+            for part in item.get("content", []):
+                if part.get("type") == "input_audio":
+                    part["transcript"] = transcript
+        if emit:
+            secs = len(self.item_audio.get(item_id, b"")) / bytes_per_ms(self._in_format) / 1000
+            self.emit("conversation.item.input_audio_transcription.completed", item_id=item_id,
+                      content_index=0, transcript=transcript,
+                      usage={"type": "duration", "seconds": float(math.ceil(secs))})
+
+    def transcription_failed(self, item_id: str, message: str) -> None:
+        self.emit("conversation.item.input_audio_transcription.failed", item_id=item_id,
+                  content_index=0, error={"type": "transcription_error",
+                                          "code": "audio_unintelligible", "message": message,
+                                          "param": None})
+
+    # ------------------------------------------------------------------ responses
+    def create_response(self, params: dict[str, Any]) -> str | None:
+        """Start a response (``response.create`` or a VAD turn end); returns its id."""
+        conversation = params.get("conversation", "auto") != "none"
+        if conversation and self.active_response is not None:
+            raise ProtocolError(
+                "conversation_already_has_active_response",
+                "Conversation already has an active response in progress: "
+                f"{self.active_response}. Wait until the response is finished before creating a "
+                "new one.",
+                None,
+            )
+        cfg = self.config
+        out_cfg = params.get("audio", {}).get("output", {})
+        voice = out_cfg.get("voice", cfg["audio"]["output"]["voice"])
+        fmt = out_cfg.get("format", cfg["audio"]["output"]["format"])
+        resp = _Response(
+            id=new_id("resp"),
+            conversation=conversation,
+            modalities=list(params.get("output_modalities", cfg["output_modalities"])),
+            voice=voice,
+            out_format=fmt,
+            max_output_tokens=params.get("max_output_tokens", cfg["max_output_tokens"]),
+            metadata=params.get("metadata"),
+        )
+        self.responses[resp.id] = resp
+        if conversation:
+            self.active_response = resp.id
+        if "input" in params:
+            context = []
+            for it in params["input"]:
+                if it.get("type") == "item_reference":
+                    context.append(copy.deepcopy(self._get_item(it["id"], "response.input")))
+                else:
+                    context.append(copy.deepcopy(it))
+        else:
+            context = copy.deepcopy(self.items)
+        resp.input_tokens = sum(_tokens(json.dumps(it.get("content", ""))) for it in context)
+        self.emit("response.created", response=self._response_object(resp))
+        self.emit("rate_limits.updated", rate_limits=[
+            {"name": "requests", "limit": 20000, "remaining": 19999, "reset_seconds": 0.003},
+            {"name": "tokens", "limit": 10_000_000, "remaining": 9_995_904,
+             "reset_seconds": 0.024},
+        ])
+        request = {
+            "instructions": params.get("instructions", cfg["instructions"]),
+            "conversation": context,
+            "tools": params.get("tools", cfg["tools"]),
+            "tool_choice": params.get("tool_choice", cfg["tool_choice"]),
+            "max_output_tokens": resp.max_output_tokens,
+            "output_modalities": resp.modalities,
+            "voice": voice if isinstance(voice, str) else "alloy",
+            "speed": cfg["audio"]["output"].get("speed", 1.0),
+            "pending_item_ids": [it["id"] for it in context
+                                 if any(p.get("type") == "input_audio" and p.get("transcript")
+                                        is None for p in it.get("content", []))],
+        }
+        self.jobs.append(Job("respond", {"response_id": resp.id, "request": request}))
+        return resp.id
+
+    def _response_object(self, resp: _Response, usage: dict[str, Any] | None = None,
+                         details: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {
+            "id": resp.id,
+            "object": "realtime.response",
+            "status": resp.status,
+            "status_details": details,
+            "output": copy.deepcopy(resp.output),
+            "conversation_id": self.conversation_id if resp.conversation else None,
+            "output_modalities": resp.modalities,
+            "max_output_tokens": resp.max_output_tokens,
+            "audio": {"output": {"format": resp.out_format, "voice": resp.voice}},
+            "usage": usage,
+            "metadata": resp.metadata,
+        }
+
+    def is_live(self, response_id: str) -> bool:
+        """Whether a response is still generating (the owner should stop work when not)."""
+        resp = self.responses.get(response_id)
+        return resp is not None and resp.status == "in_progress" and not self.closed
+
+    def response_output(self, response_id: str, reply: Reply) -> None:
+        """The responder's answer for a response: opens the message item (if any text)."""
+        resp = self.responses.get(response_id)
+        if resp is None or resp.status != "in_progress":
+            return
+        resp.pending_calls = list(reply.function_calls)
+        resp.incomplete = reply.truncated
+        if reply.text or not reply.function_calls:
+            item = {"id": new_id("item"), "object": "realtime.item", "type": "message",
+                    "status": "in_progress", "role": "assistant", "content": []}
+            self._open_item(resp, item)
+            audio = "audio" in resp.modalities
+            part = ({"type": "output_audio", "transcript": ""} if audio
+                    else {"type": "output_text", "text": ""})
+            self.emit("response.content_part.added", response_id=resp.id, item_id=item["id"],
+                      output_index=len(resp.output) - 1, content_index=0, part=copy.deepcopy(part))
+            item["content"].append(part)
+            if not audio:
+                for piece in _pieces(reply.text):
+                    self.emit("response.output_text.delta", response_id=resp.id,
+                              item_id=item["id"], output_index=len(resp.output) - 1,
+                              content_index=0, delta=piece)
+                    part["text"] += piece
+                resp.output_text_tokens += _tokens(reply.text)
+
+    def _open_item(self, resp: _Response, item: dict[str, Any]) -> None:
+        resp.output.append(item)
+        resp.open_item = item
+        self.emit("response.output_item.added", response_id=resp.id,
+                  output_index=len(resp.output) - 1, item=copy.deepcopy(item))
+        if resp.conversation:
+            self._insert(item, None)
+            prev = self._previous_id(item)
+            self.emit("conversation.item.added", previous_item_id=prev, item=copy.deepcopy(item))
+
+    def response_audio(self, response_id: str, pcm16_24k: bytes, text: str) -> bool:
+        """Stream one synthesized piece (PCM16 24 kHz) with the words it speaks.
+
+        Returns False when the response is no longer live (cancelled): stop synthesizing.
+        """
+        resp = self.responses.get(response_id)
+        if resp is None or resp.status != "in_progress" or resp.open_item is None:
+            return False
+        item = resp.open_item
+        idx = len(resp.output) - 1
+        part = item["content"][0]
+        if text:
+            delta = text if not part["transcript"] else " " + text
+            part["transcript"] += delta
+            self.emit("response.output_audio_transcript.delta", response_id=resp.id,
+                      item_id=item["id"], output_index=idx, content_index=0, delta=delta)
+            resp.output_text_tokens += _tokens(text)
+        data = self._encode_output(pcm16_24k, resp.out_format)
+        step = max(1, int(bytes_per_ms(resp.out_format) * 200))  # ~200 ms per delta
+        for i in range(0, len(data), step):
+            self.emit("response.output_audio.delta", response_id=resp.id, item_id=item["id"],
+                      output_index=idx, content_index=0,
+                      delta=base64.b64encode(data[i:i + step]).decode())
+        resp.audio_chunks.append(data)
+        resp.audio_bytes += len(data)
+        resp.audio_ms += len(data) / bytes_per_ms(resp.out_format)
+        if data:
+            self.assistant_audio_present = True
+        return True
+
+    @staticmethod
+    def _encode_output(pcm16_24k: bytes, fmt: dict[str, Any]) -> bytes:
+        if fmt.get("type", "audio/pcm") == "audio/pcm":
+            return pcm16_24k
+        from realtime_nb.audio import Audio, convert
+
+        return convert(Audio.from_pcm16(pcm16_24k, 24000), format=fmt)
+
+    def _close_open_item(self, resp: _Response, status: str) -> None:
+        item = resp.open_item
+        if item is None:
+            return
+        idx = len(resp.output) - 1
+        if item["type"] == "message" and item["content"]:
+            part = item["content"][0]
+            if part["type"] == "output_audio":
+                self.emit("response.output_audio.done", response_id=resp.id, item_id=item["id"],
+                          output_index=idx, content_index=0)
+                self.emit("response.output_audio_transcript.done", response_id=resp.id,
+                          item_id=item["id"], output_index=idx, content_index=0,
+                          transcript=part["transcript"])
+                self.item_audio[item["id"]] = b"".join(resp.audio_chunks)
+            else:
+                self.emit("response.output_text.done", response_id=resp.id, item_id=item["id"],
+                          output_index=idx, content_index=0, text=part["text"])
+            self.emit("response.content_part.done", response_id=resp.id, item_id=item["id"],
+                      output_index=idx, content_index=0, part=copy.deepcopy(part))
+        item["status"] = status
+        self.emit("response.output_item.done", response_id=resp.id, output_index=idx,
+                  item=copy.deepcopy(item))
+        if resp.conversation:
+            self.emit("conversation.item.done", previous_item_id=self._previous_id(item),
+                      item=copy.deepcopy(item))
+        resp.open_item = None
+
+    def response_finish(self, response_id: str) -> None:
+        """The responder and synthesizer are done: emit function calls, then ``response.done``."""
+        resp = self.responses.get(response_id)
+        if resp is None or resp.status != "in_progress":
+            return
+        self._close_open_item(resp, "incomplete" if resp.incomplete else "completed")
+        for name, args in resp.pending_calls:
+            item = {"id": new_id("item"), "object": "realtime.item", "type": "function_call",
+                    "status": "in_progress", "name": name, "call_id": new_id("call"),
+                    "arguments": ""}
+            self._open_item(resp, item)
+            idx = len(resp.output) - 1
+            for piece in _pieces(args, 24):
+                self.emit("response.function_call_arguments.delta", response_id=resp.id,
+                          item_id=item["id"], output_index=idx, call_id=item["call_id"],
+                          delta=piece)
+            item["arguments"] = args
+            resp.output_text_tokens += _tokens(args)
+            self.emit("response.function_call_arguments.done", response_id=resp.id,
+                      item_id=item["id"], output_index=idx, call_id=item["call_id"], name=name,
+                      arguments=args)
+            self._close_open_item(resp, "completed")
+        resp.output_audio_tokens = _audio_tokens(resp.audio_ms)
+        if resp.incomplete:
+            self._finish(resp, "incomplete", {"type": "incomplete", "reason": "max_output_tokens"})
+        else:
+            self._finish(resp, "completed", None)
+
+    def response_failed(self, response_id: str, message: str) -> None:
+        """The engines failed: close the response with status ``failed``."""
+        resp = self.responses.get(response_id)
+        if resp is None or resp.status != "in_progress":
+            return
+        self._close_open_item(resp, "incomplete")
+        self._finish(resp, "failed", {"type": "failed", "error": {
+            "type": "server_error", "code": "server_error", "message": message}})
+
+    def cancel_response(self, response_id: str, reason: str) -> None:
+        resp = self.responses[response_id]
+        self._close_open_item(resp, "incomplete")
+        resp.output_audio_tokens = _audio_tokens(resp.audio_ms)
+        self._finish(resp, "cancelled", {"type": "cancelled", "reason": reason})
+
+    def _finish(self, resp: _Response, status: str, details: dict[str, Any] | None) -> None:
+        resp.status = status
+        if self.active_response == resp.id:
+            self.active_response = None
+        out_tokens = resp.output_text_tokens + resp.output_audio_tokens
+        usage = {
+            "total_tokens": resp.input_tokens + out_tokens,
+            "input_tokens": resp.input_tokens,
+            "output_tokens": out_tokens,
+            "input_token_details": {"cached_tokens": 0, "text_tokens": resp.input_tokens,
+                                    "audio_tokens": 0, "image_tokens": 0,
+                                    "cached_tokens_details": {"text_tokens": 0, "audio_tokens": 0,
+                                                              "image_tokens": 0}},
+            "output_token_details": {"text_tokens": resp.output_text_tokens,
+                                     "audio_tokens": resp.output_audio_tokens},
+        }
+        self.emit("response.done", response=self._response_object(resp, usage, details))
+        td = self._turn_detection
+        if resp.conversation and td and td.get("type") == "server_vad" and td.get(
+                "idle_timeout_ms"):
+            self._idle_deadline = self.clock() + resp.audio_ms / 1000 + td["idle_timeout_ms"] / 1000
+
+    # ------------------------------------------------------------------ time
+    def next_deadline(self) -> float | None:
+        """The clock time at which :meth:`tick` must next be called (None: no timer pending)."""
+        deadlines = [self.created_at + self.max_duration_s]
+        if self._idle_deadline is not None:
+            deadlines.append(self._idle_deadline)
+        return min(deadlines)
+
+    def tick(self) -> None:
+        """Fire what is due: session expiry, idle timeout."""
+        if self.closed:
+            return
+        now = self.clock()
+        if now >= self.created_at + self.max_duration_s:
+            minutes = self.max_duration_s / 60
+            shown = f"{minutes:.0f}" if minutes >= 1 else f"{minutes:.2f}"
+            self.emit("error", error={"type": "invalid_request_error", "code": "session_expired",
+                                      "message": f"Your session hit the maximum duration of "
+                                                 f"{shown} minutes.",
+                                      "param": None, "event_id": None})
+            self.closed = True
+            self.close_code = 1001
+            return
+        if self._idle_deadline is not None and now >= self._idle_deadline:
+            self._idle_deadline = None
+            if self.active_response is None and not self.buffer.speaking:
+                end = self.buffer.timeline_ms
+                start = self._turn_start_bytes / self.buffer.bytes_per_ms
+                item_id = new_id("item")
+                self.emit("input_audio_buffer.timeout_triggered", audio_start_ms=int(start),
+                          audio_end_ms=int(end), item_id=item_id)
+                self.buffer.start_bytes = self._turn_start_bytes
+                self._commit(None, item_id=item_id)
+                self.create_response({})
+
+
+def _pieces(text: str, size: int = 0) -> list[str]:
+    """Split text into word deltas (or fixed-size pieces when ``size``), keeping all characters."""
+    if not text:
+        return []
+    if size:
+        return [text[i:i + size] for i in range(0, len(text), size)]
+    out: list[str] = []
+    word = ""
+    for ch in text:
+        word += ch
+        if ch == " ":
+            out.append(word)
+            word = ""
+    if word:
+        out.append(word)
+    return out
