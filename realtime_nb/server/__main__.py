@@ -1,0 +1,53 @@
+"""``python -m realtime_nb.server --host 127.0.0.1 --port PORT``: serve the local Realtime API."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from .app import LocalServer
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m realtime_nb.server", description=__doc__)
+    parser.add_argument("--host", default=None,
+                        help="address to bind (default 127.0.0.1; giving one explicitly allows "
+                             "non-loopback addresses)")
+    parser.add_argument("--port", type=int, default=8765, help="port (0 = any free port)")
+    parser.add_argument("--api-key", default=None,
+                        help="require this key (HTTP 401 at the upgrade otherwise)")
+    parser.add_argument("--beta", choices=["translate", "retired"], default="translate",
+                        help="serve the retired beta dialect by translation, or answer it as "
+                             "today's service does (beta_api_shape_disabled, close 4000)")
+    parser.add_argument("--max-duration", type=float, default=3600.0,
+                        help="session age limit in seconds (service: 3600)")
+    parser.add_argument("--light", action="store_true",
+                        help="use the light engines (pocketsphinx instead of Whisper)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+
+    async def run() -> None:
+        from .engines import Engines
+
+        engines = Engines.light() if args.light else Engines.default()
+        server = LocalServer(args.host or "127.0.0.1", args.port, engines=engines,
+                             api_key=args.api_key, beta=args.beta,
+                             max_duration_s=args.max_duration, allow_remote=args.host is not None)
+        await server.start()
+        print(f"realtime_nb local server: {server.url}?model=gpt-realtime", flush=True)
+        print(f"  openai SDK: AsyncOpenAI(api_key='local', websocket_base_url='{server.base_url}')",
+              flush=True)
+        await asyncio.Event().wait()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

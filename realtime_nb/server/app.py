@@ -1,0 +1,512 @@
+"""The local Realtime-compatible server: transport, auth, dialects, and the engine job runner.
+
+Each WebSocket connection gets one :class:`~realtime_nb.protocol.SessionCore` (all protocol rules
+live there, I/O-free). This module only moves bytes: it parses frames, translates the retired beta
+dialect at the edge, runs the core's jobs (speech recognition, the responder, speech synthesis) in a
+worker pool so the event loop never blocks, drives the core's timers, and sends what the core emits,
+in order.
+
+Use it three ways:
+
+* ``python -m realtime_nb.server --port 8765`` (prints the URL it serves);
+* ``async with LocalServer() as server: ... server.url`` inside a running event loop (tests);
+* :func:`ensure_local_server` — one process-wide server in a background thread with its own event
+  loop, which survives notebook cell executions and never blocks the kernel.
+
+It binds to loopback unless told otherwise (``allow_remote=True`` in Python, an explicit ``--host``
+on the command line).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import ipaddress
+import json
+import logging
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from realtime_nb.protocol import Job, ProtocolError, Reply, SessionCore
+from realtime_nb.protocol.beta import BetaTranslator
+
+__all__ = ["LocalServer", "ensure_local_server", "stop_local_server"]
+
+logger = logging.getLogger(__name__)
+
+_REALTIME_MODELS = re.compile(r"(realtime|gpt-audio)", re.I)
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class _ConnInfo:
+    beta: bool
+    kind: str
+    model: str
+
+
+class LocalServer:
+    """An offline server speaking the Realtime API's WebSocket protocol.
+
+    ``engines`` defaults to :meth:`Engines.default` (Silero VAD, faster-whisper tiny.en, espeak-ng,
+    the echo responder). ``api_key``: when set, the upgrade is refused with HTTP 401 unless the
+    client presents exactly this key. ``beta``: ``"translate"`` serves the retired beta dialect
+    (``OpenAI-Beta: realtime=v1``) by translation; ``"retired"`` answers it as today's service
+    does (``beta_api_shape_disabled``, close 4000). ``max_duration_s`` is the session age limit
+    (the service's is 60 minutes).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        engines: Any = None,
+        api_key: str | None = None,
+        beta: str = "translate",
+        max_duration_s: float = 3600.0,
+        allow_remote: bool = False,
+        workers: int = 2,
+    ) -> None:
+        if not _is_loopback(host) and not allow_remote:
+            raise ValueError(
+                f"Refusing to bind the local server to {host!r}: it binds to loopback "
+                "(127.0.0.1) unless you pass allow_remote=True."
+            )
+        if beta not in ("translate", "retired"):
+            raise ValueError("beta must be 'translate' or 'retired'")
+        self.host = host
+        self.port = port
+        self.engines = engines
+        self.api_key = api_key
+        self.beta = beta
+        self.max_duration_s = max_duration_s
+        self.workers = workers
+        self._server: Server | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self.sessions: set[_Connection] = set()
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def url(self) -> str:
+        """``ws://HOST:PORT/v1/realtime`` (add ``?model=...`` or ``?intent=transcription``)."""
+        return f"ws://{self.host}:{self.port}/v1/realtime"
+
+    @property
+    def base_url(self) -> str:
+        """``ws://HOST:PORT/v1`` — what the openai SDK's ``websocket_base_url`` wants."""
+        return f"ws://{self.host}:{self.port}/v1"
+
+    async def start(self, warm_up: bool = True) -> LocalServer:
+        """Start listening (port 0 picks a free port; read it back from :attr:`port`).
+
+        With ``warm_up`` the engines load their models in the worker pool right away, so the
+        first turn does not pay for it.
+        """
+        if self.engines is None:
+            from .engines import Engines
+
+            self.engines = Engines.default()
+        self.loop = asyncio.get_running_loop()
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="realtime_nb-engine")
+        self._server = await serve(
+            self._handle,
+            self.host,
+            self.port,
+            process_request=self._process_request,
+            select_subprotocol=self._select_subprotocol,
+            max_size=32 * 1024 * 1024,
+            compression=None,
+            ping_interval=None,
+        )
+        sock = next(iter(self._server.sockets))
+        self.port = sock.getsockname()[1]
+        if warm_up:
+            for engine in (self.engines.transcriber, self.engines.synthesizer):
+                if hasattr(engine, "warm_up"):
+                    self.loop.run_in_executor(self._pool, engine.warm_up)
+        logger.info("realtime_nb local server on %s", self.url)
+        return self
+
+    async def stop(self) -> None:
+        """Close every session and stop listening."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    async def __aenter__(self) -> LocalServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------------ handshake
+    def _key_of(self, request: Request) -> str | None:
+        auth = request.headers.get("Authorization", "")
+        if auth.lower().startswith("bearer "):
+            return auth[7:].strip()
+        for proto in _offered(request.headers):
+            if proto.startswith("openai-insecure-api-key."):
+                return proto[len("openai-insecure-api-key."):]
+        return None
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        parts = urlsplit(request.path)
+        if parts.path.rstrip("/") != "/v1/realtime":
+            return connection.respond(http.HTTPStatus.NOT_FOUND, "Not found: use /v1/realtime\n")
+        key = self._key_of(request)
+        if key is None or (self.api_key is not None and key != self.api_key):
+            body = json.dumps({"error": {
+                "message": "Incorrect API key provided." if key else
+                "You didn't provide an API key. Provide it in the Authorization header "
+                "(Bearer auth).",
+                "type": "invalid_request_error", "code": "invalid_api_key", "param": None}})
+            response = connection.respond(http.HTTPStatus.UNAUTHORIZED, body + "\n")
+            response.headers["Content-Type"] = "application/json"
+            return response
+        return None
+
+    @staticmethod
+    def _select_subprotocol(connection: ServerConnection, subprotocols: Any) -> Any:
+        return "realtime" if "realtime" in subprotocols else None
+
+    # ------------------------------------------------------------------ sessions
+    async def _handle(self, ws: ServerConnection) -> None:
+        request = ws.request
+        assert request is not None
+        query = parse_qs(urlsplit(request.path).query)
+        beta = request.headers.get("OpenAI-Beta", "").replace(" ", "") == "realtime=v1" or (
+            "openai-beta.realtime-v1" in _offered(request.headers))
+        intent = query.get("intent", ["realtime"])[0]
+        model = query.get("model", ["gpt-realtime"])[0]
+        info = _ConnInfo(beta=beta, kind="transcription" if intent == "transcription"
+                         else "realtime", model=model)
+        if beta and self.beta == "retired":
+            await ws.send(json.dumps({"type": "error", "event_id": "event_beta_retired", "error": {
+                "type": "invalid_request_error", "code": "beta_api_shape_disabled",
+                "message": "The Realtime Beta API is no longer supported. Please use "
+                           "/v1/realtime for the GA API.", "param": None, "event_id": None}}))
+            await ws.close(4000, "beta_api_shape_disabled")
+            return
+        if info.kind == "realtime" and not _REALTIME_MODELS.search(model):
+            await ws.send(json.dumps({"type": "error", "event_id": "event_invalid_model",
+                                      "error": {"type": "invalid_request_error",
+                                                "code": "invalid_model",
+                                                "message": f"Model '{model}' is not supported in "
+                                                           "realtime mode.",
+                                                "param": None, "event_id": None}}))
+            await ws.close(1008, "invalid_model")
+            return
+        conn = _Connection(self, ws, info)
+        self.sessions.add(conn)
+        try:
+            await conn.run()
+        finally:
+            self.sessions.discard(conn)
+
+
+def _offered(headers: Headers) -> list[str]:
+    raw = ",".join(headers.get_all("Sec-WebSocket-Protocol"))
+    return [p.strip() for p in raw.split(",") if p.strip()]
+
+
+class _Connection:
+    """One WebSocket session: the core, its send queue, its jobs and its timer."""
+
+    def __init__(self, server: LocalServer, ws: ServerConnection, info: _ConnInfo) -> None:
+        from realtime_nb.vad import default_speech_model
+
+        self.server = server
+        self.ws = ws
+        self.info = info
+        engines = server.engines
+        assert engines is not None
+        self.engines = engines
+        vad_model = engines.vad if getattr(engines, "vad", None) is not None else (
+            default_speech_model())
+        self.core = SessionCore(
+            kind=info.kind,
+            model=info.model,
+            vad_model=vad_model,
+            make_segmenter=make_segmenter,
+            max_duration_s=server.max_duration_s,
+        )
+        self.beta = BetaTranslator() if info.beta else None
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.transcripts: dict[str, asyncio.Future[str]] = {}
+        self.wake = asyncio.Event()
+
+    def flush(self) -> None:
+        """Queue the core's pending server events and start its pending jobs."""
+        for ev in self.core.drain():
+            if self.beta is not None:
+                for out in self.beta.server_event(ev):
+                    self.queue.put_nowait(json.dumps(out))
+            else:
+                self.queue.put_nowait(json.dumps(ev))
+        for job in self.core.take_jobs():
+            self._spawn(self._run_job(job))
+        self.wake.set()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def run(self) -> None:
+        self.core.start()
+        if self.beta is not None and self.info.kind == "realtime":
+            self.core.emit("conversation.created", conversation={
+                "id": self.core.conversation_id, "object": "realtime.conversation"})
+        self.flush()
+        sender = asyncio.ensure_future(self._sender())
+        timer = asyncio.ensure_future(self._timer())
+        try:
+            async for message in self.ws:
+                self._receive(message)
+                self.flush()
+                if self.core.closed:
+                    break
+        except ConnectionClosed:
+            pass
+        finally:
+            timer.cancel()
+            for t in list(self.tasks):
+                t.cancel()
+            self.queue.put_nowait(None)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(sender, 5)
+
+    def _receive(self, message: str | bytes) -> None:
+        if isinstance(message, bytes):
+            self.core.error(ProtocolError(
+                "invalid_event", "Binary frames are not supported: send JSON text frames.", None))
+            return
+        try:
+            event = json.loads(message)
+        except ValueError as err:
+            self.core.error(ProtocolError(
+                "invalid_json", f"The server could not parse the event as JSON: {err}.", None))
+            return
+        if self.beta is not None:
+            try:
+                event = self.beta.client_event(event)
+            except ProtocolError as err:
+                eid = event.get("event_id") if isinstance(event, dict) else None
+                self.core.error(err, eid if isinstance(eid, str) else None)
+                return
+        self.core.handle(event)
+
+    async def _sender(self) -> None:
+        while True:
+            text = await self.queue.get()
+            if text is None:
+                break
+            try:
+                await self.ws.send(text)
+            except ConnectionClosed:
+                break
+            if self.core.closed and self.queue.empty():
+                await self.ws.close(self.core.close_code or 1000, "session closed")
+                break
+
+    async def _timer(self) -> None:
+        while not self.core.closed:
+            deadline = self.core.next_deadline()
+            self.wake.clear()
+            delay = None if deadline is None else max(0.0, deadline - time.monotonic())
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), delay)
+                continue
+            self.core.tick()
+            self.flush()
+
+    # ------------------------------------------------------------------ jobs
+    async def _in_pool(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.server._pool, lambda: fn(*args, **kwargs))
+
+    async def _run_job(self, job: Job) -> None:
+        try:
+            if job.kind == "transcribe":
+                await self._transcribe(job.payload)
+            elif job.kind == "respond":
+                await self._respond(job.payload)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # an engine failed: report it the way the service does
+            logger.exception("engine job failed")
+            if job.kind == "respond":
+                self.core.response_failed(job.payload["response_id"], f"{type(err).__name__}: "
+                                          f"{err}")
+            else:
+                fut = self.transcripts.get(job.payload["item_id"])
+                if fut is not None and not fut.done():
+                    fut.set_result("")
+                if job.payload["emit"]:
+                    self.core.transcription_failed(job.payload["item_id"],
+                                                   "The audio could not be transcribed.")
+            self.flush()
+
+    async def _transcribe(self, payload: dict[str, Any]) -> None:
+        from realtime_nb.audio import decode_format
+
+        item_id = payload["item_id"]
+        fut = self.transcripts.setdefault(item_id, asyncio.get_running_loop().create_future())
+        audio = decode_format(payload["audio"], payload["format"]) if payload["audio"] else None
+        cfg = payload["config"] or {}
+        if audio is None or audio.duration_ms < 50:
+            text, deltas = "", []
+        else:
+            tr = await self._in_pool(self.engines.transcriber.transcribe, audio,
+                                     language=cfg.get("language"), prompt=cfg.get("prompt"))
+            text = tr.text.strip()
+            deltas = list(getattr(tr, "deltas", None) or ([text] if text else []))
+        if payload["emit"]:
+            for d in deltas:
+                self.core.transcription_delta(item_id, d)
+        self.core.transcription_done(item_id, text, emit=payload["emit"])
+        if not fut.done():
+            fut.set_result(text)
+        self.flush()
+
+    async def _respond(self, payload: dict[str, Any]) -> None:
+        from .engines.responder import ResponseRequest
+
+        rid = payload["response_id"]
+        req = payload["request"]
+        loop = asyncio.get_running_loop()
+        for item_id in req["pending_item_ids"]:
+            fut = self.transcripts.setdefault(item_id, loop.create_future())
+            with contextlib.suppress(asyncio.TimeoutError):
+                text = await asyncio.wait_for(asyncio.shield(fut), 30)
+                for it in req["conversation"]:
+                    if it.get("id") == item_id:
+                        for part in it.get("content", []):
+                            if part.get("type") == "input_audio":
+                                part["transcript"] = text
+        if not self.core.is_live(rid):
+            return
+        request = ResponseRequest(
+            instructions=req["instructions"], conversation=req["conversation"],
+            tools=req["tools"], tool_choice=req["tool_choice"],
+            max_output_tokens=req["max_output_tokens"],
+        )
+        reply = await self._in_pool(self.engines.responder.respond, request)
+        if not self.core.is_live(rid):
+            return
+        calls = [(c.name, c.arguments) for c in getattr(reply, "function_calls", [])]
+        text = getattr(reply, "text", "") or ""
+        self.core.response_output(rid, Reply(text=text, function_calls=calls,
+                                             truncated=bool(getattr(reply, "truncated", False))))
+        self.flush()
+        if text and "audio" in req["output_modalities"]:
+            for sentence in _sentences(text):
+                pieces = await self._in_pool(
+                    lambda s=sentence: list(self.engines.synthesizer.synthesize(
+                        s, voice=req["voice"], speed=req["speed"])))
+                pcm = b"".join(p.to_pcm16() for p in pieces)
+                if not self.core.response_audio(rid, pcm, sentence):
+                    self.flush()
+                    return
+                self.flush()
+                await asyncio.sleep(0)
+        self.core.response_finish(rid)
+        self.flush()
+
+
+def _sentences(text: str) -> list[str]:
+    parts = re.split(r"(?<=[.!?])\s+", text.strip())
+    return [p for p in parts if p]
+
+
+def make_segmenter(turn_detection: dict[str, Any], frame_ms: float) -> Any:
+    """Build the VAD segmenter for a ``turn_detection`` config (server_vad or semantic_vad)."""
+    from realtime_nb.vad import Segmenter, SemanticVadSettings, ServerVadSettings
+
+    if turn_detection.get("type") == "semantic_vad":
+        settings: Any = SemanticVadSettings(eagerness=turn_detection.get("eagerness", "auto"))
+    else:
+        settings = ServerVadSettings(
+            threshold=float(turn_detection.get("threshold", 0.5)),
+            prefix_padding_ms=int(turn_detection.get("prefix_padding_ms", 300)),
+            silence_duration_ms=int(turn_detection.get("silence_duration_ms", 200)),
+        )
+    return Segmenter(settings, frame_ms=frame_ms)
+
+
+# ---------------------------------------------------------------------- process-wide server
+_GLOBAL: LocalServer | None = None
+_GLOBAL_LOCK = threading.Lock()
+
+
+def ensure_local_server(**kwargs: Any) -> LocalServer:
+    """Start (once per process) a local server in a background thread and return it.
+
+    The server has its own event loop, so it keeps serving while notebook cells run and never
+    blocks the kernel. Keyword arguments go to :class:`LocalServer` the first time only.
+    """
+    global _GLOBAL
+    with _GLOBAL_LOCK:
+        if _GLOBAL is not None and _GLOBAL.loop is not None and _GLOBAL.loop.is_running():
+            return _GLOBAL
+        server = LocalServer(**kwargs)
+        ready = threading.Event()
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(server.start())
+            except BaseException as err:  # surfaced to the caller below
+                errors.append(err)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+
+        thread = threading.Thread(target=run, name="realtime_nb-local-server", daemon=True)
+        thread.start()
+        ready.wait(60)
+        if errors:
+            raise errors[0]
+        _GLOBAL = server
+        return server
+
+
+def stop_local_server() -> None:
+    """Stop the process-wide server started by :func:`ensure_local_server` (if any)."""
+    global _GLOBAL
+    with _GLOBAL_LOCK:
+        server, _GLOBAL = _GLOBAL, None
+    if server is None or server.loop is None:
+        return
+    fut = asyncio.run_coroutine_threadsafe(server.stop(), server.loop)
+    with contextlib.suppress(Exception):
+        fut.result(10)
+    server.loop.call_soon_threadsafe(server.loop.stop)
