@@ -227,7 +227,7 @@ def test_text_modality_streams_text_deltas():
     out = c.drain()
     deltas = [e["delta"] for e in out if e["type"] == "response.output_text.delta"]
     assert "".join(deltas) == "one two three"
-    assert [e for e in out if e["type"] == "response.output_text.done"][0]["text"] == (
+    assert next(e for e in out if e["type"] == "response.output_text.done")["text"] == (
         "one two three")
 
 
@@ -285,7 +285,7 @@ def test_vad_speech_start_interrupts_the_active_response_with_turn_detected():
     assert c.active_response is not None
     c.handle(append(tone(300)))
     out = c.drain()
-    done = [e for e in out if e["type"] == "response.done"][0]["response"]
+    done = next(e for e in out if e["type"] == "response.done")["response"]
     assert done["status_details"]["reason"] == "turn_detected"
 
 
@@ -345,7 +345,7 @@ def test_function_call_round_trip_events():
     c.response_output(rid, Reply(function_calls=[("get_weather", '{"city": "Paris"}')]))
     c.response_finish(rid)
     out = c.drain()
-    done = [e for e in out if e["type"] == "response.function_call_arguments.done"][0]
+    done = next(e for e in out if e["type"] == "response.function_call_arguments.done")
     assert done["name"] == "get_weather" and done["arguments"] == '{"city": "Paris"}'
     call_id = done["call_id"]
     c.handle({"type": "conversation.item.create", "item": {

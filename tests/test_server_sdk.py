@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import typing
 
 import pytest
 from openai import AsyncOpenAI
@@ -19,6 +20,26 @@ from websockets.exceptions import InvalidStatus
 from realtime_nb.server import LocalServer
 
 ADAPTER = TypeAdapter(RealtimeServerEvent)
+
+
+def _event_models() -> dict[str, type]:
+    union = typing.get_args(RealtimeServerEvent)[0]
+    out = {}
+    for model in typing.get_args(union):
+        literal = model.model_fields["type"].annotation
+        for name in typing.get_args(literal):
+            out[name] = model
+    return out
+
+
+MODELS = _event_models()
+
+
+def validate_event(ev: dict) -> None:
+    """Validate against the SDK model for this event type (a targeted error when it fails)."""
+    assert ev["type"] in MODELS, f"the SDK has no GA event type {ev['type']!r}"
+    MODELS[ev["type"]].model_validate(ev)
+    ADAPTER.validate_python(ev)
 
 
 @pytest.fixture
@@ -40,7 +61,7 @@ async def collect(conn, until: str, timeout: float = 60.0, validate: bool = True
         while True:
             ev = json.loads(await conn.recv_bytes())
             if validate:
-                ADAPTER.validate_python(ev)
+                validate_event(ev)
             events.append(ev)
             if ev["type"] == until:
                 return
