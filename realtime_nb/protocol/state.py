@@ -696,7 +696,7 @@ class SessionCore:
             part = ({"type": "output_audio", "transcript": ""} if audio
                     else {"type": "output_text", "text": ""})
             self.emit("response.content_part.added", response_id=resp.id, item_id=item["id"],
-                      output_index=len(resp.output) - 1, content_index=0, part=copy.deepcopy(part))
+                      output_index=len(resp.output) - 1, content_index=0, part=_part_event(part))
             item["content"].append(part)
             if not audio:
                 for piece in _pieces(reply.text):
@@ -772,7 +772,7 @@ class SessionCore:
                 self.emit("response.output_text.done", response_id=resp.id, item_id=item["id"],
                           output_index=idx, content_index=0, text=part["text"])
             self.emit("response.content_part.done", response_id=resp.id, item_id=item["id"],
-                      output_index=idx, content_index=0, part=copy.deepcopy(part))
+                      output_index=idx, content_index=0, part=_part_event(part))
         item["status"] = status
         self.emit("response.output_item.done", response_id=resp.id, output_index=idx,
                   item=copy.deepcopy(item))
@@ -880,6 +880,17 @@ class SessionCore:
                 self.buffer.start_bytes = self._turn_start_bytes
                 self._commit(None, item_id=item_id)
                 self.create_response({})
+
+
+def _part_event(part: dict[str, Any]) -> dict[str, Any]:
+    """Content parts in ``response.content_part.*`` events are typed ``audio`` / ``text``.
+
+    (Items carry ``output_audio`` / ``output_text``; the part events keep the short names, as the
+    GA schema and the official SDK's types declare them.)
+    """
+    out = dict(part)
+    out["type"] = {"output_audio": "audio", "output_text": "text"}.get(part["type"], part["type"])
+    return out
 
 
 def _pieces(text: str, size: int = 0) -> list[str]:

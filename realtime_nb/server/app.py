@@ -419,7 +419,7 @@ class _Connection:
         reply = await self._in_pool(self.engines.responder.respond, request)
         if not self.core.is_live(rid):
             return
-        calls = [(c.name, c.arguments) for c in getattr(reply, "function_calls", [])]
+        calls = [(c.name, c.arguments_json) for c in getattr(reply, "function_calls", ())]
         text = getattr(reply, "text", "") or ""
         self.core.response_output(rid, Reply(text=text, function_calls=calls,
                                              truncated=bool(getattr(reply, "truncated", False))))
