@@ -445,18 +445,10 @@ def _sentences(text: str) -> list[str]:
 
 
 def make_segmenter(turn_detection: dict[str, Any], frame_ms: float) -> Any:
-    """Build the VAD segmenter for a ``turn_detection`` config (server_vad or semantic_vad)."""
-    from realtime_nb.vad import Segmenter, SemanticVadSettings, ServerVadSettings
+    """Build the VAD segmenter for a wire ``turn_detection`` object (server_vad or semantic_vad)."""
+    from realtime_nb.vad import Segmenter, settings_from_wire
 
-    if turn_detection.get("type") == "semantic_vad":
-        settings: Any = SemanticVadSettings(eagerness=turn_detection.get("eagerness", "auto"))
-    else:
-        settings = ServerVadSettings(
-            threshold=float(turn_detection.get("threshold", 0.5)),
-            prefix_padding_ms=int(turn_detection.get("prefix_padding_ms", 300)),
-            silence_duration_ms=int(turn_detection.get("silence_duration_ms", 200)),
-        )
-    return Segmenter(settings, frame_ms=frame_ms)
+    return Segmenter(settings_from_wire(turn_detection), frame_ms=frame_ms)
 
 
 # ---------------------------------------------------------------------- process-wide server

@@ -1,0 +1,494 @@
+"""Turn detection on a sequence of speech probabilities: the Realtime API's VAD semantics.
+
+Pure Python, no I/O. Two entry points that MUST agree exactly:
+
+* :class:`Segmenter` — live: ``push(prob)`` once per frame, returns
+  :class:`SpeechStarted` / :class:`SpeechStopped` events (the server's state machine turns them into
+  ``input_audio_buffer.speech_started`` / ``speech_stopped``).
+* :func:`segment` — offline (the VAD lab): all probabilities at once → list of :class:`Segment`,
+  vectorised with numpy so a sweep over many settings costs microseconds per setting.
+  :func:`segment_stepwise` computes the same thing through :class:`Segmenter` and is the reference.
+
+Rules (times in integer milliseconds on the session's cumulative input timeline; frame ``i``
+covers ``[t(i), t(i + 1))`` with ``t(i) = round(i * frame_ms)``):
+
+* **Start.** Outside speech, the first frame with ``prob >= threshold`` is the *onset*; speech
+  starts at ``t(onset)``. ``audio_start_ms = max(floor, t(onset) - prefix_padding_ms)``, where the
+  floor is the previous segment's ``audio_end_ms`` (0 at first) or whatever the state machine last
+  set with :meth:`Segmenter.reset_floor` (the start of the current input buffer after a commit or
+  clear), whichever is later. Like the service, one frame above the threshold is enough.
+* **Hysteresis.** Inside speech a frame counts as *silent* only when
+  ``prob < neg_threshold = min(threshold, max(threshold - 0.15, 0.01))`` — the rule of Silero's
+  own ``get_speech_timestamps``. Frames between the two thresholds keep the speech going (and
+  reset a silence run), so a wobbling probability does not chop a word.
+* **Stop.** Speech stops once a run of consecutive silent frames has lasted the required silence
+  (server_vad: ``silence_duration_ms``), measured in whole frames, i.e. rounded up to the next
+  frame boundary (200 ms → 7 frames of 32 ms = 224 ms; at least one frame).
+  ``audio_end_ms = t(end of the frame that completed the silence window)`` — it includes the
+  trailing silence; ``offset_ms`` is where that silence run began (where the speech really ended).
+* **End of audio.** Offline, a segment still open when the probabilities run out is reported with
+  ``end_ms`` = end of the audio and ``closed=False`` (:meth:`Segmenter.flush` live).
+
+semantic_vad has no language model here; it is emulated by a documented rule on the trailing
+silence (see :class:`SemanticVadSettings`), with the fixed threshold 0.5 and padding 300 ms.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+__all__ = [
+    "HYSTERESIS",
+    "Segment",
+    "Segmenter",
+    "SemanticVadSettings",
+    "ServerVadSettings",
+    "SpeechStarted",
+    "SpeechStopped",
+    "TurnDetectionSettings",
+    "VadEvent",
+    "neg_threshold",
+    "segment",
+    "segment_stepwise",
+    "settings_from_wire",
+]
+
+#: How far below ``threshold`` a probability must fall to count as silence inside speech.
+HYSTERESIS = 0.15
+
+Eagerness = Literal["low", "medium", "high", "auto"]
+
+
+def _check_ms(name: str, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int number of milliseconds, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0 ms, got {value}")
+
+
+@dataclass(frozen=True)
+class ServerVadSettings:
+    """``turn_detection: {"type": "server_vad", ...}`` with the service's real defaults.
+
+    * ``threshold`` (0.0–1.0, default 0.5): speech probability at which speech starts; higher
+      needs clearer speech.
+    * ``prefix_padding_ms`` (default 300): audio kept before the detected onset; ``audio_start_ms``
+      is the onset minus this (never before the current buffer's start or the previous turn).
+    * ``silence_duration_ms`` (default **200** — the docs say 500 but the service sends 200):
+      trailing silence that ends the turn; ``audio_end_ms`` includes it.
+    """
+
+    threshold: float = field(default=0.5, metadata={"doc": "speech starts at prob >= threshold"})
+    prefix_padding_ms: int = field(default=300, metadata={"doc": "audio kept before the onset"})
+    silence_duration_ms: int = field(default=200, metadata={"doc": "silence that ends a turn"})
+
+    type: ClassVar[str] = "server_vad"
+
+    def __post_init__(self) -> None:
+        t = self.threshold
+        if not isinstance(t, int | float) or isinstance(t, bool):
+            raise TypeError(f"threshold must be a number, got {t!r}")
+        if not (math.isfinite(t) and 0.0 <= t <= 1.0):
+            raise ValueError(f"threshold must be between 0.0 and 1.0, got {t!r}")
+        _check_ms("prefix_padding_ms", self.prefix_padding_ms)
+        _check_ms("silence_duration_ms", self.silence_duration_ms)
+
+    def required_silence_ms(self, speech_ms: float) -> float:
+        """Trailing silence that ends a turn: always ``silence_duration_ms``."""
+        return float(self.silence_duration_ms)
+
+
+@dataclass(frozen=True)
+class SemanticVadSettings:
+    """``turn_detection: {"type": "semantic_vad", "eagerness": ...}`` — emulated, no language model.
+
+    The service waits for the user to *finish their thought*, up to a maximum wait of about
+    8 s (``low``), 4 s (``medium``, and ``auto`` which is medium) or 2 s (``high``). Here the
+    completeness judgement is replaced by the length of what was said, on the idea that a short
+    utterance is more likely to be unfinished ("So…", "I want to"):
+
+    ``required_silence_ms(speech_ms) = base + (max_wait - base) * max(0, 1 - speech_ms / 1000)**2``
+
+    with ``base = max_wait / 8`` (low 1000 ms, medium 500 ms, high 250 ms) and ``speech_ms`` the
+    time from the onset to the start of the current silence. Anything spoken for at least a second
+    ends after ``base``; a blip ends only after (almost) the full max wait. For every length,
+    high < medium < low. Threshold (0.5) and prefix padding (300 ms) are fixed: the service
+    rejects them for semantic_vad.
+    """
+
+    eagerness: Eagerness = field(default="auto", metadata={"doc": "low | medium | high | auto"})
+
+    type: ClassVar[str] = "semantic_vad"
+    threshold: ClassVar[float] = 0.5
+    prefix_padding_ms: ClassVar[int] = 300
+    MAX_WAIT_MS: ClassVar[dict[str, int]] = {"low": 8000, "medium": 4000, "high": 2000}
+    SHORT_UTTERANCE_MS: ClassVar[float] = 1000.0
+
+    def __post_init__(self) -> None:
+        if self.eagerness not in ("low", "medium", "high", "auto"):
+            raise ValueError(
+                f"eagerness must be 'low', 'medium', 'high' or 'auto', got {self.eagerness!r}"
+            )
+
+    @property
+    def max_wait_ms(self) -> int:
+        """The longest trailing silence this eagerness waits for (auto = medium)."""
+        level = "medium" if self.eagerness == "auto" else self.eagerness
+        return self.MAX_WAIT_MS[level]
+
+    def required_silence_ms(self, speech_ms: float) -> float:
+        """Trailing silence that ends a turn after ``speech_ms`` of speech (rule above)."""
+        top = float(self.max_wait_ms)
+        base = top / 8.0
+        shortness = max(0.0, 1.0 - speech_ms / self.SHORT_UTTERANCE_MS)
+        return base + (top - base) * shortness * shortness
+
+
+TurnDetectionSettings = ServerVadSettings | SemanticVadSettings
+
+
+def settings_from_wire(turn_detection: Mapping[str, Any] | None) -> TurnDetectionSettings | None:
+    """Settings for a wire ``turn_detection`` object (``None`` = manual mode → ``None``).
+
+    Missing fields take the service defaults; fields that do not steer segmentation
+    (``create_response``, ``interrupt_response``, ``idle_timeout_ms``) are ignored. Wrong types or
+    ranges raise ``TypeError``/``ValueError`` (the protocol layer validates the wire first).
+    """
+    if turn_detection is None:
+        return None
+    kind = turn_detection.get("type")
+    if kind == "semantic_vad":
+        return SemanticVadSettings(eagerness=turn_detection.get("eagerness", "auto"))
+    if kind == "server_vad":
+        defaults = ServerVadSettings()
+        return ServerVadSettings(
+            threshold=turn_detection.get("threshold", defaults.threshold),
+            prefix_padding_ms=turn_detection.get("prefix_padding_ms", defaults.prefix_padding_ms),
+            silence_duration_ms=turn_detection.get(
+                "silence_duration_ms", defaults.silence_duration_ms
+            ),
+        )
+    raise ValueError(f"turn_detection.type must be 'server_vad' or 'semantic_vad', got {kind!r}")
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    """Speech began. ``audio_start_ms`` includes the prefix padding (wire field);
+    ``onset_ms`` is the start of the first frame at or above the threshold."""
+
+    audio_start_ms: int
+    onset_ms: int
+
+
+@dataclass(frozen=True)
+class SpeechStopped:
+    """Speech ended. ``audio_end_ms`` includes the trailing silence window (wire field);
+    ``offset_ms`` is where that silence began."""
+
+    audio_end_ms: int
+    offset_ms: int
+
+
+VadEvent = SpeechStarted | SpeechStopped
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One detected turn: ``[start_ms, end_ms)`` is what the service would commit.
+
+    ``onset_ms``/``offset_ms`` bound the speech itself (without padding and trailing silence).
+    ``closed`` is False when the audio ended before the silence window completed; then
+    ``end_ms`` is the end of the audio.
+    """
+
+    start_ms: int
+    end_ms: int
+    onset_ms: int
+    offset_ms: int
+    closed: bool = True
+
+
+def neg_threshold(threshold: float, hysteresis: float = HYSTERESIS) -> float:
+    """Probability below which a frame inside speech counts as silence (never above threshold)."""
+    return min(threshold, max(threshold - hysteresis, 0.01))
+
+
+def _frame_count(silence_ms: float, frame_ms: float) -> int:
+    """Whole frames needed to cover ``silence_ms`` (at least one)."""
+    return max(1, math.ceil(silence_ms / frame_ms - 1e-9))
+
+
+def _check_frame_ms(frame_ms: float) -> float:
+    value = float(frame_ms)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"frame_ms must be a positive number, got {frame_ms!r}")
+    return value
+
+
+def _check_hysteresis(hysteresis: float) -> float:
+    value = float(hysteresis)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"hysteresis must be >= 0, got {hysteresis!r}")
+    return value
+
+
+class Segmenter:
+    """Live turn detector: call :meth:`push` once per probability frame, in order.
+
+    ``frame_ms`` is the frame length of the probabilities (32.0 for Silero). ``start_frame`` is the
+    index of the first frame you will push on the session timeline (0 when the speech stream was
+    started with the session), so every reported time is a session offset.
+    """
+
+    def __init__(
+        self,
+        settings: TurnDetectionSettings | None = None,
+        frame_ms: float = 32.0,
+        *,
+        hysteresis: float = HYSTERESIS,
+        start_frame: int = 0,
+    ) -> None:
+        if not isinstance(start_frame, int) or start_frame < 0:
+            raise ValueError(f"start_frame must be an int >= 0, got {start_frame!r}")
+        self._frame_ms = _check_frame_ms(frame_ms)
+        self._hysteresis = _check_hysteresis(hysteresis)
+        self._frame = start_frame
+        self._floor = self._ms(start_frame)
+        self._onset: int | None = None  # frame index of the onset while in speech
+        self._start_ms = 0  # audio_start_ms of the open segment
+        self._silence_start: int | None = None  # first frame of the current silence run
+        self._needed = 1  # frames of silence that end the turn (for the current run)
+        self.update_settings(settings if settings is not None else ServerVadSettings())
+
+    # -- configuration ----------------------------------------------------------------------
+    @property
+    def settings(self) -> TurnDetectionSettings:
+        return self._settings
+
+    def update_settings(self, settings: TurnDetectionSettings) -> None:
+        """Switch settings mid-stream (``session.update``): timeline and current state are kept;
+        the new threshold and silence rule apply from the next frame."""
+        if not isinstance(settings, ServerVadSettings | SemanticVadSettings):
+            raise TypeError(f"Expected ServerVadSettings or SemanticVadSettings, got {settings!r}")
+        self._settings = settings
+        self._threshold = float(settings.threshold)
+        self._neg = neg_threshold(self._threshold, self._hysteresis)
+        self._prefix = settings.prefix_padding_ms
+        if self._silence_start is not None and self._onset is not None:
+            self._needed = self._silence_frames(self._silence_start - self._onset)
+
+    def reset_floor(self, ms: float) -> None:
+        """The current input buffer now starts at ``ms`` (after a commit or clear): no later
+        ``audio_start_ms`` will be earlier than that. Sets the floor (a fractional value is
+        rounded up, so the start never precedes the buffer)."""
+        self._floor = math.ceil(ms)
+
+    # -- state --------------------------------------------------------------------------------
+    @property
+    def frame_ms(self) -> float:
+        return self._frame_ms
+
+    @property
+    def now_ms(self) -> int:
+        """End of the last frame pushed, on the session timeline."""
+        return self._ms(self._frame)
+
+    @property
+    def frames_pushed(self) -> int:
+        """Index of the next frame (``start_frame`` + frames pushed so far)."""
+        return self._frame
+
+    @property
+    def in_speech(self) -> bool:
+        return self._onset is not None
+
+    @property
+    def floor_ms(self) -> int:
+        return self._floor
+
+    # -- driving ----------------------------------------------------------------------------
+    def push(self, prob: float) -> list[VadEvent]:
+        """Consume the next frame's probability; return the events it triggers (0 or 1)."""
+        i = self._frame
+        self._frame = i + 1
+        p = float(prob)
+        if self._onset is None:
+            if p >= self._threshold:
+                self._onset = i
+                self._silence_start = None
+                onset_ms = self._ms(i)
+                self._start_ms = max(self._floor, onset_ms - self._prefix)
+                return [SpeechStarted(self._start_ms, onset_ms)]
+            return []
+        if p >= self._neg:
+            self._silence_start = None
+            return []
+        if self._silence_start is None:
+            self._silence_start = i
+            self._needed = self._silence_frames(i - self._onset)
+        if i + 1 - self._silence_start >= self._needed:
+            end_ms = self._ms(i + 1)
+            offset_ms = self._ms(self._silence_start)
+            self._onset = None
+            self._silence_start = None
+            self._floor = max(self._floor, end_ms)
+            return [SpeechStopped(end_ms, offset_ms)]
+        return []
+
+    def push_many(self, probs: Iterable[float]) -> list[VadEvent]:
+        """``push`` every probability in order; all events concatenated."""
+        events: list[VadEvent] = []
+        for p in probs:
+            events.extend(self.push(p))
+        return events
+
+    def flush(self, end_ms: int | None = None) -> Segment | None:
+        """End of the audio: the segment still open, if any, as ``closed=False`` (else None).
+
+        ``end_ms`` is the end of the audio (default: end of the last frame; it may be later when
+        a partial frame was never scored, never earlier). The segmenter returns to silence.
+        """
+        now = self.now_ms
+        end = now if end_ms is None else int(end_ms)
+        if end < now:
+            raise ValueError(f"end_ms={end} is before the last frame pushed ({now} ms)")
+        if self._onset is None:
+            return None
+        offset = end if self._silence_start is None else self._ms(self._silence_start)
+        open_segment = Segment(self._start_ms, end, self._ms(self._onset), offset, closed=False)
+        self._onset = None
+        self._silence_start = None
+        self._floor = max(self._floor, end)
+        return open_segment
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _ms(self, frame: int) -> int:
+        return round(frame * self._frame_ms)
+
+    def _silence_frames(self, speech_frames: int) -> int:
+        required = self._settings.required_silence_ms(speech_frames * self._frame_ms)
+        return _frame_count(required, self._frame_ms)
+
+
+def segment_stepwise(
+    probs: Iterable[float],
+    frame_ms: float = 32.0,
+    settings: TurnDetectionSettings | None = None,
+    *,
+    hysteresis: float = HYSTERESIS,
+    end_ms: int | None = None,
+) -> list[Segment]:
+    """Reference for :func:`segment`: the same segments, computed by pushing frame by frame
+    through a :class:`Segmenter` (what the live server does)."""
+    segmenter = Segmenter(settings, frame_ms, hysteresis=hysteresis)
+    segments: list[Segment] = []
+    opened: SpeechStarted | None = None
+    for p in probs:
+        for event in segmenter.push(p):
+            if isinstance(event, SpeechStarted):
+                opened = event
+            else:
+                assert opened is not None
+                segments.append(
+                    Segment(
+                        opened.audio_start_ms, event.audio_end_ms, opened.onset_ms, event.offset_ms
+                    )
+                )
+                opened = None
+    last = segmenter.flush(end_ms)
+    if last is not None:
+        segments.append(last)
+    return segments
+
+
+def segment(
+    probs: np.ndarray | Iterable[float],
+    frame_ms: float = 32.0,
+    settings: TurnDetectionSettings | None = None,
+    *,
+    hysteresis: float = HYSTERESIS,
+    end_ms: int | None = None,
+) -> list[Segment]:
+    """All turns in a recording's probabilities (offline; one call per setting in a sweep).
+
+    Identical to :func:`segment_stepwise` (and so to the live :class:`Segmenter`), but it finds
+    threshold crossings and silence runs with numpy and walks only those. ``end_ms`` is the end of
+    the audio for a segment left open (default ``len(probs)`` frames).
+    """
+    settings = settings if settings is not None else ServerVadSettings()
+    if not isinstance(settings, ServerVadSettings | SemanticVadSettings):
+        raise TypeError(f"Expected ServerVadSettings or SemanticVadSettings, got {settings!r}")
+    frame_ms = _check_frame_ms(frame_ms)
+    hysteresis = _check_hysteresis(hysteresis)
+    p = np.asarray(probs, dtype=np.float64).ravel()  # float64: compare exactly as push() does
+    n = len(p)
+    last_ms = round(n * frame_ms)
+    end_of_audio = last_ms if end_ms is None else int(end_ms)
+    if end_of_audio < last_ms:
+        raise ValueError(f"end_ms={end_of_audio} is before the last frame ({last_ms} ms)")
+
+    threshold = float(settings.threshold)
+    prefix = settings.prefix_padding_ms
+    above = p >= threshold
+    # Onsets can only be rising edges of `above`: the walk resumes either at frame 0 or right
+    # after a silent frame, which is never above the threshold.
+    rising = above.copy()
+    rising[1:] &= ~above[:-1]
+    onsets: list[int] = np.flatnonzero(rising).tolist()
+    silent = ~(p >= neg_threshold(threshold, hysteresis))
+    edges = np.diff(silent.view(np.int8), prepend=0, append=0)
+    run_start_arr = np.flatnonzero(edges == 1)
+    run_length_arr = np.flatnonzero(edges == -1) - run_start_arr
+    run_starts: list[int] = run_start_arr.tolist()
+    run_lengths: list[int] = run_length_arr.tolist()
+    n_runs = len(run_starts)
+    trailing_silence = bool(n_runs) and run_starts[-1] + run_lengths[-1] == n
+
+    fixed = isinstance(settings, ServerVadSettings)
+    needed = _frame_count(settings.required_silence_ms(0.0), frame_ms) if fixed else 0
+    long_runs: list[int] = np.flatnonzero(run_length_arr >= needed).tolist() if fixed else []
+
+    segments: list[Segment] = []
+    floor = 0
+    pos = 0
+    while True:
+        a = bisect_left(onsets, pos)
+        if a == len(onsets):
+            break
+        onset = onsets[a]
+        onset_ms = round(onset * frame_ms)
+        start_ms = max(floor, onset_ms - prefix)
+        first_run = bisect_left(run_starts, onset + 1)
+        stop_run = -1
+        stop_frames = 0
+        if fixed:
+            q = bisect_left(long_runs, first_run)
+            if q < len(long_runs):
+                stop_run, stop_frames = long_runs[q], needed
+        else:
+            for r in range(first_run, n_runs):
+                s = run_starts[r]
+                required = settings.required_silence_ms((s - onset) * frame_ms)
+                k = _frame_count(required, frame_ms)
+                if run_lengths[r] >= k:
+                    stop_run, stop_frames = r, k
+                    break
+        if stop_run < 0:
+            # Still open at the end: offset is the trailing silence run's start, if any (such a
+            # run began after the onset, since the onset frame is never silent).
+            offset_ms = round(run_starts[-1] * frame_ms) if trailing_silence else end_of_audio
+            segments.append(Segment(start_ms, end_of_audio, onset_ms, offset_ms, closed=False))
+            break
+        s = run_starts[stop_run]
+        stop = s + stop_frames  # first frame after the silence window
+        stop_ms = round(stop * frame_ms)
+        segments.append(Segment(start_ms, stop_ms, onset_ms, round(s * frame_ms)))
+        floor = max(floor, stop_ms)
+        pos = stop
+    return segments
