@@ -1,1 +1,11 @@
-"""realtime_nb.widgets."""
+"""realtime_nb.widgets: the notebook UI's building blocks (anywidgets, usable standalone).
+
+- ``MicWidget``: the browser microphone as PCM16 mono 24 kHz chunks (``on_audio``).
+- ``PlayerWidget``: streamed playback of PCM16 24 kHz audio that reports what was played
+  (``play_chunk``, ``stop``, ``on_played``).
+"""
+
+from .mic import MicChunk, MicStats, MicWidget
+from .player import Played, PlayedFuture, PlayerWidget
+
+__all__ = ["MicChunk", "MicStats", "MicWidget", "Played", "PlayedFuture", "PlayerWidget"]
