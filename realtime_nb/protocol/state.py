@@ -519,7 +519,7 @@ class SessionCore:
         item_id = self._pending_item_id or new_id("item")
         self.emit("input_audio_buffer.speech_stopped", audio_end_ms=round(audio_end_ms),
                   item_id=item_id)
-        self._commit(audio_end_ms, item_id=item_id)
+        self._commit(audio_end_ms, item_id=item_id, has_speech=True)
         td = self._turn_detection or {}
         if self.kind == "realtime" and td.get("create_response", True):
             if self.active_response is None:
@@ -531,7 +531,8 @@ class SessionCore:
                     f"{self.active_response}. Wait until the response is finished before "
                     "creating a new one.", None))
 
-    def _commit(self, end_ms: float | None, item_id: str | None = None) -> None:
+    def _commit(self, end_ms: float | None, item_id: str | None = None,
+                has_speech: bool | None = None) -> None:
         bpm = self.buffer.bytes_per_ms
         start_b = self.buffer.start_bytes
         end_b = self.buffer.timeline_bytes if end_ms is None else min(
@@ -565,16 +566,17 @@ class SessionCore:
                     "content": [{"type": "input_audio", "transcript": None}]}
             self._index[item_id] = item
             self._item_added_done_transcription(item, prev)
-        self.jobs.append(Job("transcribe", self._transcribe_payload(item_id, audio)))
+        self.jobs.append(Job("transcribe", self._transcribe_payload(item_id, audio, has_speech)))
 
     def _item_added_done_transcription(self, item: dict[str, Any], prev: str | None) -> None:
         self.emit("conversation.item.added", previous_item_id=prev, item=self._public(item))
         self.emit("conversation.item.done", previous_item_id=prev, item=self._public(item))
 
-    def _transcribe_payload(self, item_id: str, audio: bytes) -> dict[str, Any]:
+    def _transcribe_payload(self, item_id: str, audio: bytes,
+                            has_speech: bool | None = None) -> dict[str, Any]:
         tr = self.config["audio"]["input"].get("transcription")
         return {"item_id": item_id, "audio": audio, "format": dict(self._in_format),
-                "config": copy.deepcopy(tr), "emit": tr is not None}
+                "config": copy.deepcopy(tr), "emit": tr is not None, "has_speech": has_speech}
 
     # ------------------------------------------------------------------ transcription results
     def transcription_delta(self, item_id: str, delta: str) -> None:
@@ -878,7 +880,7 @@ class SessionCore:
                 self.emit("input_audio_buffer.timeout_triggered", audio_start_ms=int(start),
                           audio_end_ms=int(end), item_id=item_id)
                 self.buffer.start_bytes = self._turn_start_bytes
-                self._commit(None, item_id=item_id)
+                self._commit(None, item_id=item_id, has_speech=False)
                 self.create_response({})
 
 

@@ -382,8 +382,10 @@ class _Connection:
         if audio is None or audio.duration_ms < 50:
             text, deltas = "", []
         else:
-            tr = await self._in_pool(self.engines.transcriber.transcribe, audio,
-                                     language=cfg.get("language"), prompt=cfg.get("prompt"))
+            tr = await self._in_pool(self.engines.transcribe, audio,
+                                     has_speech=payload.get("has_speech"),
+                                     model_name=cfg.get("model"), language=cfg.get("language"),
+                                     prompt=cfg.get("prompt"))
             text = tr.text.strip()
             deltas = list(getattr(tr, "deltas", None) or ([text] if text else []))
         if payload["emit"]:
