@@ -1,0 +1,1 @@
+"""realtime_nb benchmarks: each ``bench_*.py`` exposes ``run() -> list[dict]``."""
