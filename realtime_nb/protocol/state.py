@@ -149,6 +149,7 @@ class SessionCore:
         self._vad_model = vad_model
         self._make_segmenter = make_segmenter
         self._vad_stream: Any = None
+        self._vad_pending: list[np.ndarray] = []
         self._segmenter: Any = None
         self._vad_to_24k: Any = None
         self._pending_item_id: str | None = None
@@ -213,6 +214,8 @@ class SessionCore:
             event_id = None
         try:
             validate_client_event(event)
+            if self._vad_pending and event["type"] != "input_audio_buffer.append":
+                self.run_pending_vad()
             getattr(self, "_on_" + event["type"].replace(".", "_"))(event)
         except ProtocolError as err:
             self.error(err, event_id)
@@ -269,13 +272,57 @@ class SessionCore:
         self.append_audio(data)
 
     def append_audio(self, data: bytes) -> None:
-        """Append raw input-format bytes (what ``input_audio_buffer.append`` carries)."""
-        before = self.buffer.timeline_bytes
+        """Append raw input-format bytes (what ``input_audio_buffer.append`` carries).
+
+        With :attr:`defer_vad` set, the speech model is not run here: the samples wait in
+        :meth:`take_vad_input` for the owner to run many sessions' VAD in one batch and hand the
+        probabilities back with :meth:`feed_probabilities`. Any other client event or a tick runs
+        the waiting audio through the model first, so event order is never changed.
+        """
         self.buffer.append(len(data))
         self._turn_audio += data
         if self._segmenter is not None:
-            self._run_vad(data, before)
+            samples = self._decode_input(data)
+            if self.defer_vad:
+                self._vad_pending.append(samples)
+            else:
+                self.feed_probabilities(self._vad_stream.process(samples))
         elif self.buffer.vad:
+            self._trim_idle()
+
+    #: When True, VAD input is queued for batched inference (see :meth:`append_audio`).
+    defer_vad: bool = False
+
+    @property
+    def vad_stream(self) -> Any:
+        """The speech-probability stream of the current turn-detection settings (or None)."""
+        return self._vad_stream
+
+    def take_vad_input(self) -> np.ndarray | None:
+        """Samples (int16, 24 kHz) appended since the last call and not yet run through VAD."""
+        if not self._vad_pending:
+            return None
+        pending, self._vad_pending = self._vad_pending, []
+        return pending[0] if len(pending) == 1 else np.concatenate(pending)
+
+    def run_pending_vad(self) -> None:
+        """Run queued VAD input through this session's own stream (unbatched)."""
+        samples = self.take_vad_input()
+        if samples is not None and self._vad_stream is not None:
+            self.feed_probabilities(self._vad_stream.process(samples))
+
+    def feed_probabilities(self, probs: Any) -> None:
+        """Apply speech probabilities for the next frames (from this session's VAD stream)."""
+        if self._segmenter is None:
+            return
+        for p in probs:
+            for event in self._segmenter.push(float(p)):
+                name = type(event).__name__
+                if name == "SpeechStarted":
+                    self._speech_started(self._vad_origin_ms + event.audio_start_ms)
+                elif name == "SpeechStopped":
+                    self._speech_stopped(self._vad_origin_ms + event.audio_end_ms)
+        if not self.buffer.speaking:
             self._trim_idle()
 
     def _on_input_audio_buffer_commit(self, ev: dict[str, Any]) -> None:
@@ -452,6 +499,7 @@ class SessionCore:
 
     # ------------------------------------------------------------------ input buffer and VAD
     def _reset_vad(self, keep_timeline: bool = False) -> None:
+        self._vad_pending = []
         td = self._turn_detection
         self._pending_item_id = None
         if td is None or self._vad_model is None or self._make_segmenter is None:
@@ -477,18 +525,6 @@ class SessionCore:
         audio = decode_format(data, self._in_format)
         x = self._vad_to_24k.process(audio.samples)
         return np.clip(np.round(x * 32767.0), -32768, 32767).astype(np.int16)
-
-    def _run_vad(self, data: bytes, before_bytes: int) -> None:
-        probs = self._vad_stream.process(self._decode_input(data))
-        for p in probs:
-            for event in self._segmenter.push(float(p)):
-                name = type(event).__name__
-                if name == "SpeechStarted":
-                    self._speech_started(self._vad_origin_ms + event.audio_start_ms)
-                elif name == "SpeechStopped":
-                    self._speech_stopped(self._vad_origin_ms + event.audio_end_ms)
-        if not self.buffer.speaking:
-            self._trim_idle()
 
     def _trim_idle(self) -> None:
         """Outside speech keep only the prefix-padding window of audio (not counted as buffered)."""
@@ -860,6 +896,7 @@ class SessionCore:
         """Fire what is due: session expiry, idle timeout."""
         if self.closed:
             return
+        self.run_pending_vad()
         now = self.clock()
         if now >= self.created_at + self.max_duration_s:
             minutes = self.max_duration_s / 60

@@ -86,6 +86,7 @@ class LocalServer:
         max_duration_s: float = 3600.0,
         allow_remote: bool = False,
         workers: int = 2,
+        vad_batch_s: float = 0.005,
     ) -> None:
         if not _is_loopback(host) and not allow_remote:
             raise ValueError(
@@ -105,6 +106,9 @@ class LocalServer:
         self._pool: ThreadPoolExecutor | None = None
         self.sessions: set[_Connection] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.vad_batch_s = vad_batch_s
+        self._vad_dirty: dict[_Connection, None] = {}
+        self._vad_timer: asyncio.TimerHandle | None = None
 
     @property
     def url(self) -> str:
@@ -162,6 +166,35 @@ class LocalServer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    # ------------------------------------------------------------------ batched VAD
+    def schedule_vad(self, conn: _Connection) -> None:
+        """Queue a session whose appended audio awaits VAD; all queued sessions' audio goes
+        through the speech model in one batched call a few milliseconds later."""
+        self._vad_dirty[conn] = None
+        if self._vad_timer is None and self.loop is not None:
+            self._vad_timer = self.loop.call_later(self.vad_batch_s, self._run_vad_batch)
+
+    def _run_vad_batch(self) -> None:
+        self._vad_timer = None
+        conns, self._vad_dirty = list(self._vad_dirty), {}
+        by_model: dict[int, list[tuple[_Connection, Any, Any]]] = {}
+        for conn in conns:
+            samples = conn.core.take_vad_input()
+            stream = conn.core.vad_stream
+            if samples is None or stream is None:
+                continue
+            by_model.setdefault(id(conn.vad_model), []).append((conn, stream, samples))
+        for work in by_model.values():
+            model = work[0][0].vad_model
+            try:
+                probs = model.process_many([(stream, samples) for _, stream, samples in work])
+            except Exception:
+                logger.exception("batched VAD failed; falling back to per-session inference")
+                probs = [stream.process(samples) for _, stream, samples in work]
+            for (conn, _, _), p in zip(work, probs, strict=True):
+                conn.core.feed_probabilities(p)
+                conn.flush()
 
     # ------------------------------------------------------------------ handshake
     def _key_of(self, request: Request) -> str | None:
@@ -247,6 +280,7 @@ class _Connection:
         self.engines = engines
         vad_model = engines.vad if getattr(engines, "vad", None) is not None else (
             default_speech_model())
+        self.vad_model = vad_model
         self.core = SessionCore(
             kind=info.kind,
             model=info.model,
@@ -254,6 +288,8 @@ class _Connection:
             make_segmenter=make_segmenter,
             max_duration_s=server.max_duration_s,
         )
+        self.core.defer_vad = hasattr(vad_model, "process_many")
+        self.deferred: dict[str, dict[str, Any]] = {}
         self.beta = BetaTranslator() if info.beta else None
         self.queue: asyncio.Queue[str | None] = asyncio.Queue()
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -289,6 +325,8 @@ class _Connection:
             async for message in self.ws:
                 self._receive(message)
                 self.flush()
+                if self.core.defer_vad and self.core._vad_pending:
+                    self.server.schedule_vad(self)
                 if self.core.closed:
                     break
         except ConnectionClosed:
@@ -353,7 +391,10 @@ class _Connection:
     async def _run_job(self, job: Job) -> None:
         try:
             if job.kind == "transcribe":
-                await self._transcribe(job.payload)
+                if job.payload["emit"]:
+                    await self._transcribe(job.payload)
+                else:  # nobody asked for the text yet: transcribe when a response needs it
+                    self.deferred[job.payload["item_id"]] = job.payload
             elif job.kind == "respond":
                 await self._respond(job.payload)
         except asyncio.CancelledError:
@@ -403,6 +444,8 @@ class _Connection:
         req = payload["request"]
         loop = asyncio.get_running_loop()
         for item_id in req["pending_item_ids"]:
+            if item_id in self.deferred and item_id not in self.transcripts:
+                await self._transcribe(self.deferred.pop(item_id))
             fut = self.transcripts.setdefault(item_id, loop.create_future())
             with contextlib.suppress(asyncio.TimeoutError):
                 text = await asyncio.wait_for(asyncio.shield(fut), 30)
