@@ -1,1 +1,46 @@
-"""realtime_nb.client."""
+"""realtime_nb.client: the kernel-side :class:`Session` and what it is made of.
+
+* :mod:`.session` — :class:`Session` (connect, wire-named methods, helpers, reconnect).
+* :mod:`.mirror` — the state mirror (input buffer, VAD state, items, responses, usage).
+* :mod:`.eventlog` — the event log with its audio store, JSONL export/import and replay.
+* :mod:`.errors` — :class:`RealtimeError` and the warnings; which codes are fatal.
+* :mod:`.hints` — explanations of the classic mistakes (shared with the VAD lab).
+* :mod:`.backend` — where to connect and with which (never shown) credentials.
+* :mod:`.testing` — a scriptable fake Realtime server for tests and fault injection.
+"""
+
+from .errors import (
+    BENIGN_CODES,
+    FATAL_CODES,
+    AudioWarning,
+    ProtocolWarning,
+    RealtimeError,
+    RealtimeTimeout,
+    RealtimeWarning,
+)
+from .eventlog import AudioStore, EventLog, LoggedEvent
+from .hints import explain_commit_empty, hint_for
+from .mirror import Items, ItemState, Mirror, ResponseState
+from .session import AudioSent, ReconnectPolicy, Session
+
+__all__ = [
+    "BENIGN_CODES",
+    "FATAL_CODES",
+    "AudioSent",
+    "AudioStore",
+    "AudioWarning",
+    "EventLog",
+    "ItemState",
+    "Items",
+    "LoggedEvent",
+    "Mirror",
+    "ProtocolWarning",
+    "RealtimeError",
+    "RealtimeTimeout",
+    "RealtimeWarning",
+    "ReconnectPolicy",
+    "ResponseState",
+    "Session",
+    "explain_commit_empty",
+    "hint_for",
+]

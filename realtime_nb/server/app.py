@@ -45,6 +45,17 @@ __all__ = ["LocalServer", "ensure_local_server", "stop_local_server"]
 
 logger = logging.getLogger(__name__)
 
+
+def _ws_logger() -> logging.Logger:
+    """websockets' server logger with credential headers masked (its DEBUG handshake log would
+    otherwise print ``Authorization: Bearer <key>``)."""
+    from realtime_nb.client.backend import REDACT_HEADERS
+
+    log = logging.getLogger("realtime_nb.server.websockets")
+    if REDACT_HEADERS not in log.filters:
+        log.addFilter(REDACT_HEADERS)
+    return log
+
 _REALTIME_MODELS = re.compile(r"(realtime|gpt-audio)", re.I)
 
 
@@ -141,6 +152,7 @@ class LocalServer:
             max_size=32 * 1024 * 1024,
             compression=None,
             ping_interval=None,
+            logger=_ws_logger(),
         )
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]

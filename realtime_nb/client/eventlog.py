@@ -1,0 +1,419 @@
+"""The event log: every client and server event of a session, in order, audio kept aside.
+
+Each entry (:class:`LoggedEvent`) has a sequence number, a monotonic timestamp (seconds since the
+log started), a direction (``"client"``, ``"server"``, or ``"local"`` for the log's own markers
+such as ``realtime_nb.disconnected`` / ``realtime_nb.reconnected``), the event type and a *view*
+of the event in which audio payloads are replaced by short references such as
+``"<audio 4800 bytes #17>"``. The bytes themselves live in :attr:`EventLog.audio`
+(:class:`AudioStore`), so printing or exporting a session never dumps megabytes of base64.
+
+Client events refused before sending are logged too, with ``refused`` set to the
+:class:`~realtime_nb.client.errors.RealtimeError` that stopped them; they never reached the wire.
+
+Views are shared with the session's callbacks: treat them as read-only.
+
+Export and import: :meth:`EventLog.to_jsonl` / :meth:`EventLog.from_jsonl` (audio included by
+default, as separate lines); :meth:`EventLog.replay` dispatches the events again in order, either
+instantly or with their original spacing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import inspect
+import json
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, overload
+
+from .errors import RealtimeError
+
+__all__ = [
+    "AUDIO_FIELDS",
+    "AudioStore",
+    "B64Audio",
+    "EventLog",
+    "LoggedEvent",
+    "audio_ref",
+    "raw_bytes",
+]
+
+#: Where audio payloads sit in events: event type -> top-level field.
+AUDIO_FIELDS: dict[str, str] = {
+    "input_audio_buffer.append": "audio",
+    "response.output_audio.delta": "delta",
+    "response.audio.delta": "delta",
+}
+_ITEM_AUDIO_EVENTS = ("conversation.item.create", "conversation.item.retrieved")
+_REF = re.compile(r"^<audio (\d+) bytes #(\d+)>$")
+FORMAT_NAME = "realtime_nb.eventlog"
+
+
+def audio_ref(nbytes: int, ref: int) -> str:
+    """The placeholder an audio payload is replaced with in views: ``<audio N bytes #ref>``."""
+    return f"<audio {nbytes} bytes #{ref}>"
+
+
+class B64Audio:
+    """Audio still in its base64 wire form, decoded on first use (then cached by the holder).
+
+    Receiving does not pay for decoding (about 3 µs per kB here): deltas are decoded when
+    someone asks for the audio — a player, ``ItemState.audio()``, an export.
+    """
+
+    __slots__ = ("data", "nbytes")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        n = len(data)
+        pad = 2 if data.endswith(b"==") else 1 if data.endswith(b"=") else 0
+        self.nbytes = n // 4 * 3 - pad if n % 4 == 0 else n * 3 // 4
+
+    def decode(self) -> bytes:
+        try:
+            return binascii.a2b_base64(self.data)
+        except binascii.Error:
+            try:
+                return binascii.a2b_base64(self.data + b"=" * (-len(self.data) % 4))
+            except binascii.Error:
+                return b""
+
+    def __len__(self) -> int:
+        return self.nbytes
+
+
+def raw_bytes(chunk: bytes | B64Audio) -> bytes:
+    """The raw bytes of a stored chunk (decoding it if it is still base64)."""
+    return chunk.decode() if isinstance(chunk, B64Audio) else chunk
+
+
+class AudioStore:
+    """Audio payloads of a log, by reference number (raw bytes; base64 decoded on first use)."""
+
+    __slots__ = ("_chunks", "nbytes")
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes | B64Audio] = []
+        self.nbytes = 0
+
+    def put(self, data: bytes | B64Audio) -> int:
+        """Store ``data`` (raw bytes, or a :class:`B64Audio`); returns its reference number."""
+        self._chunks.append(data)
+        self.nbytes += len(data)
+        return len(self._chunks) - 1
+
+    def get(self, ref: int) -> bytes:
+        """The raw bytes of payload ``ref``."""
+        chunk = self._chunks[ref]
+        if isinstance(chunk, B64Audio):
+            chunk = self._chunks[ref] = chunk.decode()
+        return chunk
+
+    def size(self, ref: int) -> int:
+        """Raw byte count of payload ``ref`` (without decoding it)."""
+        return len(self._chunks[ref])
+
+    def __len__(self) -> int:
+        return len(self._chunks)
+
+    def __repr__(self) -> str:
+        return f"AudioStore({len(self._chunks)} payloads, {self.nbytes} bytes)"
+
+
+class LoggedEvent:
+    """One logged event. ``event`` is the audio-free view (read-only); see :class:`EventLog`."""
+
+    __slots__ = ("audio", "direction", "event", "note", "refused", "seq", "t", "type")
+
+    def __init__(
+        self,
+        seq: int,
+        t: float,
+        direction: str,
+        type: str,
+        event: dict[str, Any],
+        audio: tuple[int, ...] = (),
+        refused: RealtimeError | None = None,
+        note: str | None = None,
+    ) -> None:
+        self.seq = seq
+        self.t = t
+        self.direction = direction
+        self.type = type
+        self.event = event
+        self.audio = audio
+        self.refused = refused
+        self.note = note
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (as written by :meth:`EventLog.to_jsonl`)."""
+        out: dict[str, Any] = {"seq": self.seq, "t": round(self.t, 6),
+                               "direction": self.direction, "event": self.event}
+        if self.audio:
+            out["audio"] = list(self.audio)
+        if self.refused is not None:
+            out["refused"] = self.refused.to_dict()
+        if self.note:
+            out["note"] = self.note
+        return out
+
+    def __repr__(self) -> str:
+        mark = " REFUSED" if self.refused is not None else ""
+        note = f" ({self.note})" if self.note else ""
+        return f"<{self.seq} {self.t:8.3f}s {self.direction:6} {self.type}{mark}{note}>"
+
+
+class EventLog(Sequence[LoggedEvent]):
+    """All events of a session in order (see the module docstring). A read-only sequence.
+
+    ``listeners``: callables given each new :class:`LoggedEvent` as it is logged (UIs).
+    """
+
+    def __init__(self) -> None:
+        self.entries: list[LoggedEvent] = []
+        self.audio = AudioStore()
+        self.t0 = time.monotonic()
+        self.listeners: list[Callable[[LoggedEvent], Any]] = []
+
+    # ------------------------------------------------------------------ sequence protocol
+    @overload
+    def __getitem__(self, i: int) -> LoggedEvent: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[LoggedEvent]: ...
+    def __getitem__(self, i: int | slice) -> LoggedEvent | list[LoggedEvent]:
+        return self.entries[i]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self) -> Iterator[LoggedEvent]:
+        return iter(self.entries)
+
+    def __repr__(self) -> str:
+        n_client = sum(1 for e in self.entries if e.direction == "client")
+        return (f"<EventLog {len(self.entries)} events ({n_client} client), "
+                f"{self.audio.nbytes} audio bytes>")
+
+    # ------------------------------------------------------------------ adding
+    def add(
+        self,
+        direction: str,
+        event: dict[str, Any],
+        audio: tuple[int, ...] = (),
+        refused: RealtimeError | None = None,
+        note: str | None = None,
+        t: float | None = None,
+    ) -> LoggedEvent:
+        """Log an already audio-free ``event`` view (used by the Session's hot paths)."""
+        entry = LoggedEvent(
+            len(self.entries),
+            (time.monotonic() if t is None else t) - self.t0,
+            direction, event.get("type", "?"), event, audio, refused, note,
+        )
+        self.entries.append(entry)
+        if self.listeners:
+            for listener in list(self.listeners):
+                listener(entry)
+        return entry
+
+    def add_event(
+        self,
+        direction: str,
+        event: dict[str, Any],
+        *,
+        refused: RealtimeError | None = None,
+        note: str | None = None,
+    ) -> LoggedEvent:
+        """Log any event: audio payloads are moved to the store and replaced by references.
+
+        ``event`` itself is not modified (a view is made when it carries audio).
+        """
+        view, refs = self.elide(event)
+        return self.add(direction, view, refs, refused, note)
+
+    def marker(self, type: str, **fields: Any) -> LoggedEvent:
+        """Log a ``local`` marker event (``realtime_nb.connected``, ``...reconnected`` ...)."""
+        return self.add("local", {"type": type, **fields})
+
+    def elide(self, event: dict[str, Any]) -> tuple[dict[str, Any], tuple[int, ...]]:
+        """Return ``(view, refs)``: ``event`` with its audio moved to the store."""
+        etype = event.get("type")
+        key = AUDIO_FIELDS.get(etype) if isinstance(etype, str) else None
+        if key is not None:
+            payload = event.get(key)
+            if isinstance(payload, str) and not _REF.match(payload):
+                data = _b64(payload)
+                ref = self.audio.put(data)
+                view = dict(event)
+                view[key] = audio_ref(len(data), ref)
+                return view, (ref,)
+            return event, ()
+        if etype in _ITEM_AUDIO_EVENTS:
+            item = event.get("item")
+            content = item.get("content") if isinstance(item, dict) else None
+            if isinstance(content, list) and any(
+                isinstance(p, dict) and isinstance(p.get("audio"), str) and p["audio"]
+                and not _REF.match(p["audio"]) for p in content
+            ):
+                refs: list[int] = []
+                parts = []
+                for p in content:
+                    if isinstance(p, dict) and isinstance(p.get("audio"), str) and p["audio"] \
+                            and not _REF.match(p["audio"]):
+                        data = _b64(p["audio"])
+                        ref = self.audio.put(data)
+                        refs.append(ref)
+                        p = {**p, "audio": audio_ref(len(data), ref)}
+                    parts.append(p)
+                return {**event, "item": {**item, "content": parts}}, tuple(refs)
+        return event, ()
+
+    # ------------------------------------------------------------------ reading
+    def of_type(self, *types: str) -> list[LoggedEvent]:
+        """Entries whose type is one of ``types``."""
+        return [e for e in self.entries if e.type in types]
+
+    def client(self) -> list[LoggedEvent]:
+        return [e for e in self.entries if e.direction == "client"]
+
+    def server(self) -> list[LoggedEvent]:
+        return [e for e in self.entries if e.direction == "server"]
+
+    def refused(self) -> list[LoggedEvent]:
+        """Client events refused locally (never sent)."""
+        return [e for e in self.entries if e.refused is not None]
+
+    def audio_of(self, entry: LoggedEvent) -> bytes:
+        """The audio bytes an entry carried (all its payloads joined), or ``b""``."""
+        return b"".join(self.audio.get(r) for r in entry.audio)
+
+    def full(self, entry: LoggedEvent) -> dict[str, Any]:
+        """The event as it went over the wire: references replaced by base64 audio again."""
+        if not entry.audio:
+            return entry.event
+        ev = entry.event
+        key = AUDIO_FIELDS.get(entry.type)
+        if key is not None:
+            return {**ev, key: base64.b64encode(self.audio.get(entry.audio[0])).decode("ascii")}
+        item = ev.get("item")
+        if isinstance(item, dict) and isinstance(item.get("content"), list):
+            parts = []
+            for p in item["content"]:
+                m = _REF.match(p.get("audio") or "") if isinstance(p, dict) else None
+                if m:
+                    p = {**p, "audio": base64.b64encode(self.audio.get(int(m.group(2))))
+                         .decode("ascii")}
+                parts.append(p)
+            return {**ev, "item": {**item, "content": parts}}
+        return ev
+
+    # ------------------------------------------------------------------ export / import
+    def to_jsonl(self, path: str | Path, *, audio: bool = True) -> Path:
+        """Write the log as JSON lines: a header line, then events in order.
+
+        With ``audio`` (default) each audio payload is written once, as a line
+        ``{"audio": ref, "b64": ...}`` just before the first event that references it, so
+        :meth:`from_jsonl` restores everything; without it only the references remain.
+        Credentials are never part of a log. Returns the path.
+        """
+        path = Path(path)
+        written: set[int] = set()
+        with path.open("w", encoding="utf-8") as f:
+            f.write(json.dumps({"format": FORMAT_NAME, "version": 1,
+                                "events": len(self.entries),
+                                "audio_bytes": self.audio.nbytes if audio else 0}) + "\n")
+            for e in self.entries:
+                if audio:
+                    for r in e.audio:
+                        if r not in written:
+                            written.add(r)
+                            f.write(json.dumps({"audio": r, "b64": base64.b64encode(
+                                self.audio.get(r)).decode("ascii")}) + "\n")
+                f.write(json.dumps(e.to_dict(), default=str) + "\n")
+        return path
+
+    @classmethod
+    def from_jsonl(cls, path: str | Path) -> EventLog:
+        """Read a log written by :meth:`to_jsonl` (audio restored when it was exported)."""
+        log = cls()
+        remap: dict[int, int] = {}
+        with Path(path).open(encoding="utf-8") as f:
+            for n, line in enumerate(f):
+                if not line.strip():
+                    continue
+                rec = json.loads(line)
+                if n == 0 and rec.get("format") == FORMAT_NAME:
+                    continue
+                if "audio" in rec and "b64" in rec:
+                    remap[int(rec["audio"])] = log.audio.put(base64.b64decode(rec["b64"]))
+                    continue
+                refs = tuple(remap[r] for r in rec.get("audio", ()) if r in remap)
+                event = rec["event"]
+                if refs and tuple(rec.get("audio", ())) != refs:
+                    event = _rewrite_refs(event, dict(zip(rec["audio"], refs, strict=False)))
+                refused = rec.get("refused")
+                entry = LoggedEvent(len(log.entries), float(rec["t"]), rec["direction"],
+                                    event.get("type", "?"), event, refs,
+                                    RealtimeError.from_dict(refused) if refused else None,
+                                    rec.get("note"))
+                log.entries.append(entry)
+        return log
+
+    async def replay(
+        self,
+        callback: Callable[[LoggedEvent], Any],
+        speed: float | None = None,
+        *,
+        directions: tuple[str, ...] = ("client", "server", "local"),
+    ) -> int:
+        """Call ``callback(entry)`` for each entry in order; returns how many were dispatched.
+
+        ``speed=None`` dispatches instantly; ``speed=1.0`` keeps the original spacing, ``2.0``
+        plays twice as fast. ``callback`` may be a coroutine function (it is awaited). Use
+        :meth:`full` in the callback to get an event with its audio. Cancel-safe.
+        """
+        count = 0
+        start = time.monotonic()
+        first: float | None = None
+        for entry in list(self.entries):
+            if entry.direction not in directions:
+                continue
+            if speed is not None and speed > 0:
+                if first is None:
+                    first = entry.t
+                due = start + (entry.t - first) / speed
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            result = callback(entry)
+            if inspect.isawaitable(result):
+                await result
+            count += 1
+        return count
+
+
+def _b64(payload: str) -> bytes:
+    try:
+        return base64.b64decode(payload)
+    except (ValueError, TypeError):
+        return payload.encode("utf-8", "replace")
+
+
+def _rewrite_refs(event: dict[str, Any], mapping: dict[int, int]) -> dict[str, Any]:
+    def fix(v: Any) -> Any:
+        if isinstance(v, str):
+            m = _REF.match(v)
+            if m and int(m.group(2)) in mapping:
+                return audio_ref(int(m.group(1)), mapping[int(m.group(2))])
+            return v
+        if isinstance(v, dict):
+            return {k: fix(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [fix(x) for x in v]
+        return v
+
+    return fix(event)

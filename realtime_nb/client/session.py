@@ -1,0 +1,1463 @@
+"""``Session``: one Realtime conversation from the kernel, the object a notebook user holds.
+
+::
+
+    from realtime_nb import Session
+
+    async with Session(backend="local") as s:          # or "openai", or url="wss://..."
+        await s.update(instructions="Answer in one sentence.")
+        reply = await s.say("What is the capital of France?")
+        print(reply.text)
+        await s.send_audio("question.wav")               # any audio; converted, checked, chunked
+        await s.wait_for("response.done")
+        s.items, s.input_buffer_ms, s.usage, s.events   # the mirror and the log, always current
+
+What the caller must know:
+
+* Everything runs on the event loop that called :meth:`Session.connect` (the kernel's loop in
+  Jupyter, ``asyncio.run`` in scripts). The receive loop is a background task: nothing blocks, and
+  the mirror (``items``, ``input_buffer_ms``, ``speaking``, transcripts, ``usage``, ...) updates
+  as events arrive. Use one Session from one loop only.
+* Methods named after the client events (:meth:`update`, :meth:`append`, :meth:`commit`,
+  :meth:`clear`, :meth:`create_item`, :meth:`truncate`, :meth:`delete_item`,
+  :meth:`create_response`, :meth:`cancel_response`) validate the event exactly as the service
+  does and refuse it locally — with the service's code and message plus a ``hint`` — before it
+  reaches the wire. Each returns the event it sent, or with ``wait=True`` the server's reply; a
+  server ``error`` answering it is raised as :class:`RealtimeError`. :meth:`send` sends any raw
+  client event (validated unless ``validate=False``).
+* Every event sent by the Session carries an ``event_id`` (added when missing; not with
+  ``send(..., validate=False)``), so that the server's errors can be matched to what caused them.
+* While the socket is down (before :meth:`connect`, after a drop) events are queued (bounded by
+  ``send_queue_bytes``) and sent, in order, after the next (re)connect.
+* Errors: one type, :class:`RealtimeError` (``code``, ``message``, ``param``, ``fatal``,
+  ``source``, ``hint``, ``event_id``). Awaited helpers raise it; ``session.last_error`` and
+  ``session.on("error", callback)`` carry it as well (callbacks get the error event with the
+  exception under the key ``"realtime_error"``).
+* The API key never appears in reprs, logs, errors or exported traces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import dataclasses
+import inspect
+import json
+import logging
+import random
+import re
+import secrets
+import time
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.protocol import State
+
+from realtime_nb.protocol import (
+    COMMIT_MIN_MS,
+    UNSET,
+    ProtocolError,
+    commit_empty_message,
+    new_id,
+    to_wire,
+    validate_client_event,
+)
+
+from .backend import WS_LOGGER, Backend, register_secret_headers, resolve_backend
+from .errors import (
+    AudioWarning,
+    ProtocolWarning,
+    RealtimeError,
+    RealtimeTimeout,
+    RealtimeWarning,
+)
+from .eventlog import B64Audio, EventLog, audio_ref
+from .hints import BETA_SERVER_EVENTS, explain_commit_empty, hint_for
+from .mirror import Items, Mirror, ResponseState
+
+__all__ = ["AudioSent", "ReconnectPolicy", "Session"]
+
+logger = logging.getLogger("realtime_nb.client")
+
+EventMatch = str | Iterable[str] | Callable[[dict[str, Any]], bool]
+Callback = Callable[[dict[str, Any]], Any]
+
+_WS_HAS_PROXY = "proxy" in inspect.signature(ws_connect.__init__).parameters
+_AUDIO_DELTA = "response.output_audio.delta"
+_AUDIO_DELTA_TAG = b'"response.output_audio.delta"'
+_DELTA_KEY = re.compile(rb'"delta"\s*:\s*"')
+_APPEND_HEAD = '{"type":"input_audio_buffer.append","event_id":"'
+
+# session.update keyword shortcuts that live below session.audio.
+_SHORTCUTS: dict[str, tuple[str, ...]] = {
+    "turn_detection": ("audio", "input", "turn_detection"),
+    "transcription": ("audio", "input", "transcription"),
+    "noise_reduction": ("audio", "input", "noise_reduction"),
+    "input_format": ("audio", "input", "format"),
+    "output_format": ("audio", "output", "format"),
+    "voice": ("audio", "output", "voice"),
+    "speed": ("audio", "output", "speed"),
+}
+
+# Which server event answers which client event (for wait=True).
+_REPLIES: dict[str, str] = {
+    "session.update": "session.updated",
+    "input_audio_buffer.commit": "input_audio_buffer.committed",
+    "input_audio_buffer.clear": "input_audio_buffer.cleared",
+    "conversation.item.create": "conversation.item.added",
+    "conversation.item.retrieve": "conversation.item.retrieved",
+    "conversation.item.truncate": "conversation.item.truncated",
+    "conversation.item.delete": "conversation.item.deleted",
+    "response.create": "response.created",
+    "response.cancel": "response.done",
+}
+
+
+@dataclass
+class ReconnectPolicy:
+    """Automatic reconnection with exponential backoff (``Session(reconnect=ReconnectPolicy())``).
+
+    After an unexpected disconnect (dropped socket, server restart, ``session_expired`` when
+    ``on_expiry``) the session waits ``initial_delay * factor**attempt`` seconds (at most
+    ``max_delay``, ± ``jitter`` fraction) and reconnects, up to ``max_attempts`` times. Fatal
+    errors other than expiry (bad key, no quota, invalid model) are not retried.
+    """
+
+    max_attempts: int = 5
+    initial_delay: float = 0.5
+    max_delay: float = 8.0
+    factor: float = 2.0
+    jitter: float = 0.1
+    on_expiry: bool = True
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before reconnect attempt number ``attempt`` (0-based)."""
+        base = min(self.max_delay, self.initial_delay * self.factor ** attempt)
+        return max(0.0, base * (1 + random.uniform(-self.jitter, self.jitter)))
+
+
+@dataclass
+class AudioSent:
+    """What :meth:`Session.send_audio` sent: duration, bytes, chunks, format and diagnosis."""
+
+    duration_ms: float
+    nbytes: int
+    chunks: int
+    format: dict[str, Any]
+    findings: list[Any] = field(default_factory=list)
+
+
+class _Waiter:
+    __slots__ = ("any_error", "error_for", "future", "match")
+
+    def __init__(self, match: Callable[[dict[str, Any]], bool], future: asyncio.Future[Any],
+                 error_for: set[str], any_error: bool) -> None:
+        self.match = match
+        self.future = future
+        self.error_for = error_for
+        self.any_error = any_error
+
+
+def _matcher(match: EventMatch) -> Callable[[dict[str, Any]], bool]:
+    if isinstance(match, str):
+        return lambda ev: ev.get("type") == match
+    if callable(match):
+        return match
+    types = frozenset(match)
+    return lambda ev: ev.get("type") in types
+
+
+def _merge_patch(base: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge a session.update patch into the accumulated user patch."""
+    out = dict(base)
+    for k, v in patch.items():
+        cur = out.get(k)
+        if isinstance(v, Mapping) and isinstance(cur, dict) and (
+            k not in ("turn_detection", "format") or cur.get("type") == v.get("type")
+        ):
+            out[k] = _merge_patch(cur, v)
+        else:
+            out[k] = _copy_json(v)
+    return out
+
+
+def _copy_json(v: Any) -> Any:
+    if isinstance(v, Mapping):
+        return {k: _copy_json(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_copy_json(x) for x in v]
+    return v
+
+
+def _wire(obj: Any) -> Any:
+    """Dataclass wire objects to plain JSON data; other values unchanged."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return to_wire(obj)
+    if isinstance(obj, Mapping):
+        return {k: _wire(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_wire(v) for v in obj]
+    return obj
+
+
+class Session:
+    """A Realtime session from the kernel (see the module docstring for the rules).
+
+    Args:
+        backend: ``"local"`` (embedded offline server), ``"openai"``, or None (OpenAI when an API
+            key is available, else local).
+        url: any compatible server (``ws://`` / ``wss://``), instead of ``backend``.
+        api_key: the key (default: ``OPENAI_API_KEY`` for OpenAI). Never shown anywhere.
+        model: the model, fixed at connect (``?model=`` in the URL).
+        headers: extra handshake headers (e.g. Azure's ``{"api-key": ...}``); treated as secrets.
+        intent: ``"transcription"`` to open a transcription session (``?intent=transcription``).
+        reconnect: a :class:`ReconnectPolicy` for automatic reconnection (or ``auto_reconnect=True``
+            for the default policy). Off by default: drops are then reported and
+            :meth:`reconnect` is up to you.
+        send_queue_bytes: bound of the queue of events waiting for a connection.
+        connect_timeout: seconds to open the socket and receive ``session.created``.
+        settle_s: in turn-detection mode, how long the server must have been quiet before
+            :meth:`commit` trusts the mirror (its VAD may still be digesting audio just sent).
+    """
+
+    def __init__(
+        self,
+        backend: str | None = None,
+        url: str | None = None,
+        api_key: str | None = None,
+        model: str = "gpt-realtime",
+        *,
+        headers: Mapping[str, str] | None = None,
+        intent: str | None = None,
+        reconnect: ReconnectPolicy | None = None,
+        auto_reconnect: bool = False,
+        send_queue_bytes: int = 8 * 1024 * 1024,
+        connect_timeout: float = 20.0,
+        settle_s: float = 0.4,
+    ) -> None:
+        self._backend: Backend = resolve_backend(backend, url, api_key, model, headers=headers)
+        if headers:
+            register_secret_headers(set(headers))
+        if intent is not None and intent not in ("realtime", "transcription"):
+            raise ValueError("intent must be 'realtime' or 'transcription'")
+        self.intent = intent
+        self.model = model
+        self.policy: ReconnectPolicy | None = reconnect or (ReconnectPolicy() if auto_reconnect
+                                                            else None)
+        self.send_queue_bytes = send_queue_bytes
+        self.connect_timeout = connect_timeout
+        self.settle_s = settle_s
+        self.events = EventLog()
+        self.mirror = Mirror()
+        self.last_error: RealtimeError | None = None
+        self.warnings: list[Any] = []
+        self.callback_errors: list[BaseException] = []
+        self._state = "new"
+        self._ws: ClientConnection | None = None
+        self._gen = 0
+        self._recv_task: asyncio.Task[None] | None = None
+        self._reconnect_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._waiters: list[_Waiter] = []
+        self._callbacks: dict[str, list[Callback]] = {}
+        self._queue: deque[tuple[dict[str, Any], str, bytes | None]] = deque()
+        self._queue_bytes = 0
+        self._flushing = False
+        self._tag = secrets.token_hex(3)
+        self._n = 0
+        self._user_patch: dict[str, Any] = {}
+        self._pending_updates: deque[tuple[str | None, dict[str, Any]]] = deque()
+        self._fatal: RealtimeError | None = None
+        self._last_server_t = 0.0
+        self._last_append_t = 0.0
+        self._reconnects = 0
+
+    # ------------------------------------------------------------------ presentation
+    @property
+    def state(self) -> str:
+        """One of new, connecting, connected, reconnecting, disconnected, closed."""
+        return self._state
+
+    @property
+    def backend(self) -> str:
+        """``"local"``, ``"openai"`` or ``"url"``."""
+        return self._backend.name
+
+    @property
+    def url(self) -> str:
+        """The server URL (credential-looking query values masked)."""
+        return self._backend.display_url
+
+    def __repr__(self) -> str:
+        sid = self.mirror.session_id
+        extra = f" session={sid!r}" if sid else ""
+        return (f"<Session backend={self.backend!r} url={self.url!r} state={self._state!r}"
+                f"{extra} items={len(self.mirror.items)} "
+                f"buffer={self.mirror.input_buffer_ms:.0f}ms>")
+
+    # ------------------------------------------------------------------ mirror shortcuts
+    @property
+    def config(self) -> dict[str, Any] | None:
+        """The effective session config as the server last echoed it (``session.updated``)."""
+        return self.mirror.config
+
+    @property
+    def items(self) -> Items:
+        """Conversation items in order, keyed by id (:class:`~.mirror.ItemState`)."""
+        return self.mirror.items
+
+    @property
+    def input_buffer_ms(self) -> float:
+        """Milliseconds of audio in the server's input buffer (what a commit would take now)."""
+        return self.mirror.input_buffer_ms
+
+    @property
+    def speaking(self) -> bool:
+        """Whether the server's VAD is inside a speech turn."""
+        return self.mirror.speaking
+
+    @property
+    def transcripts(self) -> dict[str, str]:
+        """Item id -> transcript (user speech, assistant speech) or text, in order."""
+        return self.mirror.transcripts()
+
+    @property
+    def responses(self) -> dict[str, ResponseState]:
+        return self.mirror.responses
+
+    @property
+    def active_response(self) -> ResponseState | None:
+        """The response currently writing to the conversation, if any."""
+        return self.mirror.active_response
+
+    @property
+    def usage(self) -> dict[str, Any]:
+        """Token usage summed over every ``response.done``."""
+        return self.mirror.usage
+
+    @property
+    def rate_limits(self) -> dict[str, dict[str, Any]]:
+        """Latest ``rate_limits.updated`` entries by name (``requests``, ``tokens``)."""
+        return self.mirror.rate_limits
+
+    @property
+    def user_config(self) -> dict[str, Any]:
+        """The session settings you changed with :meth:`update` (re-sent after a reconnect)."""
+        return _copy_json(self._user_patch)
+
+    def item_audio(self, item_id: str) -> Any:
+        """The audio of an item (user recording as committed, or assistant audio) as an Audio."""
+        return self.mirror.item(item_id).audio()
+
+    # ------------------------------------------------------------------ callbacks
+    def on(self, event_type: str, callback: Callback | None = None) -> Any:
+        """Call ``callback(event)`` for each server event of ``event_type`` (``"*"``: all).
+
+        Also receives the session's own events: ``realtime_nb.connected``,
+        ``realtime_nb.disconnected``, ``realtime_nb.reconnected``, and ``error`` for client-side
+        refusals (the exception is under ``event["realtime_error"]``). Coroutine functions are
+        scheduled as tasks. Exceptions in callbacks are logged and kept in
+        ``callback_errors``; they never stop the session. Usable as a decorator:
+        ``@session.on("response.done")``.
+        """
+        if callback is None:
+            def deco(fn: Callback) -> Callback:
+                self.on(event_type, fn)
+                return fn
+            return deco
+        _warn_beta_name(event_type)
+        self._callbacks.setdefault(event_type, []).append(callback)
+        return callback
+
+    def off(self, event_type: str, callback: Callback | None = None) -> None:
+        """Remove ``callback`` (or every callback) for ``event_type``."""
+        if callback is None:
+            self._callbacks.pop(event_type, None)
+            return
+        cbs = self._callbacks.get(event_type, [])
+        with contextlib.suppress(ValueError):
+            cbs.remove(callback)
+
+    def _dispatch(self, etype: str, event: dict[str, Any]) -> None:
+        cbs = self._callbacks.get(etype)
+        any_cbs = self._callbacks.get("*")
+        if not cbs and not any_cbs:
+            return
+        for cb in [*(cbs or ()), *(any_cbs or ())]:
+            try:
+                result = cb(event)
+                if inspect.isawaitable(result):
+                    task = asyncio.ensure_future(result)
+                    self._tasks.add(task)
+                    task.add_done_callback(self._callback_done)
+            except Exception as exc:
+                self._callback_failed(exc)
+
+    def _callback_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._callback_failed(task.exception())  # type: ignore[arg-type]
+
+    def _callback_failed(self, exc: BaseException) -> None:
+        self.callback_errors.append(exc)
+        logger.error("realtime_nb callback failed: %r", exc, exc_info=exc)
+
+    # ------------------------------------------------------------------ connection
+    async def __aenter__(self) -> Session:
+        return await self.connect()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def connect(self, timeout: float | None = None) -> Session:
+        """Open the socket and wait for ``session.created``; then send what was queued.
+
+        Raises RealtimeError: ``invalid_api_key`` (HTTP 401), ``connect_failed``, ``timeout``, or
+        the server's own error (``invalid_model``, ``beta_api_shape_disabled``, ...).
+        """
+        if self._state == "connected":
+            return self
+        previous = self._state
+        self._state = "connecting"
+        try:
+            await self._open(timeout or self.connect_timeout, restore=bool(self._user_patch)
+                             and previous != "new")
+        except BaseException:
+            if self._state == "connecting":
+                self._state = "disconnected" if previous != "new" else "new"
+            raise
+        return self
+
+    async def reconnect(self, timeout: float | None = None) -> Session:
+        """Open a new server session and restore it: your config, then the queued events.
+
+        The event log, the items and recordings so far are kept (the log gets
+        ``realtime_nb.reconnecting`` / ``realtime_nb.reconnected`` markers). The server-side
+        conversation of the new session starts empty.
+        """
+        old = self._ws
+        self._gen += 1  # the old socket's end is no news
+        if old is not None and old.protocol.state is not State.CLOSED:
+            with contextlib.suppress(Exception):
+                await old.close()
+        self._state = "reconnecting"
+        self.events.marker("realtime_nb.reconnecting")
+        try:
+            await self._open(timeout or self.connect_timeout, restore=True)
+        except BaseException:
+            if self._state == "reconnecting":
+                self._state = "disconnected"
+            raise
+        self._reconnects += 1
+        return self
+
+    async def close(self) -> None:
+        """Close the socket and stop background work (pending waits raise ``session_closed``)."""
+        self._state = "closed"
+        self._gen += 1
+        if self._reconnect_task is not None and self._reconnect_task is not \
+                asyncio.current_task():
+            self._reconnect_task.cancel()
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await ws.close()
+        if self._recv_task is not None:
+            self._recv_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._recv_task
+            self._recv_task = None
+        self._fail_waiters(RealtimeError("session_closed", "The session was closed.",
+                                         source="client", fatal=False))
+        self.events.marker("realtime_nb.closed")
+
+    async def _open(self, timeout: float, restore: bool) -> None:
+        backend = self._backend
+        if backend.name == "local" and not backend.url:
+            await asyncio.to_thread(backend.start_local)
+        url = backend.url
+        if self.intent == "transcription":
+            from .backend import _with_query
+
+            url = re.sub(r"([?&])model=[^&]*&?", r"\1", url).rstrip("?&")
+            url = _with_query(url, intent="transcription")
+        host = urlsplit(url).hostname or ""
+        loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+        logger.debug("connecting to %s", backend.display_url)
+        self._fatal = None
+        options: dict[str, Any] = {}
+        if _WS_HAS_PROXY:  # websockets >= 15 honours HTTP(S)_PROXY; never for loopback
+            options["proxy"] = None if loopback else True
+        try:
+            ws = await ws_connect(
+                url,
+                additional_headers=backend.headers(),
+                user_agent_header="realtime_nb",
+                compression=None,
+                max_size=None,
+                max_queue=256,
+                open_timeout=timeout,
+                close_timeout=2,
+                ping_interval=20,
+                ping_timeout=20,
+                logger=WS_LOGGER,
+                **options,
+            )
+        except InvalidStatus as exc:
+            raise self._http_error(exc) from None
+        except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
+            err = RealtimeError(
+                "connect_failed",
+                f"Could not open a WebSocket to {backend.display_url}: "
+                f"{type(exc).__name__}: {_clean(exc, backend)}",
+                source="connection", fatal=False,
+                hint=("Is the server running and the URL right? backend='local' starts the "
+                      "offline server for you."))
+            self._record_error(err, dispatch=True)
+            raise err from None
+        self._gen += 1
+        gen = self._gen
+        self._ws = ws
+        loop = asyncio.get_running_loop()
+        created: asyncio.Future[Any] = loop.create_future()
+        waiter = _Waiter(_matcher("session.created"), created, set(), True)
+        self._waiters.append(waiter)
+        self._recv_task = loop.create_task(self._recv_loop(ws, gen),
+                                           name="realtime_nb-session-recv")
+        try:
+            async with asyncio.timeout(timeout):
+                await created
+        except TimeoutError:
+            await self._discard(ws)
+            raise RealtimeTimeout(
+                f"No session.created within {timeout:g} s of connecting to "
+                f"{backend.display_url}.", hint="The server is slow or not a Realtime server."
+            ) from None
+        except BaseException:
+            await self._discard(ws)
+            raise
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+        self._state = "connected"
+        self.events.marker("realtime_nb.connected", url=backend.display_url,
+                           session_id=self.mirror.session_id, restored=restore)
+        self._dispatch("realtime_nb.connected", {"type": "realtime_nb.connected",
+                                                 "session_id": self.mirror.session_id})
+        self._pending_updates.clear()
+        if restore and self._user_patch:
+            patch = _copy_json(self._user_patch)
+            patch.setdefault("type", self._kind())
+            ev = {"type": "session.update", "event_id": self._next_id(), "session": patch}
+            self._record_client(ev, json.dumps(ev), note="restored")
+            with contextlib.suppress(ConnectionClosed):  # a new drop is reported by recv
+                await ws.send(json.dumps(ev))
+        if restore:
+            self.events.marker("realtime_nb.reconnected", session_id=self.mirror.session_id,
+                               restored_config=bool(self._user_patch),
+                               queued=len(self._queue))
+            self._dispatch("realtime_nb.reconnected", {"type": "realtime_nb.reconnected",
+                                                       "session_id": self.mirror.session_id})
+        await self._flush_queue()
+
+    async def _discard(self, ws: ClientConnection) -> None:
+        """Drop a socket whose session never started (its end is not reported)."""
+        self._gen += 1
+        self._ws = None
+        try:
+            async with asyncio.timeout(0.5):
+                await ws.close()
+        except BaseException:
+            ws.transport.abort()
+        task, self._recv_task = self._recv_task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    def _http_error(self, exc: InvalidStatus) -> RealtimeError:
+        status = exc.response.status_code
+        code, message = None, None
+        with contextlib.suppress(Exception):
+            body = json.loads(exc.response.body or b"{}")
+            code = body["error"].get("code")
+            message = body["error"].get("message")
+        if code is None:
+            code = {401: "invalid_api_key", 403: "authentication_error",
+                    404: "not_found", 429: "rate_limited"}.get(status, "http_error")
+        message = _clean(message or f"HTTP {status} at the WebSocket upgrade.", self._backend)
+        err = RealtimeError(code, f"{message} (HTTP {status} at the WebSocket upgrade)",
+                            source="server", fatal=status in (401, 403) or None,
+                            hint=hint_for(code) or ("The server refused the connection."))
+        self._record_error(err, dispatch=True)
+        return err
+
+    def _kind(self) -> str:
+        cfg = self.mirror.config
+        if isinstance(cfg, dict) and cfg.get("type") in ("realtime", "transcription"):
+            return cfg["type"]
+        return "transcription" if self.intent == "transcription" else "realtime"
+
+    # ------------------------------------------------------------------ receiving
+    async def _recv_loop(self, ws: ClientConnection, gen: int) -> None:
+        recv = ws.recv
+        on_frame = self._on_frame
+        try:
+            while True:
+                data = await recv(decode=False)
+                try:
+                    on_frame(data)
+                except Exception as exc:  # a bug or a truly malformed event: never stop
+                    self._protocol_warning(f"could not handle a server event: {exc!r}")
+        except ConnectionClosed as exc:
+            self._connection_lost(gen, exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._connection_lost(gen, exc)
+
+    def _protocol_warning(self, message: str) -> None:
+        self.warnings.append(("protocol", message))
+        logger.warning("realtime_nb: %s", message)
+        warnings.warn(message, ProtocolWarning, stacklevel=2)
+
+    def _on_frame(self, data: bytes) -> None:
+        t = time.monotonic()
+        self._last_server_t = t
+        audio: B64Audio | None = None
+        ev: Any = None
+        if _AUDIO_DELTA_TAG in data[:160]:
+            # Fast path: cut the base64 audio out instead of parsing 10+ kB of JSON string;
+            # it is decoded only when someone uses it.
+            m = _DELTA_KEY.search(data, 0, 400)
+            if m is not None:
+                start = m.end()
+                end = data.find(b'"', start)
+                if end > 0 and data.find(b"\\", start, end) < 0:
+                    try:
+                        ev = json.loads((data[:start] + data[end:]).decode())
+                    except ValueError:
+                        ev = None
+                    if isinstance(ev, dict) and ev.get("type") == _AUDIO_DELTA:
+                        audio = B64Audio(data[start:end])
+                    else:
+                        ev = None
+        if ev is None:
+            try:
+                ev = json.loads(data.decode() if isinstance(data, bytes) else data)
+            except ValueError:
+                self._malformed(data, t)
+                return
+            if not isinstance(ev, dict) or not isinstance(ev.get("type"), str):
+                self._malformed(data, t)
+                return
+        etype: str = ev["type"]
+        if audio is not None:
+            ref = self.events.audio.put(audio)
+            ev["delta"] = audio_ref(audio.nbytes, ref)
+            self.events.add("server", ev, (ref,), t=t)
+            try:
+                self.mirror.audio_delta(ev, audio)
+            except Exception as exc:
+                self._protocol_warning(f"bad {etype}: {exc!r}")
+            cbs = self._callbacks
+            if self._waiters or (cbs and (etype in cbs or "*" in cbs)):
+                full = dict(ev)
+                full["delta"] = audio.data.decode("ascii", "replace")
+                self._deliver(etype, ev, full)
+            return
+        view, refs = self.events.elide(ev)
+        if refs and etype == _AUDIO_DELTA:
+            # The slow path met an audio delta (escaped JSON, odd layout): same handling.
+            audio = self.events.audio.get(refs[0])
+            self.events.add("server", view, refs, t=t)
+            self.mirror.audio_delta(view, audio)
+            self._deliver(etype, view, ev)
+            return
+        self.events.add("server", view, refs, t=t)
+        try:
+            self.mirror.server_event(view)
+        except Exception as exc:
+            self._protocol_warning(f"bad {etype} event ({exc!r}); the mirror skipped it")
+        if etype == "error":
+            self._on_error_event(view)
+            return
+        if etype == "session.updated" and self._pending_updates:
+            _eid, patch = self._pending_updates.popleft()
+            self._user_patch = _merge_patch(self._user_patch, patch)
+        self._deliver(etype, view, ev)
+
+    def _deliver(self, etype: str, view: dict[str, Any], full: dict[str, Any]) -> None:
+        if self._waiters:
+            for w in list(self._waiters):
+                if w.future.done():
+                    continue
+                try:
+                    ok = w.match(view)
+                except Exception:
+                    ok = False
+                if ok:
+                    w.future.set_result(full)
+        if self._callbacks:
+            self._dispatch(etype, full)
+
+    def _malformed(self, data: bytes, t: float) -> None:
+        text = data[:200].decode("utf-8", "replace")
+        view = {"type": "realtime_nb.malformed", "data": text, "nbytes": len(data)}
+        self.events.add("server", view, t=t, note="malformed")
+        self._protocol_warning(f"the server sent a frame that is not a JSON event: {text[:80]!r}")
+        self._dispatch("realtime_nb.malformed", view)
+
+    def _on_error_event(self, ev: dict[str, Any]) -> None:
+        body = ev.get("error") if isinstance(ev.get("error"), dict) else {}
+        code = body.get("code")
+        eid = body.get("event_id")
+        sent = self._sent_event(eid) if eid else None
+        err = RealtimeError(
+            code, str(body.get("message", "")), param=body.get("param"), source="server",
+            hint=hint_for(code, body.get("param"), body.get("message"), sent), event_id=eid,
+            type=str(body.get("type", "invalid_request_error")), event=ev,
+        )
+        if code == "input_audio_buffer_commit_empty":
+            err.hint = self._commit_hint() or err.hint
+        if eid and self._pending_updates:
+            self._pending_updates = deque(p for p in self._pending_updates if p[0] != eid)
+        if err.fatal:
+            self._fatal = err
+        self._record_error(err, dispatch=False)
+        for w in list(self._waiters):
+            if w.future.done():
+                continue
+            if w.any_error or err.fatal or (eid is not None and eid in w.error_for):
+                w.future.set_exception(err)
+                continue
+            try:
+                ok = w.match(ev)
+            except Exception:
+                ok = False
+            if ok:
+                w.future.set_result(ev)
+        self._dispatch("error", {**ev, "realtime_error": err})
+
+    def _sent_event(self, event_id: str) -> dict[str, Any] | None:
+        for entry in reversed(self.events.entries[-2000:]):
+            if entry.direction == "client" and entry.event.get("event_id") == event_id:
+                return entry.event
+        return None
+
+    def _record_error(self, err: RealtimeError, dispatch: bool) -> None:
+        self.last_error = err
+        if dispatch:
+            self._dispatch("error", {"type": "error", "event_id": None,
+                                     "error": {k: v for k, v in err.to_dict().items()
+                                               if k in ("type", "code", "message", "param",
+                                                        "event_id")},
+                                     "realtime_error": err})
+
+    def _connection_lost(self, gen: int, exc: BaseException) -> None:
+        if gen != self._gen or self._state == "closed":
+            return
+        code = reason = None
+        if isinstance(exc, ConnectionClosed):
+            rcvd = exc.rcvd
+            code, reason = (rcvd.code, rcvd.reason) if rcvd is not None else (None, None)
+        err = self._fatal or RealtimeError(
+            "connection_closed",
+            f"The connection closed unexpectedly (close code {code}"
+            f"{': ' + reason if reason else ''}).",
+            source="connection", fatal=False, hint=hint_for("connection_closed"),
+        )
+        self._state = "disconnected"
+        self._ws = None
+        self.last_error = err
+        self.events.marker("realtime_nb.disconnected", code=code, reason=reason,
+                           error=err.to_dict())
+        self._fail_waiters(err)
+        self._dispatch("realtime_nb.disconnected", {"type": "realtime_nb.disconnected",
+                                                    "code": code, "reason": reason,
+                                                    "realtime_error": err})
+        policy = self.policy
+        if policy is not None and (not err.fatal or (err.code == "session_expired"
+                                                     and policy.on_expiry)):
+            self._reconnect_task = asyncio.get_running_loop().create_task(
+                self._auto_reconnect(policy), name="realtime_nb-session-reconnect")
+
+    async def _auto_reconnect(self, policy: ReconnectPolicy) -> None:
+        for attempt in range(policy.max_attempts):
+            await asyncio.sleep(policy.delay(attempt))
+            if self._state in ("closed", "connected"):
+                return
+            try:
+                await self.reconnect()
+                return
+            except RealtimeError as err:
+                logger.info("realtime_nb: reconnect attempt %d failed: %s", attempt + 1,
+                            err.code)
+                if err.fatal and err.code != "session_expired":
+                    break
+        self.events.marker("realtime_nb.reconnect_failed", attempts=policy.max_attempts)
+
+    def _fail_waiters(self, err: RealtimeError) -> None:
+        for w in list(self._waiters):
+            if not w.future.done():
+                w.future.set_exception(err)
+
+    # ------------------------------------------------------------------ waiting
+    async def wait_for(
+        self,
+        match: EventMatch,
+        timeout: float | None = 30.0,
+        *,
+        error_for: str | Iterable[str] | None = None,
+    ) -> dict[str, Any]:
+        """Wait for the next server event matching ``match`` and return it.
+
+        ``match`` is an event type, several types, or a predicate on the (audio-free) event.
+        Only events arriving after the call count. Raises RealtimeError when the connection is
+        lost or a fatal error arrives, when an ``error`` answers one of the client event ids in
+        ``error_for``, and :class:`~.errors.RealtimeTimeout` after ``timeout`` seconds (None:
+        wait forever). Cancel-safe.
+        """
+        if self._state == "closed":
+            raise RealtimeError("session_closed", "The session is closed: nothing more will "
+                                "arrive.", source="client", fatal=False)
+        if isinstance(match, str):
+            _warn_beta_name(match)
+        ids = {error_for} if isinstance(error_for, str) else set(error_for or ())
+        fut = asyncio.get_running_loop().create_future()
+        waiter = _Waiter(_matcher(match), fut, ids, False)
+        self._waiters.append(waiter)
+        try:
+            return await self._await(fut, timeout, match)
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+
+    async def _await(self, fut: asyncio.Future[Any], timeout: float | None, what: Any) -> Any:
+        try:
+            async with asyncio.timeout(timeout):
+                return await fut
+        except TimeoutError:
+            name = what if isinstance(what, str) else getattr(what, "__name__", "event")
+            raise RealtimeTimeout(
+                f"No {name} within {timeout} s.",
+                hint=("Check session.last_error and session.events for what happened instead."),
+            ) from None
+
+    # ------------------------------------------------------------------ sending
+    def _next_id(self) -> str:
+        self._n += 1
+        return f"evt_{self._tag}_{self._n}"
+
+    async def send(self, event: Mapping[str, Any] | Any, *, validate: bool = True
+                   ) -> dict[str, Any]:
+        """Send any client event (a dict, or a wire dataclass); returns the event as sent.
+
+        With ``validate`` (default) the event gets an ``event_id`` if it has none and is checked
+        as the service checks it — a bad event is refused locally (RealtimeError with the
+        service's code/message/param and a ``hint``) and never sent — and the classic mistakes
+        are caught (commit on an empty buffer, float32 bytes as PCM16). ``validate=False`` sends
+        the event exactly as given.
+        """
+        ev = _wire(event)
+        if not isinstance(ev, dict):
+            err = RealtimeError("invalid_json", "The server could not parse the event as a JSON "
+                                "object.", source="client", hint="Client events are JSON objects "
+                                "(Python dicts) with a 'type'.")
+            self._refuse({"type": "?", "value": repr(ev)[:200]}, err)
+        ev = dict(ev)
+        if validate:
+            ev.setdefault("event_id", self._next_id())
+            self._validate(ev)
+            etype = ev.get("type")
+            if etype == "input_audio_buffer.commit":
+                await self._check_commit(ev, None)
+            elif etype == "input_audio_buffer.append":
+                self._check_append(ev, _b64decode(ev["audio"]))
+        await self._transmit(ev)
+        return ev
+
+    def _validate(self, ev: dict[str, Any]) -> None:
+        try:
+            validate_client_event(ev)
+        except ProtocolError as exc:
+            err = RealtimeError(exc.code, exc.message, param=exc.param, source="client",
+                                hint=hint_for(exc.code, exc.param, exc.message, ev),
+                                event_id=ev.get("event_id") if isinstance(ev.get("event_id"), str)
+                                else None, type=exc.type, fatal=False)
+            self._refuse(ev, err)
+
+    def _refuse(self, ev: dict[str, Any], err: RealtimeError) -> None:
+        """Log a client event refused locally, report it, and raise ``err``."""
+        self.events.add_event("client", ev, refused=err, note="refused")
+        self._record_error(err, dispatch=True)
+        raise err
+
+    async def _transmit(self, ev: dict[str, Any], text: str | None = None) -> None:
+        if text is None:
+            text = json.dumps(ev)
+        ws = self._ws
+        if (ws is None or self._state != "connected" or self._queue or self._flushing
+                or ws.protocol.state is not State.OPEN):
+            self._enqueue(ev, text, None)
+            return
+        self._record_client(ev, text)
+        await self._send_text(ws, text)
+
+    async def _send_text(self, ws: ClientConnection, text: str) -> None:
+        try:
+            await ws.send(text)
+        except ConnectionClosed as exc:
+            raise RealtimeError(
+                "connection_closed", "The connection closed while the event was being sent "
+                "(it may not have reached the server).", source="connection", fatal=False,
+                hint=hint_for("connection_closed")) from exc
+
+    def _enqueue(self, ev: dict[str, Any], text: str, raw: bytes | None) -> None:
+        if self._state == "closed":
+            raise RealtimeError("session_closed", "The session is closed: connect() again to "
+                                "send events.", source="client", fatal=False)
+        if self._queue_bytes + len(text) > self.send_queue_bytes:
+            err = RealtimeError(
+                "send_queue_full",
+                f"{len(self._queue)} events ({self._queue_bytes} bytes) are already waiting for "
+                "a connection.", source="client", fatal=False,
+                hint="Connect (await session.connect() / reconnect()) before sending more.")
+            self.last_error = err
+            raise err
+        self._queue.append((ev, text, raw))
+        self._queue_bytes += len(text)
+
+    async def _flush_queue(self) -> None:
+        if self._flushing:
+            return
+        self._flushing = True
+        try:
+            while self._queue:
+                ws = self._ws
+                if ws is None or ws.protocol.state is not State.OPEN:
+                    return
+                ev, text, raw = self._queue.popleft()
+                self._queue_bytes -= len(text)
+                self._record_client(ev, text, note="queued", raw=raw)
+                with contextlib.suppress(ConnectionClosed):  # reported by the receive loop
+                    await ws.send(text)
+        finally:
+            self._flushing = False
+
+    @property
+    def pending(self) -> list[dict[str, Any]]:
+        """Events waiting for a connection (sent in order after the next connect/reconnect)."""
+        return [ev for ev, _t, _r in self._queue]
+
+    def _record_client(self, ev: dict[str, Any], text: str, note: str | None = None,
+                       raw: bytes | None = None) -> None:
+        etype = ev.get("type")
+        if etype == "input_audio_buffer.append" and raw is not None:
+            ref = self.events.audio.put(raw)
+            view = {**ev, "audio": audio_ref(len(raw), ref)}
+            self.events.add("client", view, (ref,), note=note)
+            self.mirror.client_append(raw)
+            self._last_append_t = time.monotonic()
+            return
+        view, refs = self.events.elide(ev)
+        self.events.add("client", view, refs, note=note)
+        if etype == "input_audio_buffer.append":
+            self.mirror.client_append(self.events.audio.get(refs[0]) if refs else b"")
+            self._last_append_t = time.monotonic()
+        elif etype == "conversation.item.create":
+            item = ev.get("item")
+            if refs and isinstance(item, dict) and isinstance(item.get("id"), str):
+                self.mirror.client_event({"type": etype, "item": {"id": item["id"], "content": [
+                    {"audio": self.events.audio.get(r)} for r in refs]}})
+        elif etype == "session.update":
+            session = ev.get("session")
+            self._pending_updates.append((ev.get("event_id"), session if isinstance(
+                session, dict) else {}))
+            self.mirror.client_event(ev)
+        else:
+            self.mirror.client_event(ev)
+
+    async def _send_event(self, ev: dict[str, Any], wait: bool, timeout: float | None,
+                          reply: Callable[[dict[str, Any]], bool] | None = None,
+                          error_for: Iterable[str] = ()) -> dict[str, Any]:
+        """Validate, send, and (with ``wait``) await the reply or the error answering it.
+
+        While not connected the event is queued and returned at once (nothing to wait for yet).
+        """
+        ev.setdefault("event_id", self._next_id())
+        self._validate(ev)
+        if not wait or self._state != "connected":
+            await self._transmit(ev)
+            return ev
+        eid = ev["event_id"]
+        rtype = _REPLIES[ev["type"]]
+        match = reply or _matcher(rtype)
+        fut = asyncio.get_running_loop().create_future()
+        waiter = _Waiter(match, fut, {eid, *error_for}, False)
+        self._waiters.append(waiter)
+        try:
+            await self._transmit(ev)
+            return await self._await(fut, timeout, rtype)
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+
+    # ------------------------------------------------------------------ session.update
+    async def update(
+        self,
+        config: Any = None,
+        /,
+        *,
+        wait: bool = True,
+        timeout: float | None = 15.0,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Change session settings (``session.update``); returns ``session.updated`` by default.
+
+        ``config`` is a :class:`~realtime_nb.protocol.SessionConfig`, a plain dict of session
+        fields, or a whole ``session.update`` event. Keywords are shortcuts:
+        ``instructions=``, ``output_modalities=``, ``tools=``, ... go to the session's top level,
+        and ``turn_detection=``, ``transcription=``, ``noise_reduction=``, ``input_format=``,
+        ``output_format=``, ``voice=``, ``speed=`` to their place under ``session.audio``.
+        ``session.type`` is filled in for you. A rejected update (one bad field rejects it all,
+        the old config stays) raises RealtimeError — locally when the validator sees it,
+        otherwise from the server with ``wait=True``. Settings that were accepted are re-sent
+        after a reconnect. Before :meth:`connect` the update is queued and returned as sent.
+        """
+        ev = self._update_event(config, fields)
+        return await self._send_event(ev, wait, timeout)
+
+    def _update_event(self, config: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
+        data = _wire(config) if config is not None else {}
+        if not isinstance(data, dict):
+            raise TypeError("update() takes a SessionConfig, a dict or keywords, got "
+                            f"{type(config).__name__}")
+        if data.get("type") == "session.update":
+            ev = _copy_json(data)
+            session = ev.get("session")
+            if isinstance(session, dict):
+                session.setdefault("type", self._kind())
+        else:
+            ev = {"type": "session.update", "session": _copy_json(data)}
+        session = ev.setdefault("session", {})
+        if isinstance(session, dict):
+            for key, value in fields.items():
+                value = _wire(value)
+                path = _SHORTCUTS.get(key)
+                if path is None:
+                    session[key] = value
+                    continue
+                node = session
+                for part in path[:-1]:
+                    node = node.setdefault(part, {})
+                node[path[-1]] = value
+            session.setdefault("type", self._kind())
+        return ev
+
+    # ------------------------------------------------------------------ input audio buffer
+    async def append(self, data: bytes | bytearray | memoryview | str, *, force: bool = False
+                     ) -> dict[str, Any]:
+        """Append audio to the input buffer (``input_audio_buffer.append``).
+
+        ``data`` is raw bytes in the session's input format (PCM16 LE mono 24 kHz by default) or
+        the base64 text of them. Bytes that are really float32 samples are refused
+        (``float32_audio``) unless ``force``; use :meth:`send_audio` for anything that needs
+        converting. Returns the event as sent (audio elided).
+        """
+        raw = _b64decode(data) if isinstance(data, str) else bytes(data)
+        eid = self._next_id()
+        if not force:
+            self._check_append({"type": "input_audio_buffer.append", "event_id": eid,
+                                "audio": raw}, raw)
+        return await self._append_raw(raw, eid)
+
+    def _check_append(self, ev: dict[str, Any], raw: bytes) -> None:
+        fmt = self.mirror.input_format
+        if fmt.get("type", "audio/pcm") != "audio/pcm":
+            return
+        from realtime_nb.audio import diagnose, looks_like_float32
+
+        if not looks_like_float32(raw):
+            return
+        finding = next((f for f in diagnose(raw, 24000) if f.code == "float32_as_pcm16"), None)
+        message = finding.message if finding is not None else (
+            "These bytes are float32 samples, not PCM16.")
+        err = RealtimeError("float32_audio", message, param="audio", source="client",
+                            fatal=False, hint=hint_for("float32_audio"),
+                            event_id=ev.get("event_id"))
+        view = {"type": "input_audio_buffer.append", "event_id": ev.get("event_id"),
+                "audio": base64.b64encode(raw).decode("ascii")}
+        self._refuse(view, err)
+
+    async def _append_raw(self, raw: bytes, eid: str | None = None) -> dict[str, Any]:
+        eid = eid or self._next_id()
+        b64 = base64.b64encode(raw).decode("ascii")
+        text = f'{_APPEND_HEAD}{eid}","audio":"{b64}"}}'
+        ws = self._ws
+        if (ws is None or self._state != "connected" or self._queue or self._flushing
+                or ws.protocol.state is not State.OPEN):
+            ev = {"type": "input_audio_buffer.append", "event_id": eid, "audio": b64}
+            self._enqueue(ev, text, raw)
+            return {"type": "input_audio_buffer.append", "event_id": eid,
+                    "audio": f"<audio {len(raw)} bytes queued>"}
+        events = self.events
+        ref = events.audio.put(raw)
+        view = {"type": "input_audio_buffer.append", "event_id": eid,
+                "audio": audio_ref(len(raw), ref)}
+        events.add("client", view, (ref,))
+        self.mirror.client_append(raw)
+        self._last_append_t = time.monotonic()
+        await self._send_text(ws, text)
+        return view
+
+    async def commit(
+        self,
+        *,
+        force: bool = False,
+        wait: bool = False,
+        timeout: float | None = 15.0,
+        settle: float | None = None,
+    ) -> dict[str, Any]:
+        """Commit the input buffer as a user item (``input_audio_buffer.commit``).
+
+        Refused locally with ``input_audio_buffer_commit_empty`` (the service's message) when the
+        mirror shows less than 100 ms in the buffer; the ``hint`` names the cause — typically
+        that server VAD already committed the audio (naming the item and when), that nothing
+        or too little was appended, or that the buffer was cleared. With turn detection on, the
+        mirror first waits until the server has been quiet for ``settle`` seconds (default
+        ``settle_s``; at most a few seconds) so that VAD events for audio just sent are in.
+        ``force=True`` sends it anyway, to see the server's own answer.
+        """
+        ev: dict[str, Any] = {"type": "input_audio_buffer.commit", "event_id": self._next_id()}
+        if not force:
+            await self._check_commit(ev, settle)
+        return await self._send_event(ev, wait, timeout)
+
+    async def _check_commit(self, ev: dict[str, Any], settle: float | None) -> None:
+        mirror = self.mirror
+        if mirror.buffer.vad and self._state == "connected":
+            await self._settle(self.settle_s if settle is None else settle)
+        ms = mirror.input_buffer_ms
+        if ms >= COMMIT_MIN_MS:
+            return
+        err = RealtimeError(
+            "input_audio_buffer_commit_empty", commit_empty_message(ms), source="client",
+            fatal=False, event_id=ev.get("event_id"), hint=self._commit_hint(),
+        )
+        self._refuse(ev, err)
+
+    def _commit_hint(self) -> str:
+        m = self.mirror
+        return explain_commit_empty(
+            m.input_buffer_ms, turn_detection=m.buffer.vad, appended_ms=m.appended_since_ms,
+            last_commit=m.last_commit, cleared=m.last_buffer_op == "clear",
+        )
+
+    async def _settle(self, quiet: float, limit: float = 3.0) -> None:
+        """Wait until the server has been quiet ``quiet`` s after our last append (≤ ``limit``)."""
+        now = time.monotonic()
+        if quiet <= 0 or now - self._last_append_t > limit:
+            return
+        deadline = now + limit
+        while True:
+            now = time.monotonic()
+            last = max(self._last_server_t, self._last_append_t)
+            if now - last >= quiet or now >= deadline:
+                return
+            await asyncio.sleep(min(quiet - (now - last), deadline - now) + 0.005)
+
+    async def clear(self, *, wait: bool = False, timeout: float | None = 15.0) -> dict[str, Any]:
+        """Discard the input buffer (``input_audio_buffer.clear``)."""
+        return await self._send_event({"type": "input_audio_buffer.clear"}, wait, timeout)
+
+    # ------------------------------------------------------------------ conversation items
+    async def create_item(
+        self,
+        item: Any = None,
+        *,
+        text: str | None = None,
+        role: str = "user",
+        audio: Any = None,
+        sample_rate: int | None = None,
+        previous_item_id: Any = UNSET,
+        wait: bool = False,
+        timeout: float | None = 15.0,
+    ) -> dict[str, Any]:
+        """Add an item to the conversation (``conversation.item.create``).
+
+        ``item`` is a dict or wire dataclass (``MessageItem``, ``FunctionCallOutputItem``...),
+        or use the shortcuts: ``text=`` (a ``role`` message with ``input_text``, or
+        ``output_text`` for the assistant) and/or ``audio=`` (a user ``input_audio`` part; any
+        audio source, converted to the session's input format). An item without ``id`` gets one
+        (so that its events and recordings can be found). ``previous_item_id``: ``"root"`` to
+        prepend, an id to insert after. Returns the event sent, or ``conversation.item.added``
+        with ``wait``.
+        """
+        if item is None:
+            content: list[dict[str, Any]] = []
+            if text is not None:
+                ptype = "output_text" if role == "assistant" else "input_text"
+                content.append({"type": ptype, "text": text})
+            if audio is not None:
+                data = self._convert_audio(audio, sample_rate)
+                content.append({"type": "input_audio",
+                                "audio": base64.b64encode(data).decode("ascii")})
+            if not content:
+                raise TypeError("create_item() needs an item, text= or audio=")
+            item = {"type": "message", "role": role, "content": content}
+        item = _copy_json(_wire(item))
+        if isinstance(item, dict) and "id" not in item:
+            item["id"] = new_id("item")
+        ev: dict[str, Any] = {"type": "conversation.item.create", "item": item}
+        if previous_item_id is not UNSET:
+            ev["previous_item_id"] = previous_item_id
+        item_id = item.get("id") if isinstance(item, dict) else None
+        return await self._send_event(
+            ev, wait, timeout,
+            reply=lambda e: e.get("type") == "conversation.item.added"
+            and isinstance(e.get("item"), dict) and e["item"].get("id") == item_id)
+
+    async def retrieve_item(self, item_id: str, *, timeout: float | None = 15.0
+                            ) -> dict[str, Any]:
+        """Fetch an item with its audio (``conversation.item.retrieve``); returns the reply."""
+        return await self._send_event(
+            {"type": "conversation.item.retrieve", "item_id": item_id}, True, timeout,
+            reply=lambda e: e.get("type") == "conversation.item.retrieved"
+            and (e.get("item") or {}).get("id") == item_id)
+
+    async def truncate(
+        self,
+        item_id: str,
+        audio_end_ms: int,
+        content_index: int = 0,
+        *,
+        wait: bool = False,
+        timeout: float | None = 15.0,
+    ) -> dict[str, Any]:
+        """Cut an assistant audio item at ``audio_end_ms`` (what was actually played)."""
+        return await self._send_event(
+            {"type": "conversation.item.truncate", "item_id": item_id,
+             "content_index": content_index, "audio_end_ms": audio_end_ms}, wait, timeout,
+            reply=lambda e: e.get("type") == "conversation.item.truncated"
+            and e.get("item_id") == item_id)
+
+    async def delete_item(self, item_id: str, *, wait: bool = False,
+                          timeout: float | None = 15.0) -> dict[str, Any]:
+        """Remove an item from the conversation (``conversation.item.delete``)."""
+        return await self._send_event(
+            {"type": "conversation.item.delete", "item_id": item_id}, wait, timeout,
+            reply=lambda e: e.get("type") == "conversation.item.deleted"
+            and e.get("item_id") == item_id)
+
+    # ------------------------------------------------------------------ responses
+    async def create_response(
+        self,
+        response: Any = None,
+        /,
+        *,
+        wait: bool = False,
+        timeout: float | None = 30.0,
+        **params: Any,
+    ) -> dict[str, Any]:
+        """Ask for a response (``response.create``); keywords are response parameters.
+
+        ``response`` is a :class:`~realtime_nb.protocol.ResponseParams` or dict (e.g.
+        ``output_modalities=["text"]``, ``instructions=...``, ``conversation="none"``).
+        With ``wait`` returns ``response.created`` (use :meth:`say` or
+        ``wait_for("response.done")`` for the end).
+        """
+        body = _wire(response) if response is not None else {}
+        if not isinstance(body, dict):
+            raise TypeError("create_response() takes ResponseParams, a dict or keywords")
+        body = {**_copy_json(body), **{k: _wire(v) for k, v in params.items()}}
+        ev: dict[str, Any] = {"type": "response.create"}
+        if body:
+            ev["response"] = body
+        return await self._send_event(ev, wait, timeout)
+
+    async def cancel_response(self, response_id: str | None = None, *, wait: bool = False,
+                              timeout: float | None = 15.0) -> dict[str, Any]:
+        """Cancel the active (or the given) response (``response.cancel``).
+
+        When nothing is generating the server answers ``response_cancel_not_active`` (benign:
+        the response had finished — truncate instead).
+        """
+        ev: dict[str, Any] = {"type": "response.cancel"}
+        if response_id is not None:
+            ev["response_id"] = response_id
+        rid = response_id or self.mirror.active_response_id
+        return await self._send_event(
+            ev, wait, timeout,
+            reply=lambda e: e.get("type") == "response.done"
+            and (rid is None or (e.get("response") or {}).get("id") == rid))
+
+    # ------------------------------------------------------------------ helpers
+    def _input_format(self) -> dict[str, Any]:
+        if self.mirror.config is not None:
+            return self.mirror.input_format
+        fmt = ((self._user_patch.get("audio") or {}).get("input") or {}).get("format")
+        return fmt if isinstance(fmt, dict) else {"type": "audio/pcm", "rate": 24000}
+
+    def _convert_audio(self, audio: Any, sample_rate: int | None) -> bytes:
+        from realtime_nb.audio import AudioError, convert
+
+        try:
+            return convert(audio, sample_rate, self._input_format())
+        except AudioError as exc:
+            raise RealtimeError("invalid_audio", str(exc), source="client", fatal=False,
+                                hint="realtime_nb.audio reads files, container bytes, numpy "
+                                "arrays (with sample_rate) and Audio objects.") from exc
+
+    async def send_audio(
+        self,
+        audio: Any,
+        sample_rate: int | None = None,
+        *,
+        chunk_ms: float = 100,
+        realtime: bool = False,
+        force: bool = False,
+    ) -> AudioSent:
+        """Send any audio: converted to the session's input format, checked, chunked, appended.
+
+        ``audio`` is anything :mod:`realtime_nb.audio` reads — a file path, WAV/Ogg/WebM/... bytes,
+        a numpy array (give ``sample_rate``), an :class:`~realtime_nb.audio.Audio` — or raw PCM16
+        bytes (at ``sample_rate``, default 24000). Findings of
+        :func:`realtime_nb.audio.diagnose` (silence, clipping, too short) are warned about
+        (:class:`AudioWarning`) and kept in ``session.warnings``; raw bytes that are really
+        float32 are refused (``float32_audio``) unless ``force``. ``realtime=True`` paces the
+        chunks at real time (like a microphone). Cancel-safe: chunks already sent stay sent.
+        """
+        from realtime_nb.audio import chunks
+
+        fmt = self._input_format()
+        is_pcm = fmt.get("type", "audio/pcm") == "audio/pcm"
+        big = not isinstance(audio, bytes | bytearray | memoryview) or len(audio) > 96_000
+        if big:  # decoding/resampling a long recording must not hold the event loop
+            data, findings, f32 = await asyncio.to_thread(
+                _prepare_audio, audio, sample_rate, fmt, force)
+        else:
+            data, findings, f32 = _prepare_audio(audio, sample_rate, fmt, force)
+        if f32 is not None:
+            ev = {"type": "input_audio_buffer.append", "event_id": self._next_id(),
+                  "audio": base64.b64encode(bytes(memoryview(audio)[:48000])).decode("ascii")}
+            self._refuse(ev, RealtimeError(
+                "float32_audio", f32.message, param="audio", source="client", fatal=False,
+                hint=hint_for("float32_audio"), event_id=ev["event_id"]))
+        for f in findings:
+            self.warnings.append(f)
+            warnings.warn(f"{f.code}: {f.message}", AudioWarning, stacklevel=2)
+        n = 0
+        t0 = time.monotonic()
+        sent_ms = 0.0
+        for chunk in chunks(data, fmt, chunk_ms, check=False):
+            if realtime:
+                delay = t0 + sent_ms / 1000 - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            await self._append_raw(chunk.data)
+            sent_ms += chunk.duration_ms
+            n += 1
+        bpm = 48 if is_pcm else 8
+        return AudioSent(len(data) / bpm, len(data), n, dict(fmt), list(findings))
+
+    async def say(self, text: str, *, wait: bool = True, timeout: float | None = 120.0,
+                  **response: Any) -> ResponseState:
+        """A text turn: add ``text`` as a user message, create a response, await its end.
+
+        Keywords are response parameters (e.g. ``output_modalities=["text"]``). Returns the
+        :class:`~.mirror.ResponseState` (``.text``, ``.audio()``, ``.usage``, ``.status``);
+        with ``wait=False`` returns as soon as the response was created. Raises RealtimeError
+        if the item or the response is refused (e.g. a response is already active).
+        """
+        tag = self._next_id()
+        item_ev = await self.create_item(text=text)
+        metadata = dict(response.pop("metadata", None) or {})
+        metadata["realtime_nb"] = tag
+        resp_ev: dict[str, Any] = {"type": "response.create", "event_id": tag,
+                                   "response": {**{k: _wire(v) for k, v in response.items()},
+                                                "metadata": metadata}}
+        created = await self._send_event(
+            resp_ev, True, timeout,
+            reply=lambda e: e.get("type") == "response.created"
+            and ((e.get("response") or {}).get("metadata") or {}).get("realtime_nb") == tag,
+            error_for=(item_ev["event_id"],))
+        if created.get("type") != "response.created":
+            raise RealtimeError("not_connected", "say() needs a connected session: the events "
+                                "were queued.", source="client", fatal=False,
+                                hint="await session.connect() first.")
+        rid = created["response"]["id"]
+        rs = self.mirror.responses[rid]
+        if wait and not rs.done:
+            await self.wait_for(
+                lambda e: e.get("type") == "response.done"
+                and (e.get("response") or {}).get("id") == rid, timeout)
+        return self.mirror.responses[rid]
+
+
+def _warn_beta_name(event_type: str) -> None:
+    """Listening for a beta event name never fires on a GA server (gotcha 15): say so."""
+    ga = BETA_SERVER_EVENTS.get(event_type)
+    if ga is not None:
+        warnings.warn(f"'{event_type}' is the beta name of this event; GA servers send {ga}, "
+                      "so this would never fire.", RealtimeWarning, stacklevel=3)
+
+
+def _prepare_audio(audio: Any, sample_rate: int | None, fmt: dict[str, Any], force: bool
+                   ) -> tuple[bytes, list[Any], Any]:
+    """Convert and diagnose for :meth:`Session.send_audio`: ``(wire bytes, findings, float32)``.
+
+    Raw bytes without a container header are taken as PCM16 at ``sample_rate`` (default 24000);
+    when they are really float32 the third value is that finding (refuse unless ``force``; with
+    ``force`` they are sent untouched). Runs in a worker thread for long inputs.
+    """
+    from realtime_nb.audio import Audio, AudioError, convert, diagnose, sniff_container, to_pcm16
+
+    is_pcm = fmt.get("type", "audio/pcm") == "audio/pcm"
+    try:
+        if isinstance(audio, bytes | bytearray | memoryview) and sniff_container(
+                bytes(memoryview(audio)[:16])) is None:
+            raw = bytes(audio)
+            rate = 24000 if sample_rate is None else int(sample_rate)
+            findings = diagnose(raw, rate)
+            f32 = next((f for f in findings if f.code == "float32_as_pcm16"), None)
+            if f32 is not None:
+                if not force:
+                    return b"", findings, f32
+                return raw, [f for f in findings if f is not f32], None
+            if is_pcm and rate == 24000:
+                return raw[: len(raw) // 2 * 2], findings, None
+            whole = Audio.from_pcm16(raw[: len(raw) // 2 * 2], rate)
+            return convert(whole, None, fmt), findings, None
+        data = convert(audio, sample_rate, fmt)
+        pcm = data if is_pcm else to_pcm16(audio, sample_rate)
+        return data, diagnose(pcm, 24000), None
+    except AudioError as exc:
+        raise RealtimeError("invalid_audio", str(exc), source="client", fatal=False,
+                            hint="realtime_nb.audio reads files, container bytes, numpy arrays "
+                            "(with sample_rate) and Audio objects.") from exc
+
+
+def _b64decode(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise RealtimeError("invalid_value", "Invalid 'audio': expected base64-encoded audio "
+                            "bytes.", param="audio", source="client", fatal=False,
+                            hint="append() takes raw bytes or their base64 text.") from exc
+
+
+def _clean(value: Any, backend: Backend) -> str:
+    """str(value) with any credential of ``backend`` masked (belt and braces)."""
+    text = str(value)
+    for secret in [backend.api_key, *backend.extra_headers.values()]:
+        if secret is not None and secret.reveal() and secret.reveal() in text:
+            text = text.replace(secret.reveal(), "***")
+    return text
