@@ -1,0 +1,177 @@
+"""The Timeline widget in JupyterLab, following a real Session on the local server.
+
+Pins down the whole transport: the kernel streams batches to the browser while a conversation
+runs as a task on the kernel's loop; the browser holds every event (none lost, none twice); a view
+rendered after the session asks for the history (``sync``) and gets all of it; the browser answers
+``stats`` requests and an update stays under 50 ms; no console errors from the widget.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import (
+    ARTIFACTS,
+    CHROMIUM,
+    TOKEN,
+    JupyterPage,
+    _free_port,
+    notebook_json,
+)
+
+pytestmark = pytest.mark.browser
+
+NOTEBOOK = "timeline.ipynb"
+
+
+def _cells(out: Path) -> list[str]:
+    return [
+        f"""import asyncio, json, pathlib, warnings
+warnings.simplefilter("ignore")
+from realtime_nb import Session
+from realtime_nb.server import LocalServer
+from realtime_nb.widgets.timeline import Timeline
+OUT = pathlib.Path({str(out)!r})
+srv = await LocalServer(port=0).start()
+s = Session(url=srv.url)
+await s.connect()
+tl = Timeline(s, window_s=0, title="live session")
+tl""",
+        """async def conversation():
+    await s.update(turn_detection=None)
+    for _ in range(3):
+        await s.send_audio(b"\\1\\0" * 24 * 800, realtime=True)  # 0.8 s, paced like a mic
+        await s.commit(wait=True)
+    try:
+        await s.commit()            # refused locally: nothing appended since
+    except Exception as exc:
+        print(exc)
+    await s.say("Hello there, how are you?")
+    await asyncio.sleep(0.3)
+    (OUT / "done").write_text(str(len(s.events)))
+task = asyncio.ensure_future(conversation())""",
+    ]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, jupyter_env: dict[str, str]
+        ) -> Iterator[JupyterPage]:
+    """JupyterLab on a notebook that shows a Timeline of a running Session."""
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), f"Chromium is missing at {CHROMIUM}"
+    root = tmp_path_factory.mktemp("timeline-lab")
+    out = root / "out"
+    out.mkdir()
+    (root / NOTEBOOK).write_text(json.dumps(notebook_json(_cells(out))))
+    port = _free_port()
+    log = open(root / "server.log", "wb")  # noqa: SIM115 - closed in the teardown
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("jupyter")), "lab", "--no-browser",
+         "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={TOKEN}",
+         f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+         "--KernelSpecManager.ensure_native_kernel=False", "--allow-root",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+         "--LabApp.news_url=None"],
+        env=jupyter_env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, f"jupyter lab exited: see {root / 'server.log'}"
+            try:
+                with urllib.request.urlopen(f"{base_url}/api/status?token={TOKEN}", timeout=2):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "jupyter lab did not start in 60 s"
+                time.sleep(0.2)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM, headless=True,
+                args=["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                      "--no-first-run", "--disable-background-networking",
+                      "--disable-component-update", "--disable-sync"])
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            jp = JupyterPage(app="lab", page=page, out=out, base_url=base_url, root=root)
+            page.on("console", lambda m: m.type == "error" and jp.console.append(
+                f"console.error: {m.text}"))
+            page.on("pageerror", lambda e: jp.console.append(f"pageerror: {e}"))
+            page.goto(f"{base_url}/lab/tree/{NOTEBOOK}?token={TOKEN}&reset")
+            page.wait_for_function(
+                """(name) => {
+                    const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                    if (!w || !w.context || w.context.path !== name) return false;
+                    const s = w.context.sessionContext.session;
+                    return !!(s && s.kernel && s.kernel.status === "idle");
+                }""", arg=NOTEBOOK, timeout=90_000)
+            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            page.wait_for_selector(".rtnb-tl-canvas", timeout=60_000)
+            try:
+                yield jp
+            finally:
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / "timeline-lab.png"), full_page=True)
+                browser.close()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+def stats_of(jp: JupyterPage, widget: str, count: int, timeout_s: float = 20) -> dict[str, Any]:
+    """Ask the browser for ``widget``'s stats until it holds ``count`` events."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        jp.execute(f"{widget}.stats = None; {widget}.request_stats()")
+        jp.page.wait_for_timeout(150)  # the reply is handled once the kernel is idle
+        got = jp.execute(f"print(json.dumps({widget}.stats))").strip()
+        stats = json.loads(got)
+        if stats is not None and stats["count"] == count:
+            return stats
+        assert time.monotonic() < deadline, f"{widget} holds {stats} in the browser, not {count}"
+
+
+def test_the_browser_follows_a_live_session_without_losing_events(lab: JupyterPage) -> None:
+    n = int(lab.wait_for_file("done", timeout_s=90).read_text())
+    lab.page.wait_for_timeout(300)
+    assert lab.execute("print(len(s.events), tl.flush())").split() == [str(n), "0"]
+    live_batches = int(lab.execute("print(tl.messages_sent)"))
+    assert live_batches > 10, "the session's events did not stream in batches"
+    stats = stats_of(lab, "tl", n)
+    print(f"\nJupyterLab timeline, {n} events: {stats}")
+    assert stats["updates"] > 5 and stats["median_ms"] < 50
+
+
+def test_a_view_rendered_later_gets_the_whole_history(lab: JupyterPage) -> None:
+    n = int(lab.wait_for_file("done", timeout_s=90).read_text())
+    lab.page.evaluate(
+        """async () => {
+            const app = window.jupyterapp;
+            const nb = app.shell.currentWidget.content;
+            nb.activeCellIndex = nb.widgets.length - 1;
+            await app.commands.execute("notebook:insert-cell-below");
+            nb.activeCell.model.sharedModel.setSource("late = Timeline(s, window_s=10)\\nlate");
+            await app.commands.execute("notebook:run-cell");
+        }""")
+    lab.page.wait_for_function("() => document.querySelectorAll('.rtnb-tl-canvas').length >= 2",
+                               timeout=30_000)
+    stats = stats_of(lab, "late", n)
+    assert stats["views"] == 1
+
+
+def test_no_console_errors_from_the_timeline(lab: JupyterPage) -> None:
+    lab.wait_for_file("done", timeout_s=90)
+    assert lab.our_console_errors() == []
