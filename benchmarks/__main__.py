@@ -45,6 +45,10 @@ def main(argv: list[str]) -> int:
                 print(f"      {f['detail']}", flush=True)
         print(f"   ({time.perf_counter() - t0:.0f} s)", flush=True)
     out = HERE / "results.json"
+    if argv and out.exists():  # a partial run keeps the other benchmarks' figures
+        ran = set(names)
+        kept = [r for r in json.loads(out.read_text()) if r.get("benchmark") not in ran]
+        results = kept + results
     out.write_text(json.dumps(results, indent=2, default=str))
     met = sum(bool(r.get("met")) for r in results)
     print(f"\n{len(results)} figures, {met} met their goal; written to {out}")
