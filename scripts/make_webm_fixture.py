@@ -14,8 +14,11 @@ Outputs (both committed, small):
   tests/data/chromium_mediarecorder.chunks.json the byte size of each chunk, in order, plus what
                                                 was recorded (so tests can cut the real chunks)
 
-Browser processing (echo cancellation, noise suppression, automatic gain control) is turned off
-so the recording keeps the source's level. Run from the repository root:
+Microphone constraints: echo cancellation on, noise suppression and automatic gain control off.
+With echo cancellation on, Chromium delivers a mono track, as with ipywebrtc's default
+``{audio: true}`` (with all processing off it records 2 channels); with automatic gain control
+off the fake input is not clipped, so the recording keeps the source's level.
+Run from the repository root:
 
     .venv/bin/python scripts/make_webm_fixture.py [--seconds 3] [--out tests/data/...webm]
 """
@@ -60,7 +63,7 @@ PAGE = """<!doctype html>
 <script>
 async function record(seconds, timesliceMs) {
   const stream = await navigator.mediaDevices.getUserMedia({
-    audio: {echoCancellation: false, noiseSuppression: false, autoGainControl: false},
+    audio: {echoCancellation: true, noiseSuppression: false, autoGainControl: false},
     video: false,
   });
   const mimeType = "audio/webm;codecs=opus";
@@ -111,7 +114,7 @@ def serve(directory: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib name)
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
