@@ -154,7 +154,30 @@ def test_server_vad_turn_commits_at_speech_end_and_creates_a_response():
     assert 1690 <= stopped["audio_end_ms"] <= 1760
     assert started["item_id"] == stopped["item_id"] == committed["item_id"]
     kinds = [j.kind for j in c.take_jobs()]
-    assert kinds == ["transcribe", "respond"]
+    assert kinds == ["speculate", "transcribe", "respond"]
+
+
+def test_transcription_is_speculated_at_the_pause_that_ends_the_turn():
+    """At the first silent frame the turn so far is offered for early transcription; the commit's
+    job names that speculation only when the turn really ended at that pause."""
+    c = core()
+    c.handle(append(tone(600) + silence(100) + tone(500) + silence(400)))
+    jobs = c.take_jobs()
+    specs = [j.payload["speculation"] for j in jobs if j.kind == "speculate"]
+    (transcribe,) = [j for j in jobs if j.kind == "transcribe"]
+    assert len(specs) == 2  # the 100 ms pause, then the real end
+    assert transcribe.payload["speculation"] == specs[-1]
+    spec_audio = next(j for j in jobs if j.kind == "speculate"
+                      and j.payload["speculation"] == specs[-1]).payload["audio"]
+    assert transcribe.payload["audio"].startswith(spec_audio)
+
+
+def test_no_speculation_when_no_transcript_will_be_wanted():
+    c = core()
+    c.handle({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
+        "turn_detection": {"type": "server_vad", "create_response": False}}}}})
+    c.handle(append(tone(600) + silence(400)))
+    assert [j.kind for j in c.take_jobs()] == ["transcribe"]
 
 
 def test_the_seed_failure_commit_after_vad_auto_commit_finds_an_empty_buffer():

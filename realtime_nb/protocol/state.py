@@ -53,8 +53,11 @@ def new_id(prefix: str) -> str:
 class Job:
     """Work the owner of a SessionCore must run and report back.
 
-    ``kind`` is ``"transcribe"`` (payload: ``item_id``, ``audio`` as PCM16 24 kHz bytes, ``config``,
-    ``emit`` = whether transcription events are wanted) or ``"respond"`` (payload: ``response_id``
+    ``kind`` is ``"transcribe"`` (payload: ``item_id``, ``audio`` in the input format, ``config``,
+    ``emit`` = whether transcription events are wanted, ``has_speech`` = the VAD's verdict or None,
+    ``speculation`` = the id of a ``"speculate"`` job whose result may be reused, or None),
+    ``"speculate"`` (payload: ``speculation`` id, ``audio`` of the turn so far: transcribe it early,
+    the turn may be about to end) or ``"respond"`` (payload: ``response_id``
     and ``request``, a dict with instructions, conversation items, tools, tool_choice,
     max_output_tokens, output_modalities, voice, speed).
     """
@@ -150,6 +153,8 @@ class SessionCore:
         self._make_segmenter = make_segmenter
         self._vad_stream: Any = None
         self._vad_pending: list[np.ndarray] = []
+        self._spec_silence: float | None = None  # silence start (segmenter ms) speculated on
+        self._spec_id = 0
         self._segmenter: Any = None
         self._vad_to_24k: Any = None
         self._pending_item_id: str | None = None
@@ -315,15 +320,44 @@ class SessionCore:
         """Apply speech probabilities for the next frames (from this session's VAD stream)."""
         if self._segmenter is None:
             return
+        seg = self._segmenter
         for p in probs:
-            for event in self._segmenter.push(float(p)):
+            for event in seg.push(float(p)):
                 name = type(event).__name__
                 if name == "SpeechStarted":
                     self._speech_started(self._vad_origin_ms + event.audio_start_ms)
                 elif name == "SpeechStopped":
-                    self._speech_stopped(self._vad_origin_ms + event.audio_end_ms)
+                    spec = self._spec_id if event.offset_ms == self._spec_silence else None
+                    self._speech_stopped(self._vad_origin_ms + event.audio_end_ms, spec)
+            if seg.in_speech:
+                silence = getattr(seg, "silence_started_ms", None)
+                if silence is not None and silence != self._spec_silence:
+                    self._speculate(silence)
         if not self.buffer.speaking:
             self._trim_idle()
+
+    def _speculate(self, silence_ms: float) -> None:
+        """The speaker paused: ask for a transcription of the turn so far, ahead of time.
+
+        If the turn ends with this pause, its transcription job names this speculation and the
+        owner may reuse the result (the rest of the turn is silence); if speech resumes, the
+        result is simply not used. Only done when a transcript will be wanted.
+        """
+        self._spec_silence = silence_ms
+        td = self._turn_detection or {}
+        wanted = self.config["audio"]["input"].get("transcription") is not None or (
+            self.kind == "realtime" and td.get("create_response", True))
+        if not wanted:
+            return
+        self._spec_id += 1
+        bpm = self.buffer.bytes_per_ms
+        lo = max(0, self.buffer.start_bytes - self._turn_start_bytes)
+        # the turn up to the pause (plus one frame), not audio that may already follow it
+        hi = round((self._vad_origin_ms + silence_ms + 32.0) * bpm) - self._turn_start_bytes
+        audio = bytes(self._turn_audio[lo:max(lo, hi)])
+        audio = audio[: len(audio) - len(audio) % (2 if bpm == 48 else 1)]
+        self.jobs.append(Job("speculate", {"speculation": self._spec_id, "audio": audio,
+                                           "format": dict(self._in_format)}))
 
     def _on_input_audio_buffer_commit(self, ev: dict[str, Any]) -> None:
         ms = self.buffer.buffered_ms
@@ -551,11 +585,11 @@ class SessionCore:
         if td.get("interrupt_response", True) and self.active_response:
             self.cancel_response(self.active_response, "turn_detected")
 
-    def _speech_stopped(self, audio_end_ms: float) -> None:
+    def _speech_stopped(self, audio_end_ms: float, speculation: int | None = None) -> None:
         item_id = self._pending_item_id or new_id("item")
         self.emit("input_audio_buffer.speech_stopped", audio_end_ms=round(audio_end_ms),
                   item_id=item_id)
-        self._commit(audio_end_ms, item_id=item_id, has_speech=True)
+        self._commit(audio_end_ms, item_id=item_id, has_speech=True, speculation=speculation)
         td = self._turn_detection or {}
         if self.kind == "realtime" and td.get("create_response", True):
             if self.active_response is None:
@@ -568,7 +602,7 @@ class SessionCore:
                     "creating a new one.", None))
 
     def _commit(self, end_ms: float | None, item_id: str | None = None,
-                has_speech: bool | None = None) -> None:
+                has_speech: bool | None = None, speculation: int | None = None) -> None:
         bpm = self.buffer.bytes_per_ms
         start_b = self.buffer.start_bytes
         end_b = self.buffer.timeline_bytes if end_ms is None else min(
@@ -602,7 +636,9 @@ class SessionCore:
                     "content": [{"type": "input_audio", "transcript": None}]}
             self._index[item_id] = item
             self._item_added_done_transcription(item, prev)
-        self.jobs.append(Job("transcribe", self._transcribe_payload(item_id, audio, has_speech)))
+        payload = self._transcribe_payload(item_id, audio, has_speech)
+        payload["speculation"] = speculation
+        self.jobs.append(Job("transcribe", payload))
 
     def _item_added_done_transcription(self, item: dict[str, Any], prev: str | None) -> None:
         self.emit("conversation.item.added", previous_item_id=prev, item=self._public(item))

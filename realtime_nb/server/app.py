@@ -302,6 +302,7 @@ class _Connection:
         )
         self.core.defer_vad = hasattr(vad_model, "process_many")
         self.deferred: dict[str, dict[str, Any]] = {}
+        self.speculations: dict[int, asyncio.Future[Any]] = {}
         self.beta = BetaTranslator() if info.beta else None
         self.queue: asyncio.Queue[str | None] = asyncio.Queue()
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -402,7 +403,9 @@ class _Connection:
 
     async def _run_job(self, job: Job) -> None:
         try:
-            if job.kind == "transcribe":
+            if job.kind == "speculate":
+                self._speculate(job.payload)
+            elif job.kind == "transcribe":
                 if job.payload["emit"]:
                     await self._transcribe(job.payload)
                 else:  # nobody asked for the text yet: transcribe when a response needs it
@@ -425,6 +428,18 @@ class _Connection:
                                                    "The audio could not be transcribed.")
             self.flush()
 
+    def _speculate(self, payload: dict[str, Any]) -> None:
+        """Start transcribing a turn at its first pause; keep only the latest speculation."""
+        from realtime_nb.audio import decode_format
+
+        if not payload["audio"]:
+            return
+        audio = decode_format(payload["audio"], payload["format"])
+        for old in self.speculations.values():
+            old.cancel()  # not started yet: skip it (a started one finishes, unused)
+        self.speculations = {payload["speculation"]: asyncio.ensure_future(self._in_pool(
+            self.engines.transcribe, audio, has_speech=True))}
+
     async def _transcribe(self, payload: dict[str, Any]) -> None:
         from realtime_nb.audio import decode_format
 
@@ -435,10 +450,17 @@ class _Connection:
         if audio is None or audio.duration_ms < 50:
             text, deltas = "", []
         else:
-            tr = await self._in_pool(self.engines.transcribe, audio,
-                                     has_speech=payload.get("has_speech"),
-                                     model_name=cfg.get("model"), language=cfg.get("language"),
-                                     prompt=cfg.get("prompt"))
+            spec = self.speculations.pop(payload.get("speculation"), None)
+            default_model = cfg.get("model") in (None, "whisper-1") or (
+                self.engines.transcriber_for(cfg["model"]) is self.engines.transcriber)
+            if spec is not None and not spec.cancelled() and default_model and not (
+                    cfg.get("language") or cfg.get("prompt")):
+                tr = await spec  # the pause was the turn's end: the text is (nearly) ready
+            else:
+                tr = await self._in_pool(self.engines.transcribe, audio,
+                                         has_speech=payload.get("has_speech"),
+                                         model_name=cfg.get("model"),
+                                         language=cfg.get("language"), prompt=cfg.get("prompt"))
             text = tr.text.strip()
             deltas = list(getattr(tr, "deltas", None) or ([text] if text else []))
         if payload["emit"]:

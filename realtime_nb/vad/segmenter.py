@@ -312,6 +312,16 @@ class Segmenter:
     def floor_ms(self) -> int:
         return self._floor
 
+    @property
+    def silence_started_ms(self) -> int | None:
+        """While in speech: where the current run of silent frames began (``None`` when the
+        last frame was speech or no turn is open). A turn that ends with this run reports it as
+        :attr:`SpeechStopped.offset_ms`, so work started here (e.g. speculative transcription)
+        can be matched to the turn that ends."""
+        if self._onset is None or self._silence_start is None:
+            return None
+        return self._ms(self._silence_start)
+
     # -- driving ----------------------------------------------------------------------------
     def push(self, prob: float) -> list[VadEvent]:
         """Consume the next frame's probability; return the events it triggers (0 or 1)."""

@@ -221,6 +221,9 @@ class FasterWhisperTranscriber:
     (silence and noise give no segments at all), and any segment whose no-speech probability
     exceeds ``no_speech_threshold`` or that holds no letters or digits is dropped.
 
+    ``timestamps=False`` (the default, fastest) decodes without Whisper's timestamp tokens: the
+    text is the same, but segment times are coarse.
+
     Thread safety: instances are safe to share between threads. The model is loaded once per
     process per (model, compute_type, cpu_threads, num_workers); concurrent ``transcribe`` calls
     are queued by CTranslate2 and run ``num_workers`` at a time.
@@ -236,6 +239,7 @@ class FasterWhisperTranscriber:
         beam_size: int = 5,
         vad_filter: bool = True,
         no_speech_threshold: float = 0.6,
+        timestamps: bool = False,
     ) -> None:
         self._model_arg = None if model is None else os.fspath(model)
         self.compute_type = compute_type
@@ -244,6 +248,7 @@ class FasterWhisperTranscriber:
         self.beam_size = beam_size
         self.vad_filter = vad_filter
         self.no_speech_threshold = no_speech_threshold
+        self.timestamps = timestamps
 
     @property
     def model_name(self) -> str:
@@ -284,6 +289,9 @@ class FasterWhisperTranscriber:
             vad_filter=self.vad_filter,
             no_speech_threshold=self.no_speech_threshold,
             condition_on_previous_text=False,
+            # Timestamp tokens cost ~30 % of decoding time (measured: 528 -> 368 ms for a 2.2 s
+            # turn, same text); with timestamps off each segment spans its whole 30 s window.
+            without_timestamps=not self.timestamps,
         )
         kept: list[Segment] = []
         for seg in segments:
