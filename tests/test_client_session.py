@@ -120,6 +120,9 @@ async def test_seed_scenario_commit_after_vad_is_refused_then_forced(session, sp
 
 
 async def test_vad_committed_item_keeps_the_users_recording(session, speech_pcm) -> None:
+    # a silence window longer than the pause between the fixture's two sentences: one turn
+    await session.update({"type": "realtime", "audio": {"input": {"turn_detection": {
+        "type": "server_vad", "silence_duration_ms": 700}}}})
     await session.send_audio(speech_pcm + SILENCE_1S)
     await session.wait_for("response.done", timeout=60)
     commit = session.mirror.last_commit
