@@ -231,8 +231,6 @@ def test_mic_explains_a_refused_or_missing_microphone(
 
 def test_mic_explains_an_insecure_page(jupyter: JupyterPage) -> None:
     """Served under a plain-http host name, the widget says to use https or localhost."""
-    if jupyter.app != "lab":
-        pytest.skip("one app is enough: the check is in the widget, not in the app")
     name = "insecure.ipynb"
     error_file = jupyter.out / "insecure_error.txt"
     cells = [
@@ -245,7 +243,9 @@ def test_mic_explains_an_insecure_page(jupyter: JupyterPage) -> None:
     port = jupyter.base_url.rsplit(":", 1)[1]
     page = jupyter.page.context.new_page()
     try:
-        page.goto(f"http://{INSECURE_HOST}:{port}/lab/tree/{name}?token={TOKEN}&reset")
+        path = (f"/lab/tree/{name}?token={TOKEN}&reset" if jupyter.app == "lab"
+                else f"/notebooks/{name}?token={TOKEN}")
+        page.goto(f"http://{INSECURE_HOST}:{port}{path}")
         assert page.evaluate("() => window.isSecureContext") is False
         page.wait_for_function(
             """(name) => {
@@ -265,7 +265,7 @@ def test_mic_explains_an_insecure_page(jupyter: JupyterPage) -> None:
             assert page.evaluate("() => performance.now()") < deadline, "error trait not synced"
             page.wait_for_timeout(50)
         ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "widgets-insecure-lab.png"))
+        page.screenshot(path=str(ARTIFACTS / f"widgets-insecure-{jupyter.app}.png"))
     finally:
         page.evaluate("() => window.jupyterapp.commands.execute('kernelmenu:shutdown')")
         page.close()
