@@ -159,3 +159,13 @@ def test_typed_config_serialises_only_what_was_set():
     off = to_wire(SessionConfig(type="realtime", audio=AudioConfig(input=AudioInput(
         turn_detection=None))))
     assert off == {"type": "realtime", "audio": {"input": {"turn_detection": None}}}
+
+
+def test_one_value_type_fields_are_filled_in():
+    """SessionConfig(...) without type= is still a valid patch: session.type is required."""
+    from realtime_nb.protocol import FunctionTool
+
+    wire = to_wire(SessionConfig(instructions="Be brief.", tools=[FunctionTool(name="f")]))
+    assert wire == {"type": "realtime", "instructions": "Be brief.",
+                    "tools": [{"type": "function", "name": "f"}]}
+    validate_client_event({"type": SU, "session": wire})

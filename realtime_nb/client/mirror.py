@@ -17,6 +17,7 @@ tells which server session an item belongs to).
 
 from __future__ import annotations
 
+import builtins
 import copy
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -155,7 +156,7 @@ class Items(Mapping[str, ItemState]):
 
     def __init__(self) -> None:
         self._map: dict[str, ItemState] = {}
-        self._order: list[str] = []
+        self._order: builtins.list[str] = []
 
     def __getitem__(self, key: str) -> ItemState:
         return self._map[key]
@@ -169,7 +170,7 @@ class Items(Mapping[str, ItemState]):
     def __contains__(self, key: object) -> bool:
         return key in self._map
 
-    def list(self) -> list[ItemState]:
+    def list(self) -> builtins.list[ItemState]:
         """The items in order."""
         return [self._map[i] for i in self._order]
 

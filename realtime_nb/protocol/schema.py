@@ -518,13 +518,18 @@ def fields_of(cls: type) -> list[tuple[str, Any, FieldInfo]]:
 def to_wire(obj: Any) -> Any:
     """Serialise a wire dataclass (or nested lists/dicts of them) to JSON-ready data.
 
-    Fields left :data:`UNSET` are omitted; ``None`` becomes JSON null.
+    Fields left :data:`UNSET` are omitted; ``None`` becomes JSON null. A ``type`` field that
+    can only hold one value (``SessionConfig``'s ``"realtime"``, ``FunctionTool``'s
+    ``"function"``, ``ServerVad``'s ``"server_vad"`` ...) is always written, so
+    ``SessionConfig(instructions="Be brief.")`` is a valid ``session.update`` patch.
     """
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         out: dict[str, Any] = {}
         for f in dataclasses.fields(obj):
             v = getattr(obj, f.name)
             if v is UNSET:
+                if f.name == "type" and (tag := _tag_of(type(obj))) is not None:
+                    out["type"] = tag  # a one-value discriminator is never left out
                 continue
             out[f.name] = to_wire(v)
         return out
