@@ -5,11 +5,19 @@
   (``play_chunk``, ``stop``, ``on_played``).
 - ``Timeline``: the live event timeline of a Session (or an imported trace), with static exports
   ``timeline_png`` / ``timeline_html``.
+- ``SessionPanel``: everything above around one Session (what displaying a Session shows):
+  capture (streaming mic or ipywebrtc ``RecorderCapture``), playback with barge-in, the
+  ``TranscriptView``, ``SessionControls`` generated from the typed configuration, buffer gauge,
+  usage, status. ``panel_for(session)`` gives a session's panel.
 """
 
+from .controls import SessionControls
 from .mic import MicChunk, MicStats, MicWidget
+from .panel import SessionPanel, panel_for
 from .player import Played, PlayedFuture, PlayerWidget
+from .recorder import RecorderCapture, Recording
 from .timeline import StatsFuture, Timeline, timeline_html, timeline_png
+from .transcript import TranscriptView
 
 __all__ = [
     "MicChunk",
@@ -18,8 +26,14 @@ __all__ = [
     "Played",
     "PlayedFuture",
     "PlayerWidget",
+    "RecorderCapture",
+    "Recording",
+    "SessionControls",
+    "SessionPanel",
     "StatsFuture",
     "Timeline",
+    "TranscriptView",
+    "panel_for",
     "timeline_html",
     "timeline_png",
 ]

@@ -26,6 +26,8 @@ import traitlets as t
 
 from realtime_nb.audio import PCM, Audio, AudioChunk
 
+from ._affinity import LoopAffinity
+
 __all__ = ["MicChunk", "MicStats", "MicWidget"]
 
 #: The rate of every chunk the widget delivers (the Realtime API's PCM16 rate).
@@ -147,7 +149,10 @@ class MicWidget(anywidget.AnyWidget):
         super().__init__(**kwargs)
         self._audio_callbacks: list[AudioCallback] = []
         self.stats = MicStats()
-        self.on_msg(self._on_browser_msg)
+        # Browser messages may be delivered on a kernel subshell thread with its own loop:
+        # handle them (and the user callbacks they trigger) on the loop that made the widget.
+        self._affinity = LoopAffinity()
+        self.on_msg(self._affinity.wrap(self._on_browser_msg))
 
     @t.validate("chunk_ms")
     def _check_chunk_ms(self, proposal: dict[str, Any]) -> int:

@@ -29,6 +29,8 @@ import traitlets as t
 
 from realtime_nb.audio import Audio, StreamResampler
 
+from ._affinity import LoopAffinity
+
 __all__ = ["Played", "PlayedFuture", "PlayerWidget"]
 
 #: The rate the browser plays at; chunks at other rates are resampled in the kernel first.
@@ -110,7 +112,10 @@ class PlayerWidget(anywidget.AnyWidget):
         self._pending: dict[int, PlayedFuture] = {}
         self._callbacks: list[PlayedCallback] = []
         self._unstopped_audio = False
-        self.on_msg(self._on_browser_msg)
+        # Browser messages may be delivered on a kernel subshell thread with its own loop:
+        # handle them (and the user callbacks they trigger) on the loop that made the widget.
+        self._affinity = LoopAffinity()
+        self.on_msg(self._affinity.wrap(self._on_browser_msg))
 
     # ------------------------------------------------------------------ public API
     def play_chunk(self, item_id: str, pcm16: bytes | bytearray | memoryview,

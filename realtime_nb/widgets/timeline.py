@@ -47,6 +47,7 @@ import traitlets as t
 
 from realtime_nb.client.eventlog import EventLog, LoggedEvent
 
+from ._affinity import LoopAffinity
 from ._lanes import CATEGORIES, Compactor, Lanes, build_lanes, compact_log
 
 __all__ = ["StatsFuture", "Timeline", "timeline_html", "timeline_png"]
@@ -128,7 +129,10 @@ class Timeline(anywidget.AnyWidget):
         self._stats_waiters: list[StatsFuture] = []
         self.stats: dict[str, Any] | None = None
         self.messages_sent = 0
-        self.on_msg(self._on_browser_msg)
+        # Browser messages may be delivered on a kernel subshell thread with its own loop:
+        # handle them (and the user callbacks they trigger) on the loop that made the widget.
+        self._affinity = LoopAffinity()
+        self.on_msg(self._affinity.wrap(self._on_browser_msg))
         if log is not None:
             self.attach(log)
 

@@ -1,0 +1,879 @@
+"""``SessionPanel``: a Realtime session in the notebook — talk, listen, read, tune, watch.
+
+::
+
+    from realtime_nb import Session
+    s = Session()                 # local offline server unless OPENAI_API_KEY is set
+    s                             # displays its panel (one per session); or %realtime
+    await s.connect()             # or press Connect in the panel
+
+What it shows, top to bottom: the status line (backend, URL with secrets masked, connection
+state, the last error with its hint), the capture row (streaming mic or record-and-send, the
+browser's audio processing, "mute the mic while the assistant speaks", the player of the
+assistant's voice), what the current mode does, the input-buffer gauge (what a commit would take
+now, the 100 ms minimum, whether the server's VAD hears speech), the transcript and the live
+settings side by side, usage totals, and the event timeline.
+
+How it drives the session (what the caller must know):
+
+* **Never holds the kernel.** Every session call the panel makes (appends, commits, response
+  requests, ``session.update``) runs as a task on the running loop, one after another in the
+  order asked (an outbox), so audio, mode switches and commits reach the server in order. A
+  failure is shown in the status line and kept in :attr:`SessionPanel.errors`.
+* **Capture.** ``capture="mic"`` streams the :class:`~realtime_nb.widgets.MicWidget`'s 100 ms
+  PCM16 chunks as they arrive (``input_audio_buffer.append``). Its ``hands-free`` mode leaves turn
+  taking to the server's VAD; ``push-to-talk`` is manual mode: the panel sets the session's
+  ``turn_detection`` to null when you choose it (and restores the VAD it replaced when you go
+  back to hands-free), and on each release commits the audio and asks for a response. In manual
+  mode a hands-free take works the same way (Start … Stop is one turn); with VAD on, stopping the
+  mic in the middle of speech appends enough silence for the VAD to end the turn.
+  ``capture="recorder"`` records with ipywebrtc and sends each take when it stops
+  (:class:`~realtime_nb.widgets.recorder.RecorderCapture`): committed and answered in manual
+  mode; with VAD on, followed by enough silence for the server's VAD to end the turn.
+* **Playback.** ``response.output_audio.delta`` audio is forwarded to the
+  :class:`~realtime_nb.widgets.PlayerWidget` in small batches (every ~40 ms) as it arrives.
+* **Barge-in.** When the server's VAD hears the user (``input_audio_buffer.speech_started``), when
+  a push-to-talk or record take starts, on :meth:`SessionPanel.interrupt` or on the player's Stop
+  button, playback stops at once and the browser reports how many milliseconds of the item were
+  really played; the panel sends ``conversation.item.truncate`` with exactly that
+  (``audio_end_ms``), cancelling the response first unless the server's VAD already does
+  (``interrupt_response``). The server may have cancelled already: the truncate is sent anyway,
+  and ``item_truncate_invalid_audio_end_ms`` / ``response_cancel_not_active`` are treated as the
+  benign races they are. With ``interrupt_response: false`` the VAD does not interrupt playback.
+* **Batched UI.** Session events only mark the panel stale; it is redrawn at most once per
+  ``refresh_s`` seconds, and only what changed is sent to the browser.
+* **Secrets.** The API key never reaches a widget: the panel shows ``session.url``, which masks
+  credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import html
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import ipywidgets as widgets
+import traitlets as t
+
+from realtime_nb.audio import Audio, chunks
+from realtime_nb.client.errors import BENIGN_CODES, RealtimeError
+
+from ._affinity import LoopAffinity
+from .controls import OFF, SessionControls
+from .mic import MicChunk, MicWidget
+from .player import Played, PlayerWidget
+from .transcript import TranscriptView
+
+__all__ = ["PANEL_CSS", "SessionPanel", "display_session", "panel_for"]
+
+#: The longest trailing silence semantic_vad waits for, by eagerness (the service's documented
+#: maxima, 8/4/2 s; auto = medium): record-and-send appends this much so that the turn ends.
+SEMANTIC_MAX_WAIT_MS = {"low": 8000, "medium": 4000, "high": 2000, "auto": 4000}
+#: Extra silence beyond the VAD's window (frames round the window up; a margin for safety).
+PAD_MARGIN_MS = 300
+#: The input-buffer gauge's full scale (square-root scale), in ms.
+GAUGE_FULL_MS = 3000.0
+_MIN_COMMIT_MS = 100.0
+
+PANEL_CSS = """
+<style>
+.rtnb-panel { border: 1px solid var(--jp-border-color2, #ddd); border-radius: 6px;
+  padding: 6px 8px; gap: 4px; font-family: var(--jp-ui-font-family, system-ui, sans-serif); }
+.rtnb-panel .rtnb-section { font-weight: 600; color: var(--jp-ui-font-color1, #222);
+  margin: 6px 0 2px 0; font-size: var(--jp-ui-font-size1, 13px); }
+.rtnb-status-line { font-size: var(--jp-ui-font-size1, 13px); line-height: 1.5; }
+.rtnb-state-connected { color: var(--jp-success-color1, #2e7d32); font-weight: 600; }
+.rtnb-state-connecting, .rtnb-state-reconnecting, .rtnb-state-new {
+  color: var(--jp-warn-color1, #b26a00); font-weight: 600; }
+.rtnb-state-disconnected, .rtnb-state-closed { color: var(--jp-error-color1, #c62828);
+  font-weight: 600; }
+.rtnb-dim { color: var(--jp-ui-font-color2, #666); }
+.rtnb-error-box { margin-top: 2px; padding: 3px 8px; border-left: 3px solid
+  var(--jp-error-color1, #d32f2f); background: var(--jp-error-color3, #fdecea); }
+.rtnb-benign-box { margin-top: 2px; padding: 3px 8px; border-left: 3px solid
+  var(--jp-border-color1, #bbb); color: var(--jp-ui-font-color2, #555); }
+.rtnb-mode-note { color: var(--jp-ui-font-color2, #555); font-size: var(--jp-ui-font-size1, 13px); }
+.rtnb-gauge { display: flex; align-items: center; gap: 8px; flex-wrap: wrap;
+  font-size: var(--jp-ui-font-size1, 13px); font-variant-numeric: tabular-nums; }
+.rtnb-gauge-track { position: relative; width: 240px; height: 10px; border-radius: 5px;
+  background: var(--jp-layout-color3, #e0e0e0); overflow: hidden; }
+.rtnb-gauge-fill { position: absolute; left: 0; top: 0; bottom: 0;
+  background: var(--jp-success-color1, #43a047); }
+.rtnb-gauge-fill.rtnb-low { background: var(--jp-warn-color1, #f9a825); }
+.rtnb-gauge-min { position: absolute; top: -2px; bottom: -2px; width: 2px;
+  background: var(--jp-ui-font-color1, #333); }
+.rtnb-vad-dot { display: inline-block; width: 9px; height: 9px; border-radius: 50%;
+  background: var(--jp-layout-color3, #bbb); margin-right: 3px; }
+.rtnb-vad-dot.rtnb-on { background: var(--jp-error-color1, #e53935); }
+.rtnb-turn { margin: 2px 0; }
+.rtnb-turn-html { width: 100%; }
+.rtnb-turn-html .widget-html-content { white-space: normal; line-height: 1.4; }
+.rtnb-turn-user, .rtnb-turn-assistant, .rtnb-turn-other { padding: 4px 8px; border-radius: 6px; }
+.rtnb-turn-user { background: var(--jp-layout-color2, #eef3fb); }
+.rtnb-turn-assistant { background: var(--jp-cell-editor-background, #f6f6f6); }
+.rtnb-turn-who { font-weight: 600; margin-right: 4px; }
+.rtnb-turn-user .rtnb-turn-who { color: var(--jp-brand-color1, #1565c0); }
+.rtnb-turn-assistant .rtnb-turn-who { color: var(--jp-success-color1, #2e7d32); }
+.rtnb-turn-note { color: var(--jp-ui-font-color2, #777); font-size: 0.9em; margin-left: 4px; }
+.rtnb-turn-empty { color: var(--jp-ui-font-color2, #888); font-style: italic; padding: 4px; }
+.rtnb-note-ok { color: var(--jp-success-color1, #2e7d32); }
+.rtnb-note-error { color: var(--jp-error-color1, #c62828); }
+.rtnb-note-pending { color: var(--jp-ui-font-color2, #777); }
+.rtnb-ctl-note .widget-html-content { line-height: 1.3; font-size: 0.92em; white-space: normal; }
+.rtnb-usage { color: var(--jp-ui-font-color2, #555); font-size: var(--jp-ui-font-size1, 13px);
+  font-variant-numeric: tabular-nums; }
+</style>
+"""
+
+
+class _Outbox:
+    """Runs coroutine functions one after another, in the order put, on the owner loop."""
+
+    def __init__(self, on_error: Callable[[str, BaseException], None],
+                 affinity: LoopAffinity) -> None:
+        self._queue: deque[tuple[str, Callable[[], Awaitable[Any]]]] = deque()
+        self._task: asyncio.Task[None] | None = None
+        self._on_error = on_error
+        self._affinity = affinity
+        self.completed = 0
+
+    def put(self, label: str, fn: Callable[[], Awaitable[Any]]) -> None:
+        """Queue ``fn``; it runs after everything queued before it, on the owner loop, whatever
+        thread calls (what is queued without a running loop runs at the next ``put`` or
+        ``join`` inside it)."""
+        self._affinity.call(self._put, label, fn)
+
+    def _put(self, label: str, fn: Callable[[], Awaitable[Any]]) -> None:
+        self._queue.append((label, fn))
+        self._start()
+
+    def _start(self) -> None:
+        if self._task is None or self._task.done():
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            self._task = loop.create_task(self._drain(), name="realtime_nb: panel outbox")
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    async def _drain(self) -> None:
+        while self._queue:
+            label, fn = self._queue.popleft()
+            try:
+                await fn()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # shown in the panel, never lost
+                self._on_error(label, exc)
+            self.completed += 1
+
+    async def join(self) -> None:
+        """Wait until everything put so far (and anything put meanwhile) has run."""
+        if self._queue:
+            self._start()
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
+
+    def cancel(self) -> None:
+        self._queue.clear()
+        if self._task is not None:
+            self._task.cancel()
+
+
+def _fmt_int(n: Any) -> str:
+    return f"{int(n):,}" if isinstance(n, int | float) else "0"
+
+
+def usage_html(session: Any) -> str:
+    """The usage line: responses, token totals (with audio/text split), transcription tokens."""
+    usage = session.usage or {}
+    n = sum(1 for r in session.responses.values() if r.done)
+    inp = usage.get("input_token_details") or {}
+    out = usage.get("output_token_details") or {}
+    text = (f"<b>Usage</b> · {n} response{'s' if n != 1 else ''} · tokens in "
+            f"{_fmt_int(usage.get('input_tokens', 0))} (audio "
+            f"{_fmt_int(inp.get('audio_tokens', 0))}, text "
+            f"{_fmt_int(inp.get('text_tokens', 0))}, cached "
+            f"{_fmt_int(inp.get('cached_tokens', 0))}) · out "
+            f"{_fmt_int(usage.get('output_tokens', 0))} (audio "
+            f"{_fmt_int(out.get('audio_tokens', 0))}, text {_fmt_int(out.get('text_tokens', 0))})"
+            f" · total {_fmt_int(usage.get('total_tokens', 0))}")
+    tr = getattr(session.mirror, "transcription_usage", None) or {}
+    if tr:
+        total = tr.get("total_tokens", tr.get("seconds", 0))
+        text += f" · transcription {_fmt_int(total)}"
+    return f'<div class="rtnb-usage">{text}</div>'
+
+
+def gauge_html(session: Any) -> str:
+    """The input-buffer gauge: buffered ms (square-root scale), the 100 ms line, VAD state."""
+    ms = float(session.input_buffer_ms)
+    frac = min(1.0, (max(0.0, ms) / GAUGE_FULL_MS) ** 0.5)
+    line = (_MIN_COMMIT_MS / GAUGE_FULL_MS) ** 0.5
+    low = " rtnb-low" if ms < _MIN_COMMIT_MS else ""
+    td = _turn_detection_of(session)
+    mode = td.get("type", "vad") if isinstance(td, Mapping) else "manual (turn detection off)"
+    speaking = bool(session.speaking)
+    vad = (f'<span><span class="rtnb-vad-dot{" rtnb-on" if speaking else ""}"></span>'
+           f'{"speech" if speaking else "no speech"}</span>') if td is not None else ""
+    appended = float(getattr(session.mirror, "appended_since_ms", 0.0))
+    title = ("What a commit sent now would take (the server's input buffer, mirrored in the "
+             "kernel). The black line is the 100 ms a commit needs.")
+    return (
+        f'<div class="rtnb-gauge" title="{html.escape(title)}"><b>Input buffer</b>'
+        f'<span class="rtnb-gauge-track"><span class="rtnb-gauge-fill{low}" '
+        f'style="width:{frac * 100:.1f}%"></span><span class="rtnb-gauge-min" '
+        f'style="left:{line * 100:.1f}%"></span></span>'
+        f'<span class="rtnb-gauge-ms">{ms:,.0f} ms</span>'
+        f'<span class="rtnb-dim">(appended since last commit {appended:,.0f} ms · min 100 ms)'
+        f'</span>{vad}<span class="rtnb-dim">{html.escape(mode)}</span></div>')
+
+
+def _turn_detection_of(session: Any) -> Any:
+    cfg = session.config
+    if not isinstance(cfg, Mapping):
+        return {"type": "server_vad"}  # the service's default until the server says otherwise
+    try:
+        return cfg["audio"]["input"]["turn_detection"]
+    except (KeyError, TypeError):
+        return {"type": "server_vad"}
+
+
+class SessionPanel(widgets.VBox):
+    """The notebook panel of a Session (see the module docstring).
+
+    Args:
+        session: the :class:`~realtime_nb.Session` (connected or not).
+        capture: ``"mic"`` (streaming) or ``"recorder"`` (ipywebrtc record-then-send).
+        mode: the mic's ``"hands-free"`` or ``"push-to-talk"`` (push-to-talk switches the session
+            to manual mode).
+        timeline: embed the event :class:`~realtime_nb.widgets.Timeline`.
+        echo_cancellation, noise_suppression, auto_gain_control: the browser's processing of
+            the microphone (both capture paths).
+        mute_while_playing: the mic sends silence while the assistant's voice plays (no echo,
+            but no barge-in by voice either).
+        refresh_s: the shortest time between two redraws.
+        audio_flush_s: how long assistant audio may gather before it is sent to the player.
+
+    Parts (attributes): ``mic``, ``player``, ``recorder`` (created on first use),
+    ``controls``, ``transcript``, ``timeline``, ``status``, ``gauge``, ``usage``.
+    Kernel-side trait: ``capture``.
+    """
+
+    capture = t.Enum(("mic", "recorder"), default_value="mic")
+
+    def __init__(
+        self,
+        session: Any,
+        *,
+        capture: str = "mic",
+        mode: str = "hands-free",
+        timeline: bool = True,
+        echo_cancellation: bool = True,
+        noise_suppression: bool = True,
+        auto_gain_control: bool = True,
+        mute_while_playing: bool = False,
+        refresh_s: float = 0.1,
+        audio_flush_s: float = 0.04,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.add_class("rtnb-panel")
+        #: Browser messages may arrive on a kernel subshell thread: run them on this loop.
+        self._affinity = LoopAffinity()
+        on_loop = self._affinity.wrap
+        self.session = session
+        self.refresh_s = refresh_s
+        self.audio_flush_s = audio_flush_s
+        #: (label, exception) of every failed panel action and session error, in order.
+        self.errors: list[tuple[str, BaseException]] = []
+        #: What barge-ins sent: dicts of item_id, audio_end_ms, reason, result.
+        self.truncations: list[dict[str, Any]] = []
+        self._outbox = _Outbox(self._action_failed, self._affinity)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._refresh_handle: asyncio.TimerHandle | None = None
+        self._audio_handle: asyncio.TimerHandle | None = None
+        self._pending_audio: dict[str, bytearray] = {}
+        self._content_index: dict[str, int] = {}
+        self._stop_reason: str | None = None
+        self._vad_before_ptt: dict[str, Any] | None = None
+        self._mode_switching = False
+        self._synced_config: Any = None
+        self._closed = False
+        self._recorder: Any = None
+
+        # --- parts
+        self.style_html = widgets.HTML(PANEL_CSS, layout=widgets.Layout(display="none"))
+        self.status = widgets.HTML("")
+        self.status.add_class("rtnb-status-line")
+        self.connect_button = widgets.Button(description="Connect", icon="plug",
+                                             layout=widgets.Layout(width="auto"))
+        self.connect_button.add_class("rtnb-connect")
+        self.connect_button.on_click(on_loop(lambda _b: self.connect()))
+        self.mic = MicWidget(mode=mode, echo_cancellation=echo_cancellation,
+                             noise_suppression=noise_suppression,
+                             auto_gain_control=auto_gain_control,
+                             mute_while_playing=mute_while_playing)
+        self.player = PlayerWidget()
+        self.capture_choice = widgets.ToggleButtons(
+            options=[("Stream mic", "mic"), ("Record & send", "recorder")], value=capture,
+            tooltips=["Stream 100 ms chunks as you speak (AudioWorklet)",
+                      "Record a take with ipywebrtc, send it when you stop"],
+            style={"button_width": "auto"})
+        self.capture_choice.add_class("rtnb-capture-choice")
+        self.options = {
+            name: widgets.Checkbox(value=value, description=label, indent=False,
+                                   layout=widgets.Layout(width="auto"))
+            for name, label, value in (
+                ("echo_cancellation", "echo cancellation", echo_cancellation),
+                ("noise_suppression", "noise suppression", noise_suppression),
+                ("auto_gain_control", "auto gain", auto_gain_control),
+                ("mute_while_playing", "mute mic while the assistant speaks",
+                 mute_while_playing))
+        }
+        for name, box in self.options.items():
+            box.add_class(f"rtnb-opt-{name.replace('_', '-')}")
+            box.observe(on_loop(lambda ch, name=name: self._option_changed(name, ch["new"])),
+                        names="value")
+        self.capture_box = widgets.Box(layout=widgets.Layout(min_width="380px"))
+        self.mode_note = widgets.HTML("")
+        self.mode_note.add_class("rtnb-mode-note")
+        self.gauge = widgets.HTML("")
+        self.usage = widgets.HTML("")
+        self.transcript = TranscriptView(session)
+        self.controls = SessionControls(session, run=self._outbox.put,
+                                        layout=widgets.Layout(width="100%"))
+        self.timeline: Any = None
+        if timeline:
+            from .timeline import Timeline
+
+            self.timeline = Timeline(session, window_s=60.0)
+
+        # --- layout
+        def section(text: str) -> widgets.HTML:
+            h = widgets.HTML(text)
+            h.add_class("rtnb-section")
+            return h
+
+        left = widgets.VBox([section("Conversation"), self.transcript],
+                            layout=widgets.Layout(flex="3 1 0%", min_width="320px",
+                                                  margin="0 12px 0 0"))
+        right = widgets.VBox([section("Settings (applied live)"), self.controls],
+                             layout=widgets.Layout(flex="2 1 0%", min_width="300px"))
+        rows: list[widgets.Widget] = [
+            self.style_html,
+            widgets.HBox([self.status, self.connect_button],
+                         layout=widgets.Layout(justify_content="space-between",
+                                               align_items="flex-start")),
+            widgets.HBox([self.capture_choice, *self.options.values()],
+                         layout=widgets.Layout(flex_flow="row wrap", align_items="center")),
+            widgets.HBox([self.capture_box, self.player],
+                         layout=widgets.Layout(flex_flow="row wrap", align_items="center")),
+            self.mode_note,
+            self.gauge,
+            widgets.HBox([left, right], layout=widgets.Layout(flex_flow="row wrap",
+                                                              align_items="flex-start")),
+            self.usage,
+        ]
+        if self.timeline is not None:
+            acc = widgets.Accordion(children=[self.timeline], titles=("Event timeline",),
+                                    selected_index=0)
+            rows.append(acc)
+        self.children = tuple(rows)
+
+        # --- wiring
+        self.set_trait("capture", capture)
+        self.capture_choice.observe(on_loop(lambda ch: self.set_trait("capture", ch["new"])),
+                                    names="value")
+        self.observe(on_loop(self._on_capture), names="capture")
+        self.mic.on_audio(on_loop(self._on_mic_chunk))
+        self.mic.on_msg(on_loop(self._on_mic_msg))
+        self.mic.observe(on_loop(self._on_mode), names="mode")
+        self.player.on_played(on_loop(self._on_played))
+        self.player.observe(on_loop(self._on_playing), names="playing")
+        selector = self.controls.inputs.get("audio.input.turn_detection")
+        if selector is not None:
+            selector.observe(on_loop(self._on_td_control), names="value")
+        session.on("*", self._on_event)
+        self._show_capture()
+        if mode == "push-to-talk":
+            self._on_mode({"new": "push-to-talk", "old": "hands-free"})
+        self.refresh()
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def recorder(self) -> Any:
+        """The :class:`~realtime_nb.widgets.recorder.RecorderCapture` (created on first use)."""
+        if self._recorder is None:
+            from .recorder import RecorderCapture
+
+            self._recorder = RecorderCapture(
+                **{k: bool(self.options[k].value)
+                   for k in ("echo_cancellation", "noise_suppression", "auto_gain_control")})
+            self._recorder.on_recording(self._affinity.wrap(self._on_recording))
+            self._recorder.on_start(self._affinity.wrap(lambda: self._barge_in("record")))
+        return self._recorder
+
+    def connect(self, update: Mapping[str, Any] | None = None) -> asyncio.Task[Any]:
+        """Connect (or reconnect) in the background, then apply ``update`` (a session patch).
+
+        Returns the task; the panel shows "connecting…" meanwhile and the outcome after.
+        """
+        return self._spawn(self._connect(dict(update or {})), "connect")
+
+    def interrupt(self) -> None:
+        """Stop the assistant now: stop playback, cancel the response, truncate what was heard."""
+        self._barge_in("interrupt", force=True)
+
+    async def idle(self) -> None:
+        """Wait until the panel's queued session calls and background tasks have run."""
+        while True:
+            await self._outbox.join()
+            pending = [t for t in self._tasks if not t.done()]
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+            rec = self._recorder
+            rtasks = [t for t in (rec.tasks if rec is not None else ()) if not t.done()]
+            if rtasks:
+                await asyncio.gather(*rtasks, return_exceptions=True)
+            if not len(self._outbox) and not pending and not rtasks:
+                return
+
+    def refresh(self) -> None:
+        """Redraw now (status, gauge, usage, transcript, controls, mode note)."""
+        if self._refresh_handle is not None:
+            self._refresh_handle.cancel()
+            self._refresh_handle = None
+        if self._closed:
+            return
+        s = self.session
+        self._set(self.status, self._status_html())
+        self.connect_button.layout.display = (
+            "" if s.state in ("new", "disconnected", "closed") else "none")
+        self.connect_button.description = "Connect" if s.state == "new" else "Reconnect"
+        self._set(self.gauge, gauge_html(s))
+        self._set(self.usage, usage_html(s))
+        self._set(self.mode_note, self._mode_html())
+        self.transcript.refresh()
+        if s.config is not self._synced_config:
+            self._synced_config = s.config
+            self.controls.sync()
+
+    def close(self) -> None:
+        """Stop listening to the session, stop the mic and close every part."""
+        if self._closed:
+            return
+        self._closed = True
+        self.session.off("*", self._on_event)
+        for handle in (self._refresh_handle, self._audio_handle):
+            if handle is not None:
+                handle.cancel()
+        self._outbox.cancel()
+        self.mic.recording = False
+        for part in (*self.children, self.mic, self._recorder):
+            if part is not None:
+                _close_tree(part)
+        if vars(self.session).get("_rtnb_panel") is self:
+            del vars(self.session)["_rtnb_panel"]
+        super().close()
+
+    # ------------------------------------------------------------------ scheduling
+    def _spawn(self, coro: Awaitable[Any], label: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=f"realtime_nb: {label}")
+        self._tasks.add(task)
+
+        def done(tk: asyncio.Task[Any]) -> None:
+            self._tasks.discard(tk)
+            if not tk.cancelled() and tk.exception() is not None:
+                self._action_failed(label, tk.exception())  # type: ignore[arg-type]
+
+        task.add_done_callback(done)
+        return task
+
+    def _dirty(self) -> None:
+        """Schedule one redraw within ``refresh_s`` (or redraw now without a running loop)."""
+        if not self._affinity.here():
+            self._affinity.call(self._dirty)
+            return
+        if self._refresh_handle is not None or self._closed:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.refresh()
+            return
+        self._refresh_handle = loop.call_later(self.refresh_s, self.refresh)
+
+    @staticmethod
+    def _set(w: widgets.HTML, value: str) -> None:
+        if w.value != value:
+            w.value = value
+
+    def _action_failed(self, label: str, exc: BaseException, specific: bool = True) -> None:
+        """Record a failure once; a panel action's label replaces a generic one."""
+        for i, (_label, seen) in enumerate(self.errors):
+            if seen is exc:
+                if specific:
+                    self.errors[i] = (label, exc)
+                break
+        else:
+            self.errors.append((label, exc))
+        self._dirty()
+
+    # ------------------------------------------------------------------ session events
+    def _on_event(self, ev: dict[str, Any]) -> None:
+        etype = ev.get("type")
+        if etype == "response.output_audio.delta":
+            self._queue_audio(ev)
+            return
+        if etype == "response.output_audio.done":
+            self._flush_audio()
+        elif etype == "input_audio_buffer.speech_started":
+            self._barge_in("speech")
+        elif etype in ("error", "realtime_nb.disconnected"):
+            err = ev.get("realtime_error")
+            if isinstance(err, RealtimeError):
+                origin = {"client": "refused before sending", "server": "server",
+                          "connection": "connection"}.get(err.source, err.source)
+                self._action_failed(origin, err, specific=False)
+        self._dirty()
+
+    def _queue_audio(self, ev: dict[str, Any]) -> None:
+        item_id = ev.get("item_id")
+        delta = ev.get("delta")
+        if not isinstance(item_id, str) or not isinstance(delta, str):
+            return
+        self._content_index[item_id] = int(ev.get("content_index") or 0)
+        buf = self._pending_audio.setdefault(item_id, bytearray())
+        buf += base64.b64decode(delta)
+        if sum(len(b) for b in self._pending_audio.values()) >= 48 * 300:
+            self._flush_audio()
+        elif self._audio_handle is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self._flush_audio()
+                return
+            self._audio_handle = loop.call_later(self.audio_flush_s, self._flush_audio)
+
+    def _flush_audio(self) -> None:
+        if self._audio_handle is not None:
+            self._audio_handle.cancel()
+            self._audio_handle = None
+        pending, self._pending_audio = self._pending_audio, {}
+        for item_id, data in pending.items():
+            if data:
+                self.player.play_chunk(item_id, bytes(data[: len(data) // 2 * 2]))
+
+    # ------------------------------------------------------------------ barge-in
+    def _barge_in(self, reason: str, force: bool = False) -> None:
+        """Stop playback (the browser's report, ``_on_played``, then truncates) and, unless the
+        server's VAD does it itself (``reason == "speech"``), cancel the running response."""
+        td = _turn_detection_of(self.session)
+        if not force and isinstance(td, Mapping) and td.get("interrupt_response") is False:
+            return
+        self._pending_audio.clear()
+        self._stop_reason = reason
+        if self.player.stop().done():  # nothing was sent since the last stop: no report comes
+            self._stop_reason = None
+        rs = self.session.active_response
+        if reason != "speech" and rs is not None and not rs.done:
+            self._outbox.put("response.cancel", lambda rid=rs.id: self._cancel(rid))
+
+    def _on_played(self, played: Played) -> None:
+        if played.event != "stopped":
+            return
+        reason, self._stop_reason = self._stop_reason or "stop button", None
+        item_id = played.item_id
+        if item_id is None:
+            return
+        session = self.session
+        it = session.mirror.all_items.get(item_id)
+        rs = session.responses.get(it.response_id) if it is not None and it.response_id else None
+        if rs is not None and not rs.done and reason == "stop button":
+            self._outbox.put("response.cancel", lambda rid=rs.id: self._cancel(rid))
+        record = {"item_id": item_id, "audio_end_ms": played.played_ms, "reason": reason,
+                  "result": "pending"}
+        self.truncations.append(record)
+        self._outbox.put("conversation.item.truncate", lambda: self._truncate(record))
+        self._dirty()
+
+    async def _cancel(self, response_id: str | None = None) -> None:
+        try:
+            await self.session.cancel_response(response_id)
+        except RealtimeError as err:
+            if err.code not in BENIGN_CODES:
+                raise
+
+    async def _truncate(self, record: dict[str, Any]) -> None:
+        item_id = record["item_id"]
+        try:
+            reply = await self.session.truncate(
+                item_id, int(record["audio_end_ms"]), self._content_index.get(item_id, 0),
+                wait=True, timeout=10)
+        except RealtimeError as err:
+            record["result"] = err.code
+            if err.code not in BENIGN_CODES:
+                raise
+            return
+        record["result"] = reply.get("type")
+
+    def _on_playing(self, change: dict[str, Any]) -> None:
+        self.mic.muted = bool(self.mic.mute_while_playing and change["new"])
+
+    # ------------------------------------------------------------------ capture
+    def _show_capture(self) -> None:
+        if self.capture == "mic":
+            self.capture_box.children = (self.mic,)
+        else:
+            self.mic.recording = False
+            self.capture_box.children = (self.recorder,)
+        if self.capture_choice.value != self.capture:
+            self.capture_choice.value = self.capture
+        self._dirty()
+
+    def _on_capture(self, _change: dict[str, Any]) -> None:
+        self._show_capture()
+
+    def _option_changed(self, name: str, value: bool) -> None:
+        setattr(self.mic, name, bool(value))
+        if name == "mute_while_playing":
+            self.mic.muted = bool(value and self.player.playing)
+        elif self._recorder is not None:
+            setattr(self._recorder, name, bool(value))
+
+    def _manual(self) -> bool:
+        """Whether the session is in manual mode (turn detection null), as last asked."""
+        return not self.session.mirror.buffer.vad
+
+    def _on_mic_chunk(self, chunk: MicChunk) -> None:
+        if self.capture != "mic" or self._closed:
+            return
+        data = chunk.data
+        self._outbox.put("input_audio_buffer.append", lambda: self.session.append(data))
+        self._dirty()
+
+    def _on_mic_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "started" and self._manual():
+            self._barge_in("push-to-talk", force=True)
+        elif kind == "stopped" and self.capture == "mic":
+            if self._manual():
+                self._outbox.put("commit + response.create", self._commit_and_respond)
+            else:
+                self._outbox.put("end the VAD turn", self._close_vad_turn)
+
+    async def _commit_and_respond(self) -> None:
+        await self.session.commit()
+        await self._respond()
+
+    async def _respond(self) -> None:
+        session = self.session
+        rs = session.active_response
+        if rs is not None and not rs.done:
+            with contextlib.suppress(RealtimeError):
+                await session.wait_for(
+                    lambda e: e.get("type") == "response.done"
+                    and (e.get("response") or {}).get("id") == rs.id, timeout=10)
+        await session.create_response()
+
+    def _pad_ms(self) -> float:
+        td = _turn_detection_of(self.session)
+        if not isinstance(td, Mapping):
+            return 0.0
+        if td.get("type") == "semantic_vad":
+            wait = SEMANTIC_MAX_WAIT_MS.get(str(td.get("eagerness", "auto")), 4000)
+        else:
+            wait = float(td.get("silence_duration_ms") or 500)
+        return wait + PAD_MARGIN_MS
+
+    async def _close_vad_turn(self) -> None:
+        """The mic stopped in the middle of a VAD turn: give the VAD the silence that ends it."""
+        await asyncio.sleep(0)
+        if self.session.speaking:
+            await self.session.append(Audio.silence(self._pad_ms()).to_pcm16())
+
+    def _on_recording(self, rec: Any) -> None:
+        """A record-and-send take arrived (already decoded): append; commit or pad."""
+
+        async def send() -> None:
+            for chunk in chunks(rec.pcm16, "audio/pcm", 100):
+                await self.session.append(chunk.data)
+            if self._manual():
+                await self._commit_and_respond()
+            else:
+                await self.session.append(Audio.silence(self._pad_ms()).to_pcm16())
+
+        self._outbox.put("recorded take", send)
+        self._dirty()
+
+    # ------------------------------------------------------------------ modes
+    def _on_mode(self, change: Mapping[str, Any]) -> None:
+        """Push-to-talk is manual mode: switch the session's turn detection with the mic."""
+        if self._mode_switching:
+            return
+        td = _turn_detection_of(self.session)
+        if change["new"] == "push-to-talk":
+            if td is not None:
+                self._vad_before_ptt = dict(td)
+                self._update({"audio": {"input": {"turn_detection": None}}},
+                             "push-to-talk: turn detection off")
+        elif self._vad_before_ptt is not None:
+            restore, self._vad_before_ptt = self._vad_before_ptt, None
+            if td is None:
+                self._update({"audio": {"input": {"turn_detection": restore}}},
+                             "hands-free: turn detection restored")
+        self._dirty()
+
+    def _update(self, patch: dict[str, Any], label: str) -> None:
+        async def run() -> None:
+            await self.session.update(patch)
+
+        self._outbox.put(label, run)
+
+    def _on_td_control(self, change: Mapping[str, Any]) -> None:
+        """A VAD chosen in the settings while in push-to-talk: the mic goes hands-free."""
+        if self.controls.syncing or change["new"] == OFF or self.mic.mode != "push-to-talk":
+            return
+        self._mode_switching = True
+        try:
+            self.mic.mode = "hands-free"
+        finally:
+            self._mode_switching = False
+        self._vad_before_ptt = None
+
+    def _mode_html(self) -> str:
+        td = _turn_detection_of(self.session)
+        if self.capture == "recorder":
+            if td is None:
+                text = ("<b>Record &amp; send</b>, manual mode: each take is decoded and "
+                        "appended when you stop; the panel then commits it and asks for a "
+                        "response.")
+            else:
+                text = (f"<b>Record &amp; send</b> with {html.escape(str(td.get('type')))}: "
+                        "each take is appended when you stop, followed by "
+                        f"{self._pad_ms():,.0f} ms of silence so that the server's VAD ends "
+                        "the turn and answers.")
+        elif td is None:
+            if self.mic.mode == "push-to-talk":
+                text = ("<b>Push-to-talk</b>: turn detection is off (manual mode). Hold the "
+                        "button (or the space bar) while you speak; on release the panel "
+                        "commits the audio and asks for a response.")
+                if self._vad_before_ptt is not None:
+                    text += (" Hands-free restores "
+                             f"{html.escape(str(self._vad_before_ptt.get('type')))}.")
+            else:
+                text = ("<b>Manual mode</b> (turn detection off): each Start … Stop is one "
+                        "turn — on Stop the panel commits the audio and asks for a response.")
+        else:
+            kind = html.escape(str(td.get("type")))
+            auto = "answers" if td.get("create_response", True) else "commits (no auto response)"
+            text = (f"<b>Hands-free</b> with {kind}: the server hears where each turn ends and "
+                    f"{auto}. Talking over the assistant interrupts it"
+                    + ("" if td.get("interrupt_response", True) else
+                       " — no: interrupt_response is off") + ".")
+        return text
+
+    # ------------------------------------------------------------------ status
+    def _status_html(self) -> str:
+        s = self.session
+        state = s.state
+        icon = {"connected": "●", "connecting": "◌", "reconnecting": "◌", "new": "○",
+                "disconnected": "✗", "closed": "■"}.get(state, "?")
+        label = {"connecting": "connecting…", "reconnecting": "reconnecting…",
+                 "new": "not connected"}.get(state, state)
+        sid = s.mirror.session_id
+        parts = [f'<span class="rtnb-state-{state}">{icon} {html.escape(label)}</span>',
+                 f"backend <b>{html.escape(s.backend)}</b>",
+                 f'<span class="rtnb-dim">{html.escape(s.url)}</span>']
+        if sid:
+            parts.append(f'<span class="rtnb-dim">{html.escape(sid)}</span>')
+        out = " · ".join(parts)
+        err = self._last_error()
+        if err is not None:
+            label_, exc, benign = err
+            if isinstance(exc, RealtimeError):
+                text = f"{exc.code}: {exc.message}"
+                hint = f"<br><i>{html.escape(exc.hint)}</i>" if exc.hint else ""
+            else:
+                text, hint = f"{type(exc).__name__}: {exc}", ""
+            box = "rtnb-benign-box" if benign else "rtnb-error-box"
+            what = "note" if benign else "last error"
+            out += (f'<div class="{box}"><b>{what}</b> ({html.escape(label_)}): '
+                    f"{html.escape(text)}{hint}</div>")
+        return out
+
+    def _last_error(self) -> tuple[str, BaseException, bool] | None:
+        if not self.errors:
+            return None
+        label, exc = self.errors[-1]
+        benign = isinstance(exc, RealtimeError) and exc.code in BENIGN_CODES
+        return label, exc, benign
+
+    # ------------------------------------------------------------------ connecting
+    async def _connect(self, update: dict[str, Any]) -> None:
+        s = self.session
+        self._dirty()
+        if s.state in ("connecting", "reconnecting"):
+            return
+        try:
+            if s.state in ("disconnected", "closed"):
+                await s.reconnect()
+            elif s.state != "connected":
+                await s.connect()
+        except RealtimeError as err:
+            self._action_failed("connect", err)
+            return
+        finally:
+            self._dirty()
+        if update:
+            fut = asyncio.get_running_loop().create_future()
+
+            async def run() -> None:
+                try:
+                    await s.update(update)
+                finally:
+                    fut.set_result(None)
+
+            self._outbox.put("initial settings", run)
+            await fut
+        self._dirty()
+
+
+def _close_tree(widget: widgets.Widget) -> None:
+    """Close a widget and every widget inside it (boxes, accordions, the panel's parts)."""
+    for child in getattr(widget, "children", None) or ():
+        _close_tree(child)
+    widget.close()
+
+
+# --------------------------------------------------------------------------- display hook
+def panel_for(session: Any, **options: Any) -> SessionPanel:
+    """The panel of ``session`` (created on first use with ``options``; one per session)."""
+    panel = vars(session).get("_rtnb_panel")
+    if panel is None or panel._closed:
+        panel = SessionPanel(session, **options)
+        vars(session)["_rtnb_panel"] = panel
+    return panel
+
+
+def display_session(session: Any, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+    """``Session._repr_mimebundle_``: the panel in a kernel with widgets, else the repr."""
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:  # pragma: no cover - IPython is a dependency of ipywidgets
+        shell = None
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return {"text/plain": repr(session)}
+    bundle = panel_for(session)._repr_mimebundle_(include=include, exclude=exclude)
+    if isinstance(bundle, dict):
+        bundle["text/plain"] = repr(session)
+    return bundle  # type: ignore[no-any-return]

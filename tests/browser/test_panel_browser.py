@@ -1,0 +1,300 @@
+"""The session panel end to end: JupyterLab 4 and Notebook 7, headless Chromium, a fake microphone.
+
+Chromium's fake microphone plays an espeak-ng question followed by a few seconds of silence, in
+a loop. The notebook runs ``%load_ext realtime_nb`` and ``%realtime --backend local`` (the offline
+server inside the kernel). Two turns, one per capture path:
+
+1. streaming mic, hands-free with the server's VAD: a click on Start, the question, the VAD ends
+   the turn, the local server transcribes and answers;
+2. record-and-send with ipywebrtc in manual mode: turn detection is switched off in the panel's
+   own settings (the server's echo is awaited), one take is recorded with the panel's Record
+   button, sent when it stops, committed and answered.
+
+For each: the user's transcript and the assistant's reply appear in the page, and the assistant's
+audio plays (the PlayerWidget reports ``played_ms > 0``). No console errors from our widgets;
+screenshots of the final pages go to ``test-artifacts/panel-{lab,notebook}.png``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from realtime_nb.audio import Audio
+
+from .conftest import ARTIFACTS, CHROMIUM, TOKEN, JupyterPage, _free_port, notebook_json
+
+pytestmark = pytest.mark.browser
+
+NOTEBOOK = "panel.ipynb"
+QUESTION = "What is the capital of France?"
+SILENCE_MS = 2500
+
+
+@pytest.fixture(scope="module")
+def question_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fake microphone: the spoken question, then silence (48 kHz, 16-bit mono WAV)."""
+    espeak = shutil.which("espeak-ng")
+    assert espeak, "espeak-ng is missing: install the Debian package espeak-ng"
+    d = tmp_path_factory.mktemp("question")
+    raw = d / "raw.wav"
+    subprocess.run([espeak, "-s", "150", "-w", str(raw), QUESTION], check=True)
+    speech = Audio.from_wav(raw.read_bytes()).resample(48_000)
+    out = d / "question48k.wav"
+    out.write_bytes(Audio.concat([Audio.silence(300, 48_000), speech,
+                                  Audio.silence(SILENCE_MS, 48_000)]).to_wav())
+    return out
+
+
+def _cells(out: Path) -> list[str]:
+    return [
+        f"""import logging
+logging.basicConfig(filename={str(out / "kernel.log")!r}, level=logging.WARNING,
+                    format="%(asctime)s %(name)s %(message)s")
+%load_ext realtime_nb""",
+        "%realtime --backend local --name s",
+        f"""import json, pathlib
+from realtime_nb.widgets.panel import panel_for
+OUT = pathlib.Path({str(out)!r})
+panel = panel_for(s)
+for name in ("echo_cancellation", "noise_suppression", "auto_gain_control"):
+    panel.options[name].value = False   # the fake microphone's level, unprocessed
+def _played(p):
+    with open(OUT / "played.jsonl", "a") as f:
+        f.write(json.dumps({{"item": p.item_id, "ms": p.played_ms, "event": p.event}}) + "\\n")
+panel.player.on_played(_played)
+def turns():
+    return [{{"id": it.id, "role": it.role, "text": it.content_text,
+             "done": (s.responses[it.response_id].status if it.response_id in s.responses
+                      else None)}} for it in s.items.list()]
+def _diag():  # what the kernel knows, for the failure message when a turn does not come
+    print("errors", panel.errors, "last_error", s.last_error, "state", s.state)
+    print("responses", [(r.id, r.status, r.status_details) for r in s.responses.values()])
+    print("outbox", [label for label, _fn in panel._outbox._queue])
+    print("events", [(e.direction, e.type) for e in s.events if e.type not in (
+        "input_audio_buffer.append", "response.output_audio.delta")][-25:])
+(OUT / "ready").write_text("1")""",
+    ]
+
+
+@pytest.fixture(scope="module", params=["lab", "notebook"])
+def jp(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+       question_wav: Path, jupyter_env: dict[str, str]) -> Iterator[JupyterPage]:
+    """A Jupyter server of ``app`` and Chromium on the panel notebook, all cells run."""
+    from playwright.sync_api import sync_playwright
+
+    app = request.param
+    assert Path(CHROMIUM).exists(), f"Chromium is missing at {CHROMIUM}"
+    root = tmp_path_factory.mktemp(f"panel-{app}")
+    out = root / "out"
+    out.mkdir()
+    (root / NOTEBOOK).write_text(json.dumps(notebook_json(_cells(out))))
+    port = _free_port()
+    expose = "LabApp" if app == "lab" else "JupyterNotebookApp"
+    log = open(root / "server.log", "wb")  # noqa: SIM115 - closed in the teardown
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("jupyter")), app, "--no-browser", "--ip=127.0.0.1",
+         f"--port={port}", f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
+         f"--{expose}.expose_app_in_browser=True",
+         "--KernelSpecManager.ensure_native_kernel=False", "--allow-root",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+         "--LabApp.news_url=None"],
+        env=jupyter_env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, f"jupyter {app} exited: see {root / 'server.log'}"
+            try:
+                with urllib.request.urlopen(f"{base_url}/api/status?token={TOKEN}", timeout=2):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, f"jupyter {app} did not start in 60 s"
+                time.sleep(0.2)
+        with sync_playwright() as pw:
+            context = pw.chromium.launch_persistent_context(
+                str(tmp_path_factory.mktemp(f"chromium-panel-{app}")),
+                executable_path=CHROMIUM, headless=True,
+                args=["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                      "--no-first-run", "--disable-background-networking",
+                      "--disable-component-update", "--disable-sync",
+                      "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                      f"--use-file-for-fake-audio-capture={question_wav}",
+                      "--autoplay-policy=no-user-gesture-required"],
+                permissions=["microphone"], viewport={"width": 1400, "height": 1600})
+            context.grant_permissions(["microphone"], origin=base_url)
+            page = context.pages[0] if context.pages else context.new_page()
+            page_ = JupyterPage(app=app, page=page, out=out, base_url=base_url, root=root)
+            page.on("console", lambda m: m.type == "error" and page_.console.append(
+                f"console.error: {m.text}"))
+            page.on("pageerror", lambda e: page_.console.append(f"pageerror: {e}"))
+            path = (f"/lab/tree/{NOTEBOOK}?token={TOKEN}&reset" if app == "lab"
+                    else f"/notebooks/{NOTEBOOK}?token={TOKEN}")
+            page.goto(base_url + path)
+            page.wait_for_function(
+                """(name) => {
+                    const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                    if (!w || !w.context || w.context.path !== name) return false;
+                    const s = w.context.sessionContext.session;
+                    return !!(s && s.kernel && s.kernel.status === "idle");
+                }""", arg=NOTEBOOK, timeout=90_000)
+            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            page_.wait_for_file("ready", timeout_s=90)
+            page.wait_for_selector(".rtnb-panel .rtnb-mic-button", timeout=30_000)
+            page_.wait_for_kernel("print(s.state)", "connected", timeout_s=60)
+            try:
+                yield page_
+            finally:
+                ARTIFACTS.mkdir(exist_ok=True)
+                with contextlib.suppress(Exception):  # JupyterLab's news prompt hides a corner
+                    page.get_by_role("button", name="No", exact=True).click(timeout=1000)
+                page.screenshot(path=str(ARTIFACTS / f"panel-{app}.png"), full_page=True)
+                context.close()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+def turns(jp: JupyterPage) -> list[dict[str, Any]]:
+    return json.loads(jp.execute("print(json.dumps(turns()))"))  # type: ignore[no-any-return]
+
+
+def wait_turn(jp: JupyterPage, after: int = 0, user_id: str | None = None,
+              timeout_s: float = 45) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Wait for a transcribed user turn and the finished answer that follows it.
+
+    The turn is the first one beyond the first ``after`` items, or the user item ``user_id``.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        items = turns(jp)
+        start = next((n for n, i in enumerate(items) if i["id"] == user_id), len(items)) \
+            if user_id else after
+        user = next((i for i in items[start:] if i["role"] == "user"), None)
+        later = items[items.index(user) + 1:] if user is not None else []
+        answer = next((i for i in later if i["role"] == "assistant"), None)
+        if (user is not None and user["text"].strip() and answer is not None
+                and answer["done"] not in (None, "in_progress") and answer["text"].strip()):
+            return user, answer
+        if time.monotonic() > deadline:
+            state = jp.execute("_diag()")
+            log = jp.out / "kernel.log"
+            raise AssertionError(f"no answered turn in {timeout_s} s: {items}\n{state}\n"
+                                 f"{log.read_text()[-3000:] if log.exists() else ''}")
+        jp.page.wait_for_timeout(300)
+
+
+def played_ms(jp: JupyterPage, item: str, timeout_s: float = 20) -> tuple[int, str]:
+    """Wait until the browser reports ``item`` played to its end, or cut; return (ms, how)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        path = jp.out / "played.jsonl"
+        rows = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+        final = [r for r in rows if r["item"] == item
+                 and r["event"] in ("ended", "drained", "stopped")]
+        if final:
+            return int(final[-1]["ms"]), str(final[-1]["event"])
+        assert time.monotonic() < deadline, f"the player did not finish {item}: {rows[-5:]}"
+        jp.page.wait_for_timeout(200)
+
+
+def page_shows(jp: JupyterPage, *texts: str, timeout_s: float = 10) -> None:
+    """Wait until the panel's transcript in the page contains every one of ``texts``."""
+    jp.page.wait_for_function(
+        """(texts) => {
+            const el = document.querySelector('.rtnb-panel .rtnb-transcript');
+            return !!el && texts.every((t) => el.innerText.includes(t));
+        }""", arg=list(texts), timeout=timeout_s * 1000)
+
+
+def wait_truncation(jp: JupyterPage, timeout_s: float = 30) -> dict[str, Any]:
+    """Wait until the panel has truncated an answer on a barge-in; return its record."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        done = [t for t in json.loads(jp.execute("print(json.dumps(panel.truncations))"))
+                if t["result"] != "pending"]
+        if done:
+            return done[0]  # type: ignore[no-any-return]
+        assert time.monotonic() < deadline, f"no barge-in in {timeout_s} s"
+        jp.page.wait_for_timeout(300)
+
+
+def test_streaming_mic_turn_is_answered_played_and_barged_in(jp: JupyterPage) -> None:
+    """Hands-free: the question is answered aloud; the microphone asks again (the fake one
+    loops) while the answer plays, so the server's VAD hears speech and the panel cuts the
+    answer where the browser says it was, and truncates it there."""
+    before = len(turns(jp))
+    jp.page.click(".rtnb-panel .rtnb-mic-button")  # Start (hands-free, server VAD)
+    user, answer = wait_turn(jp, before)
+    cut = wait_truncation(jp)
+    jp.page.click(".rtnb-panel .rtnb-mic-button")  # Stop
+    jp.wait_for_kernel("print(panel.mic.recording)", "False")
+    assert "capital" in user["text"].lower() or "france" in user["text"].lower(), user
+    assert user["text"].strip() in answer["text"], "the local responder echoes what it heard"
+    ms, how = played_ms(jp, answer["id"])
+    assert ms > 0
+    rows = [json.loads(x) for x in (jp.out / "played.jsonl").read_text().splitlines()]
+    stopped = [r for r in rows if r["event"] == "stopped" and r["item"] == cut["item_id"]]
+    assert cut["reason"] == "speech" and cut["result"] == "conversation.item.truncated", cut
+    assert stopped and stopped[0]["ms"] == cut["audio_end_ms"] > 0, (stopped, cut)
+    jp.wait_for_kernel(f"print(s.items[{cut['item_id']!r}].truncated_ms)",
+                       str(cut["audio_end_ms"]))
+    page_shows(jp, user["text"].strip(), answer["text"].strip()[:30], "cut at")
+    ARTIFACTS.mkdir(exist_ok=True)
+    jp.page.locator(".rtnb-panel").screenshot(path=str(ARTIFACTS / f"panel-{jp.app}-mic.png"))
+    print(f"\n{jp.app} streaming: user {user['text']!r} → {answer['text']!r}, played {ms} ms "
+          f"({how}); barge-in cut {cut['item_id']} at {cut['audio_end_ms']} ms")
+
+
+def test_record_and_send_turn_in_manual_mode(jp: JupyterPage) -> None:
+    page = jp.page
+    page.click(".rtnb-panel .rtnb-capture-choice button:has-text('Record & send')")
+    page.wait_for_selector(".rtnb-panel .rtnb-record-button", timeout=10_000)
+    jp.wait_for_kernel("print(panel.capture)", "recorder")
+    page.select_option(".rtnb-panel .rtnb-ctl-audio-input-turn-detection select", label="off")
+    jp.wait_for_kernel("print(s.config['audio']['input']['turn_detection'])", "None")
+    page.wait_for_selector(".rtnb-panel .rtnb-ctl-note:has-text('✓ server: null')",
+                           timeout=10_000)
+    jp.wait_for_kernel("print(panel.player.playing)", "False", timeout_s=30)
+    before = len(turns(jp))
+    page.click(".rtnb-panel .rtnb-record-button")
+    jp.wait_for_kernel("print(panel.recorder.recording)", "True")
+    page.wait_for_timeout(3800)  # the question (~2.3 s) and some silence
+    page.click(".rtnb-panel .rtnb-record-button")
+    jp.wait_for_kernel("print(bool(s.mirror.last_commit) and s.mirror.last_commit['by'])",
+                       "client", timeout_s=20)
+    committed = jp.execute("print(s.mirror.last_commit['item_id'])").strip()
+    user, answer = wait_turn(jp, user_id=committed)
+    assert len(turns(jp)) > before
+    assert "capital" in user["text"].lower() or "france" in user["text"].lower(), user
+    took = json.loads(jp.execute(
+        "print(json.dumps([panel.recorder.takes, panel.recorder.last.duration_ms,"
+        " sum(e.direction == 'client' and e.type == 'input_audio_buffer.commit'"
+        " for e in s.events)]))"))
+    assert took[0] == 1 and took[1] > 2500 and took[2] == 1, took
+    ms, how = played_ms(jp, answer["id"])
+    assert ms > 0
+    page_shows(jp, user["text"].strip(), answer["text"].strip()[:30])
+    page.wait_for_selector(".rtnb-panel .rtnb-recorder-status:has-text('take 1')")
+    print(f"\n{jp.app} record & send: user {user['text']!r} → {answer['text']!r}, "
+          f"played {ms} ms ({how}), take {took[1]:.0f} ms")
+
+
+def test_no_console_errors_from_our_widgets(jp: JupyterPage) -> None:
+    jp.page.wait_for_timeout(200)
+    assert jp.our_console_errors() == []
