@@ -94,7 +94,8 @@ def _format(value: Any, param: str) -> Any:
 
 
 def _modalities(value: Any, param: str) -> list[str]:
-    if not isinstance(value, list) or sorted(value) not in (["text"], ["audio", "text"]):
+    if (not isinstance(value, list) or not all(isinstance(v, str) for v in value)
+            or sorted(value) not in (["text"], ["audio", "text"])):
         raise ProtocolError(
             "invalid_value",
             f"Invalid modalities: {value!r}. Supported combinations are: ['text'] and "

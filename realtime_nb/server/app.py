@@ -83,7 +83,8 @@ class LocalServer:
     client presents exactly this key. ``beta``: ``"translate"`` serves the retired beta dialect
     (``OpenAI-Beta: realtime=v1``) by translation; ``"retired"`` answers it as today's service
     does (``beta_api_shape_disabled``, close 4000). ``max_duration_s`` is the session age limit
-    (the service's is 60 minutes).
+    (the service's is 60 minutes). Browsers may connect only from loopback pages unless their
+    origin is in ``allowed_origins``.
     """
 
     def __init__(
@@ -98,6 +99,7 @@ class LocalServer:
         allow_remote: bool = False,
         workers: int = 2,
         vad_batch_s: float = 0.005,
+        allowed_origins: tuple[str, ...] = (),
     ) -> None:
         if not _is_loopback(host) and not allow_remote:
             raise ValueError(
@@ -118,6 +120,7 @@ class LocalServer:
         self.sessions: set[_Connection] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.vad_batch_s = vad_batch_s
+        self.allowed_origins = tuple(allowed_origins)
         self._vad_dirty: dict[_Connection, None] = {}
         self._vad_timer: asyncio.TimerHandle | None = None
 
@@ -167,7 +170,16 @@ class LocalServer:
         """Close every session and stop listening."""
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._server.wait_closed()), 5)
+            except TimeoutError:
+                # a client that stopped reading keeps close() waiting on drain(): cut it
+                for conn in list(self.sessions):
+                    transport = conn.ws.transport
+                    if transport is not None:
+                        transport.abort()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._server.wait_closed(), 5)
             self._server = None
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
@@ -220,6 +232,12 @@ class LocalServer:
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         parts = urlsplit(request.path)
+        origin = request.headers.get("Origin")
+        if origin and not self._origin_allowed(origin):
+            return connection.respond(
+                http.HTTPStatus.FORBIDDEN,
+                f"Origin {origin} may not use this local server (only pages served from "
+                "localhost may; pass allowed_origins=... to LocalServer to allow others)\n")
         if parts.path.rstrip("/") != "/v1/realtime":
             return connection.respond(http.HTTPStatus.NOT_FOUND, "Not found: use /v1/realtime\n")
         key = self._key_of(request)
@@ -233,6 +251,15 @@ class LocalServer:
             response.headers["Content-Type"] = "application/json"
             return response
         return None
+
+    def _origin_allowed(self, origin: str) -> bool:
+        """Browsers send Origin: only loopback pages (and listed origins) may connect, so a web
+        page the user visits cannot open sessions on the local server (cross-site WebSocket
+        hijacking). Non-browser clients send no Origin and are not affected."""
+        if origin in self.allowed_origins or "*" in self.allowed_origins:
+            return True
+        host = urlsplit(origin).hostname or ""
+        return host == "localhost" or _is_loopback(host)
 
     @staticmethod
     def _select_subprotocol(connection: ServerConnection, subprotocols: Any) -> Any:
@@ -273,6 +300,10 @@ class LocalServer:
             self.sessions.discard(conn)
 
 
+#: Unsent server events per session before the server stops reading that client's events.
+_MAX_QUEUED = 4096
+
+
 def _offered(headers: Headers) -> list[str]:
     raw = ",".join(headers.get_all("Sec-WebSocket-Protocol"))
     return [p.strip() for p in raw.split(",") if p.strip()]
@@ -305,6 +336,7 @@ class _Connection:
         self.speculations: dict[int, asyncio.Future[Any]] = {}
         self.beta = BetaTranslator() if info.beta else None
         self.queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self.space = asyncio.Event()  # set when the send queue is short again
         self.tasks: set[asyncio.Task[Any]] = set()
         self.transcripts: dict[str, asyncio.Future[str]] = {}
         self.wake = asyncio.Event()
@@ -338,6 +370,9 @@ class _Connection:
             async for message in self.ws:
                 self._receive(message)
                 self.flush()
+                while self.queue.qsize() > _MAX_QUEUED:  # the client is not reading: stop
+                    self.space.clear()                  # reading from it until it catches up
+                    await self.space.wait()
                 if self.core.defer_vad and self.core._vad_pending:
                     self.server.schedule_vad(self)
                 if self.core.closed:
@@ -359,27 +394,44 @@ class _Connection:
             return
         try:
             event = json.loads(message)
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:
+            reason = "it is nested too deeply" if isinstance(err, RecursionError) else str(err)
             self.core.error(ProtocolError(
-                "invalid_json", f"The server could not parse the event as JSON: {err}.", None))
+                "invalid_json", f"The server could not parse the event as JSON: {reason}.", None))
             return
+        eid = event.get("event_id") if isinstance(event, dict) else None
+        eid = eid if isinstance(eid, str) else None
         if self.beta is not None:
             try:
                 event = self.beta.client_event(event)
             except ProtocolError as err:
-                eid = event.get("event_id") if isinstance(event, dict) else None
-                self.core.error(err, eid if isinstance(eid, str) else None)
+                self.core.error(err, eid)
                 return
-        self.core.handle(event)
+            except (TypeError, AttributeError, ValueError):
+                pass  # malformed beyond translation: the validator names what is wrong
+        try:
+            self.core.handle(event)
+        except RecursionError:
+            self.core.error(ProtocolError(
+                "invalid_value", "The event is nested too deeply to be processed.", None), eid)
+        except Exception:  # never let one bad event end the session
+            logger.exception("error while handling a client event")
+            self.core.error(ProtocolError(
+                "server_error", "The server had an error while processing your request. Sorry "
+                f"about that! (Please include the session ID {self.core.id} in your message.)",
+                None, type="server_error"), eid)
 
     async def _sender(self) -> None:
         while True:
             text = await self.queue.get()
             if text is None:
                 break
+            if self.queue.qsize() < _MAX_QUEUED // 2:
+                self.space.set()
             try:
                 await self.ws.send(text)
             except ConnectionClosed:
+                self.space.set()
                 break
             if self.core.closed and self.queue.empty():
                 await self.ws.close(self.core.close_code or 1000, "session closed")
