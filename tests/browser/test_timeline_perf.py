@@ -191,7 +191,8 @@ def test_window_buttons_and_keys_steer_the_view(browser: Any, tmp_path: Path) ->
     page.focus(".rtnb-timeline")
     page.keyboard.press("ArrowLeft")
     assert page.evaluate(state) == [10, False]
-    assert page.get_attribute(".rtnb-tl-follow", "aria-pressed") == "false"
+    # the button is redrawn on the next animation frame: wait for it rather than race it
+    page.wait_for_selector('.rtnb-tl-follow[aria-pressed="false"]', timeout=5_000)
     page.keyboard.press("f")
     assert page.evaluate(state) == [10, True]
     page.click("text=All")
