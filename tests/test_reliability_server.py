@@ -34,6 +34,7 @@ from reliability_fixtures import (
     RawClient,
     ThreadedServer,
     quick_engines,
+    until,
 )
 from websockets.exceptions import ConnectionClosed
 
@@ -446,8 +447,10 @@ async def _stalled_client(server: ThreadedServer, events: int) -> Any:
                        max_size=None, max_queue=4)
     await ws.recv()
     event = json.dumps({"type": "input_audio_buffer.commit", "event_id": "x" * 500})
-    for _ in range(events):
-        await ws.send(event)
+    with contextlib.suppress(TimeoutError):  # a send blocked for 2 s: the pipe is full
+        for _ in range(events):
+            async with asyncio.timeout(2):
+                await ws.send(event)
     await asyncio.sleep(0.5)
     return ws
 
@@ -467,3 +470,15 @@ async def test_stop_returns_while_a_client_has_stopped_reading() -> None:
         await asyncio.sleep(0.1)
         server.stop()
     assert took < 11.5, f"LocalServer.stop() took {took:.0f} s (close_timeout is 10 s)"
+
+
+async def test_a_flooding_client_that_disconnects_is_released_at_once() -> None:
+    """A client floods events without reading its answers, then its connection drops: the
+    server frees that session at once — none is left waiting for a reader that is gone."""
+    with ThreadedServer(engines=quick_engines()) as server:
+        ws = await _stalled_client(server, 20_000)
+        ws.transport.abort()
+        with contextlib.suppress(AssertionError):
+            await until(lambda: server.sessions() == 0, 5)
+        left = server.sessions()
+    assert left == 0, f"{left} session(s) still held 5 s after the client vanished"
