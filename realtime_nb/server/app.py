@@ -337,6 +337,7 @@ class _Connection:
         self.beta = BetaTranslator() if info.beta else None
         self.queue: asyncio.Queue[str | None] = asyncio.Queue()
         self.space = asyncio.Event()  # set when the send queue is short again
+        self.sender_gone = False  # the peer is gone: never wait for queue space again
         self.tasks: set[asyncio.Task[Any]] = set()
         self.transcripts: dict[str, asyncio.Future[str]] = {}
         self.wake = asyncio.Event()
@@ -370,8 +371,8 @@ class _Connection:
             async for message in self.ws:
                 self._receive(message)
                 self.flush()
-                while self.queue.qsize() > _MAX_QUEUED:  # the client is not reading: stop
-                    self.space.clear()                  # reading from it until it catches up
+                while self.queue.qsize() > _MAX_QUEUED and not self.sender_gone:  # not reading:
+                    self.space.clear()  # stop reading from it until it catches up (or is gone)
                     await self.space.wait()
                 if self.core.defer_vad and self.core._vad_pending:
                     self.server.schedule_vad(self)
@@ -431,6 +432,7 @@ class _Connection:
             try:
                 await self.ws.send(text)
             except ConnectionClosed:
+                self.sender_gone = True
                 self.space.set()
                 break
             if self.core.closed and self.queue.empty():
