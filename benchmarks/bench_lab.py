@@ -20,19 +20,13 @@ runs in this process on one core (an inline executor; Silero uses one thread).
 from __future__ import annotations
 
 import concurrent.futures as cf
-import itertools
-import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from benchmarks import bench_vad
 from realtime_nb import lab
-from realtime_nb.audio import Audio, decode
+from realtime_nb.audio import Audio
 from realtime_nb.lab._sweep import offline_batch, replay_audio
 from realtime_nb.vad import default_speech_model, speech_probabilities
 
@@ -53,31 +47,7 @@ GRID = {
 
 def recording_60s() -> Audio:
     """60 s of espeak-ng phrases separated by 0.3–2.5 s pauses, with light pink noise."""
-    espeak = shutil.which("espeak-ng")
-    if espeak is None:
-        raise RuntimeError("bench_lab needs Debian espeak-ng to synthesise speech")
-    rng = np.random.default_rng(0)
-    phrases = []
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "phrase.wav"
-        for text in PHRASES:
-            subprocess.run([espeak, "-w", str(path), text], check=True, capture_output=True)
-            phrases.append(decode(path, to_rate=RATE).samples)
-    total = 60 * RATE
-    out = np.zeros(total, dtype=np.float64)
-    pos = int(0.5 * RATE)
-    for k in itertools.count():
-        phrase = phrases[k % len(phrases)]
-        if pos + len(phrase) > total:
-            break
-        out[pos : pos + len(phrase)] = phrase
-        pos += len(phrase) + int(rng.uniform(0.3, 2.5) * RATE)
-    spectrum = np.fft.rfft(rng.standard_normal(total))
-    freqs = np.fft.rfftfreq(total, 1 / RATE)
-    freqs[0] = freqs[1]
-    pink = np.fft.irfft(spectrum / np.sqrt(freqs), total)
-    out += pink / np.sqrt(np.mean(pink**2)) * 32768 * 10 ** (-55 / 20)
-    return Audio(np.clip(np.round(out), -32768, 32767).astype(np.int16), RATE)
+    return bench_vad.recording_60s(PHRASES)
 
 
 class InlineExecutor(cf.Executor):

@@ -58,11 +58,11 @@ def _espeak(text: str, directory: Path) -> np.ndarray:
     return decode(path, to_rate=RATE).samples
 
 
-def recording_60s() -> Audio:
+def recording_60s(texts: tuple[str, ...] = PHRASES) -> Audio:
     """60 s of espeak-ng phrases separated by 0.3–2.5 s pauses, with light pink noise."""
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
-        phrases = [_espeak(text, Path(tmp)) for text in PHRASES]
+        phrases = [_espeak(text, Path(tmp)) for text in texts]
     total = 60 * RATE
     out = np.zeros(total, dtype=np.float64)
     pos = int(0.5 * RATE)
