@@ -246,8 +246,6 @@ async def test_unusable_audio_is_refused_clearly_and_nothing_is_sent(
     assert s.state == "connected"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: send_audio(b'') raises a bare AudioError from "
-                   "audio.chunks instead of the Session's RealtimeError('invalid_audio')")
 async def test_empty_bytes_are_refused_with_the_sessions_error_type(
     session: tuple[Session, FakeRealtimeServer]
 ) -> None:
@@ -263,9 +261,6 @@ async def test_empty_bytes_are_refused_with_the_sessions_error_type(
     assert received_appends(fake) == []
 
 
-@pytest.mark.xfail(strict=True, reason="bug: an invalid_audio refusal from send_audio / "
-                   "create_item(audio=) is raised but not recorded in last_error nor dispatched "
-                   "to error callbacks (Session._prepare_audio / _convert_audio)")
 async def test_an_audio_refusal_reaches_last_error_and_error_callbacks(
     tmp_path: Path, session: tuple[Session, FakeRealtimeServer]
 ) -> None:
@@ -281,9 +276,6 @@ async def test_an_audio_refusal_reaches_last_error_and_error_callbacks(
     assert seen and seen[-1]["realtime_error"] is info.value
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a float WAV whose samples are integer-scaled is "
-                   "clipped into a square wave (noise) instead of refused as the same array is "
-                   "(audio/_decode.py _assemble / _resample_segment lack from_array's peak check)")
 def test_integer_scaled_float_wav_is_refused_like_the_same_array(spoken: Any) -> None:
     """int16 sample values written into a float32 WAV (a common soundfile/scipy mistake) play as
     full-scale clipping. ``from_array`` refuses such samples ("they look integer-scaled"); the

@@ -149,9 +149,6 @@ async def test_a_drop_during_a_paced_send_audio_loses_no_chunk(fake: FakeRealtim
     await s.close()
 
 
-@pytest.mark.xfail(strict=True, reason="bug: Session._check_commit judges a commit by the mirror's "
-                   "buffer, which does not count appends still queued (not connected yet, or "
-                   "after a drop), so append+commit while disconnected is refused as empty")
 async def test_append_and_commit_while_disconnected_are_both_queued(
     fake: FakeRealtimeServer,
 ) -> None:

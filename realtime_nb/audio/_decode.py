@@ -505,8 +505,8 @@ def _resample_segment(
         return None
     skip = n_guard % step_in  # start the guard on the grid
     x = np.concatenate([c.data for c in (*pre, *frames, *post)])[skip:]
-    if not np.isfinite(x).all():
-        return None
+    if not np.isfinite(x).all() or _float_peak(x) > _FLOAT_PEAK_MAX:
+        return None  # the caller's whole-stream path reports it
     y = resample_float(x, rate, out_rate)
     start = (n_guard - skip) // step_in * step_out
     stop = len(y) if last else start + n_seg // step_in * step_out
@@ -570,6 +570,30 @@ def _to_float(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float32) / np.float32(scale)
 
 
+_FLOAT_PEAK_MAX = 2.0  # float audio beyond this is not "a little over full scale"
+
+
+def _float_peak(x: np.ndarray) -> float:
+    """Largest magnitude in a float array (no temporary the size of ``x``)."""
+    return max(float(x.max()), -float(x.min())) if x.size else 0.0
+
+
+def _check_float_scale(x: np.ndarray, what: str) -> None:
+    """Refuse float samples that are integer-scaled (e.g. int16 values written as float).
+
+    Clipping them to [-1, 1] would turn speech into a full-scale square wave: noise.
+    """
+    peak = _float_peak(x)
+    if peak > _FLOAT_PEAK_MAX:
+        where = f"The decoded {what} audio's float samples" if what else "Float samples"
+        raise AudioError(
+            f"{where} must be in [-1, 1], but these reach {peak:g}: they look "
+            "integer-scaled. If they are 16-bit values stored as float, convert them with "
+            ".astype(np.int16) (or write the file as 16-bit PCM); otherwise divide by their "
+            "full scale first."
+        )
+
+
 def _seconds(chunks: list[_Chunk]) -> float:
     return sum(len(c.data) / c.rate for c in chunks)
 
@@ -605,6 +629,8 @@ def _assemble(chunks: list[_Chunk], native_rate: int, out_rate: int | None, what
         if not np.isfinite(x).all():
             raise AudioError(f"The decoded {what} audio contains NaN or infinite samples: the "
                              "file is damaged (or was written from broken float data).")
+        if any(a.dtype.kind == "f" for a in arrays):
+            _check_float_scale(x, what)
         parts.append(float_to_int16(resample_float(x, rate, target)))
     samples = parts[0] if len(parts) == 1 else np.concatenate(parts)
     return Audio(np.ascontiguousarray(samples, dtype=np.int16), target)
@@ -658,13 +684,7 @@ def _from_array(
             bad = int((~np.isfinite(arr)).sum())
             raise AudioError(f"The samples contain {bad} NaN or infinite value(s): fix the source "
                              "(e.g. np.nan_to_num) before converting.")
-        peak = float(np.abs(arr).max())
-        if peak > 2.0:
-            raise AudioError(
-                f"Float samples must be in [-1, 1], but these reach {peak:g}: they look "
-                "integer-scaled. If they are 16-bit values stored as float, pass "
-                "arr.astype(np.int16); otherwise divide by their full scale first."
-            )
+        _check_float_scale(arr, "")
     elif check_wide_ints and arr.dtype.itemsize >= 4:
         bits = 8 * arr.dtype.itemsize - 1
         centred = arr.astype(np.float64) - (2.0**bits if kind == "u" else 0.0)

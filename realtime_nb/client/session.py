@@ -66,6 +66,7 @@ from realtime_nb.protocol import (
     COMMIT_MIN_MS,
     UNSET,
     ProtocolError,
+    bytes_per_ms,
     commit_empty_message,
     new_id,
     to_wire,
@@ -1145,7 +1146,11 @@ class Session:
         mirror = self.mirror
         if mirror.buffer.vad and self._state == "connected":
             await self._settle(self.settle_s if settle is None else settle)
-        ms = mirror.input_buffer_ms
+        # Appends still waiting in the send queue (not connected yet, after a drop, or while
+        # the queue drains) will reach the buffer before this commit: count them. While the
+        # socket is down the mirror's buffer belongs to a server session that is gone.
+        held = mirror.input_buffer_ms if self._state == "connected" else 0.0
+        ms = held + self._queued_input_ms()
         if ms >= COMMIT_MIN_MS:
             return
         err = RealtimeError(
@@ -1153,6 +1158,20 @@ class Session:
             fatal=False, event_id=ev.get("event_id"), hint=self._commit_hint(),
         )
         self._refuse(ev, err)
+
+    def _queued_input_ms(self) -> float:
+        """Milliseconds of audio in queued appends after the queue's last commit or clear."""
+        n = 0
+        for ev, _text, raw in self._queue:
+            kind = ev.get("type")
+            if kind == "input_audio_buffer.append":
+                if raw is not None:
+                    n += len(raw)
+                elif isinstance(b64 := ev.get("audio"), str):  # queued by send()
+                    n += len(b64) * 3 // 4 - b64[-2:].count("=")
+            elif kind in ("input_audio_buffer.commit", "input_audio_buffer.clear"):
+                n = 0
+        return n / bytes_per_ms(self.mirror.input_format) if n else 0.0
 
     def _commit_hint(self) -> str:
         m = self.mirror
@@ -1312,9 +1331,9 @@ class Session:
         try:
             return convert(audio, sample_rate, self._input_format())
         except AudioError as exc:
-            raise RealtimeError("invalid_audio", str(exc), source="client", fatal=False,
-                                hint="realtime_nb.audio reads files, container bytes, numpy "
-                                "arrays (with sample_rate) and Audio objects.") from exc
+            err = _invalid_audio(exc)
+            self._record_error(err, dispatch=True)
+            raise err from exc
 
     async def send_audio(
         self,
@@ -1340,11 +1359,15 @@ class Session:
         fmt = self._input_format()
         is_pcm = fmt.get("type", "audio/pcm") == "audio/pcm"
         big = not isinstance(audio, bytes | bytearray | memoryview) or len(audio) > 96_000
-        if big:  # decoding/resampling a long recording must not hold the event loop
-            data, findings, f32 = await asyncio.to_thread(
-                _prepare_audio, audio, sample_rate, fmt, force)
-        else:
-            data, findings, f32 = _prepare_audio(audio, sample_rate, fmt, force)
+        try:
+            if big:  # decoding/resampling a long recording must not hold the event loop
+                data, findings, f32 = await asyncio.to_thread(
+                    _prepare_audio, audio, sample_rate, fmt, force)
+            else:
+                data, findings, f32 = _prepare_audio(audio, sample_rate, fmt, force)
+        except RealtimeError as err:  # invalid_audio: reported like every other refusal
+            self._record_error(err, dispatch=True)
+            raise
         if f32 is not None:
             ev = {"type": "input_audio_buffer.append", "event_id": self._next_id(),
                   "audio": base64.b64encode(bytes(memoryview(audio)[:48000])).decode("ascii")}
@@ -1432,6 +1455,9 @@ def _prepare_audio(audio: Any, sample_rate: int | None, fmt: dict[str, Any], for
                 if not force:
                     return b"", findings, f32
                 return raw, [f for f in findings if f is not f32], None
+            if len(raw) < 2:
+                raise AudioError(f"No audio to send: {len(raw)} bytes is not one whole PCM16 "
+                                 "sample.")
             if is_pcm and rate == 24000:
                 return raw[: len(raw) // 2 * 2], findings, None
             whole = Audio.from_pcm16(raw[: len(raw) // 2 * 2], rate)
@@ -1440,9 +1466,15 @@ def _prepare_audio(audio: Any, sample_rate: int | None, fmt: dict[str, Any], for
         pcm = data if is_pcm else to_pcm16(audio, sample_rate)
         return data, diagnose(pcm, 24000), None
     except AudioError as exc:
-        raise RealtimeError("invalid_audio", str(exc), source="client", fatal=False,
-                            hint="realtime_nb.audio reads files, container bytes, numpy arrays "
-                            "(with sample_rate) and Audio objects.") from exc
+        raise _invalid_audio(exc) from exc
+
+
+def _invalid_audio(exc: Exception) -> RealtimeError:
+    """The Session's error for audio :mod:`realtime_nb.audio` refused (``invalid_audio``)."""
+    return RealtimeError("invalid_audio", str(exc), source="client", fatal=False,
+                         hint="realtime_nb.audio reads files, container bytes, numpy arrays "
+                         "(with sample_rate) and Audio objects; empty or unreadable input is "
+                         "refused rather than sent as noise.")
 
 
 def _b64decode(text: str) -> bytes:
