@@ -105,10 +105,15 @@ async def _record_conversation() -> list[dict[str, Any]]:
     async with LocalServer(port=0) as srv:
         srv_url = srv.url
         async with Session(url=srv_url) as s:
-            await s.update(transcription={"model": "whisper-1"})
+            # espeak's pause between the two sentences is longer than the default 200 ms
+            # silence window: 600 ms keeps them one VAD turn (one reply), as a person would.
+            await s.update(transcription={"model": "whisper-1"},
+                           turn_detection={"type": "server_vad", "silence_duration_ms": 600})
             await s.say("Tell me about the weather in Paris today, please.")
             await s.send_audio(speech + b"\0\0" * 24000)
             await s.wait_for("response.done", timeout=120)
+            while s.mirror.active_response is not None or s.mirror.speaking:
+                await s.wait_for("response.done", timeout=120)  # any later turn's reply too
             await s.say("And tomorrow?", output_modalities=["text"])
             return [s.events.full(e) for e in s.events if e.direction == "server"]
 
