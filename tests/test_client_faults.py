@@ -168,6 +168,10 @@ async def test_killed_mid_response_then_reconnect_keeps_everything(fake) -> None
     await until(lambda: s.state == "disconnected")
     received = [e for e in s.events if e.direction == "server"]
     deltas = s.events.of_type("response.output_audio.delta")
+    cut = s.responses[deltas[0].event["response_id"]]
+    # The server that streamed it is gone: nothing may still show it as playing.
+    assert s.mirror.active_response is None and cut.done
+    assert cut.status_details == {"type": "incomplete", "reason": "disconnected"}
     item = s.mirror.all_items[deltas[0].event["item_id"]]
     audio_before = item.audio_bytes
     assert audio_before == b"".join(s.events.audio_of(e) for e in deltas)
@@ -338,3 +342,27 @@ async def test_invalid_model_error_before_session_created_fails_connect() -> Non
     finally:
         await srv.stop()
 
+
+
+async def test_closing_mid_response_ends_it_in_the_mirror_and_in_a_replay(fake) -> None:
+    """close() while a reply streams: the response ends ``incomplete`` (reason ``closed``),
+    callbacks hear ``realtime_nb.closed``, and a mirror rebuilt from the log agrees."""
+    from realtime_nb.client.mirror import Mirror
+
+    fake.audio_interval = 0.05
+    fake.reply_text = "One. Two. Three. Four. Five. Six."
+    s = Session(url=fake.url)
+    heard: list[str] = []
+    s.on("realtime_nb.closed", lambda ev: heard.append(ev["type"]))
+    await s.connect()
+    await s.create_item(text="Count.")
+    await s.create_response()
+    await until(lambda: len(s.events.of_type("response.output_audio.delta")) >= 1)
+    rid = s.events.of_type("response.output_audio.delta")[0].event["response_id"]
+    await s.close()
+    assert heard == ["realtime_nb.closed"]
+    assert s.mirror.active_response is None
+    assert s.responses[rid].status_details == {"type": "incomplete", "reason": "closed"}
+    replay = Mirror.from_log(s.events)
+    assert replay.active_response is None
+    assert replay.responses[rid].status_details == {"type": "incomplete", "reason": "closed"}

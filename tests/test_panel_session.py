@@ -413,3 +413,12 @@ async def test_a_flood_of_events_redraws_the_panel_a_few_times_not_once_per_even
     assert 1 <= sends <= 3, f"{sends} redraws for 200 events"
     assert "w199" in row_html.value
     p.close()
+
+
+async def test_closing_the_session_elsewhere_updates_the_status_line(
+        panel: SessionPanel) -> None:
+    """``await session.close()`` in another cell must not leave the panel saying "connected"."""
+    await until(lambda: "rtnb-state-connected" in panel.status.value, timeout=5)
+    await panel.session.close()
+    await until(lambda: "rtnb-state-closed" in panel.status.value, timeout=5)
+    assert "■ closed" in panel.status.value

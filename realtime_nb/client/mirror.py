@@ -203,6 +203,10 @@ class Items(Mapping[str, ItemState]):
         return "Items([" + ", ".join(repr(i) for i in self.list()) + "])"
 
 
+# Session markers after which the server holds nothing live (see Mirror.connection_lost).
+_LOST = {"realtime_nb.disconnected": "disconnected", "realtime_nb.closed": "closed"}
+
+
 def _add_usage(total: dict[str, Any], usage: Mapping[str, Any]) -> None:
     for k, v in usage.items():
         if isinstance(v, bool):
@@ -293,6 +297,8 @@ class Mirror:
                         "content": [{"audio": log.audio.get(r)} for r in entry.audio]}})
                 else:
                     mirror.client_event(ev)
+            elif entry.direction == "local" and entry.type in _LOST:
+                mirror.connection_lost(_LOST[entry.type])
             elif entry.direction == "server":
                 if entry.type == "response.output_audio.delta" and entry.audio:
                     mirror.audio_delta(ev, log.audio.get(entry.audio[0]))
@@ -446,11 +452,22 @@ class Mirror:
         self._bounds.clear()
         self._vad_item = None
         self._rec.clear()
+        self.connection_lost()
+
+    def connection_lost(self, reason: str = "disconnected") -> None:
+        """The socket is gone (dropped or closed): nothing the server held is live any more.
+
+        A response that was still streaming ends ``incomplete`` with ``reason`` (so nothing
+        waits on it or shows it as playing), and VAD no longer reports speech. Items and
+        transcripts stay: they are the record of what happened.
+        """
         self.active_response_id = None
+        self.buffer.speaking = False
+        self._vad_item = None
         for resp in self.responses.values():
             if resp.status == "in_progress":
                 resp.status = "incomplete"
-                resp.status_details = {"type": "incomplete", "reason": "disconnected"}
+                resp.status_details = {"type": "incomplete", "reason": reason}
 
     def _on_session(self, ev: dict[str, Any]) -> None:
         session = ev.get("session")

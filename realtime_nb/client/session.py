@@ -364,7 +364,8 @@ class Session:
         """Call ``callback(event)`` for each server event of ``event_type`` (``"*"``: all).
 
         Also receives the session's own events: ``realtime_nb.connected``,
-        ``realtime_nb.disconnected``, ``realtime_nb.reconnected``, and ``error`` for client-side
+        ``realtime_nb.disconnected``, ``realtime_nb.reconnected``, ``realtime_nb.closed`` (after
+        :meth:`close`), and ``error`` for client-side
         refusals (the exception is under ``event["realtime_error"]``). Coroutine functions are
         scheduled as tasks. Exceptions in callbacks are logged and kept in
         ``callback_errors``; they never stop the session. Usable as a decorator:
@@ -480,6 +481,8 @@ class Session:
         self._fail_waiters(RealtimeError("session_closed", "The session was closed.",
                                          source="client", fatal=False))
         self.events.marker("realtime_nb.closed")
+        self.mirror.connection_lost("closed")
+        self._dispatch("realtime_nb.closed", {"type": "realtime_nb.closed"})
 
     async def _open(self, timeout: float, restore: bool) -> None:
         backend = self._backend
@@ -780,6 +783,7 @@ class Session:
         self.last_error = err
         self.events.marker("realtime_nb.disconnected", code=code, reason=reason,
                            error=err.to_dict())
+        self.mirror.connection_lost("disconnected")
         self._fail_waiters(err)
         self._dispatch("realtime_nb.disconnected", {"type": "realtime_nb.disconnected",
                                                     "code": code, "reason": reason,
