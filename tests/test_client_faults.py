@@ -8,6 +8,7 @@ real local server with a 2-second session limit.
 from __future__ import annotations
 
 import asyncio
+import json
 import warnings
 
 import pytest
@@ -366,3 +367,37 @@ async def test_closing_mid_response_ends_it_in_the_mirror_and_in_a_replay(fake) 
     replay = Mirror.from_log(s.events)
     assert replay.active_response is None
     assert replay.responses[rid].status_details == {"type": "incomplete", "reason": "closed"}
+
+
+async def test_commit_wait_returns_once_the_committed_item_is_in_items(fake) -> None:
+    """A server that is slow to add the item after ``committed``: commit(wait=True) must still
+    hand back an item_id that ``session.items`` knows."""
+
+    tasks: list[asyncio.Future] = []
+
+    def slow_item(conn, event) -> bool:
+        if event["type"] != "input_audio_buffer.commit":
+            return False
+
+        async def answer() -> None:
+            await conn.ws.send(json.dumps({"type": "input_audio_buffer.committed",
+                                           "event_id": "event_c1", "previous_item_id": None,
+                                           "item_id": "item_slow1"}))
+            await asyncio.sleep(0.3)
+            await conn.ws.send(json.dumps({
+                "type": "conversation.item.added", "event_id": "event_c2",
+                "previous_item_id": None,
+                "item": {"id": "item_slow1", "type": "message", "object": "realtime.item",
+                         "status": "completed", "role": "user",
+                         "content": [{"type": "input_audio", "transcript": None}]}}))
+
+        tasks.append(asyncio.ensure_future(answer()))
+        return True
+
+    fake.on_client_event = slow_item
+    async with Session(url=fake.url) as s:
+        await s.update(turn_detection=None)
+        await s.append(tone_pcm16(200))
+        reply = await s.commit(wait=True)
+        assert reply["item_id"] == "item_slow1"
+        assert s.items["item_slow1"].role == "user"

@@ -1139,12 +1139,22 @@ class Session:
         or too little was appended, or that the buffer was cleared. With turn detection on, the
         mirror first waits until the server has been quiet for ``settle`` seconds (default
         ``settle_s``; at most a few seconds) so that VAD events for audio just sent are in.
-        ``force=True`` sends it anyway, to see the server's own answer.
+        ``force=True`` sends it anyway, to see the server's own answer. With ``wait=True``
+        returns the ``input_audio_buffer.committed`` event once its item is in
+        :attr:`items`.
         """
         ev: dict[str, Any] = {"type": "input_audio_buffer.commit", "event_id": self._next_id()}
         if not force:
             await self._check_commit(ev, settle)
-        return await self._send_event(ev, wait, timeout)
+        done = await self._send_event(ev, wait, timeout)
+        item_id = done.get("item_id") if done.get("type") == "input_audio_buffer.committed" \
+            else None
+        if isinstance(item_id, str) and item_id not in self.mirror.items:
+            # The server adds the item right after ``committed``: with wait=True the caller
+            # may index session.items[item_id] as soon as this returns.
+            await self.wait_for(lambda e: e.get("type") == "conversation.item.added"
+                                and (e.get("item") or {}).get("id") == item_id, timeout)
+        return done
 
     async def _check_commit(self, ev: dict[str, Any], settle: float | None) -> None:
         mirror = self.mirror
