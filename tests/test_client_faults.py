@@ -401,3 +401,19 @@ async def test_commit_wait_returns_once_the_committed_item_is_in_items(fake) -> 
         reply = await s.commit(wait=True)
         assert reply["item_id"] == "item_slow1"
         assert s.items["item_slow1"].role == "user"
+
+
+async def test_wait_for_since_finds_an_event_that_arrived_before_the_wait(fake) -> None:
+    """``since=len(session.events)`` taken before an action: a reply that is already in the log
+    when the wait starts is returned at once; without ``since`` only later events count."""
+    async with Session(url=fake.url) as s:
+        mark = len(s.events)
+        await s.update(instructions="Be brief.", wait=False)
+        await until(lambda: s.events.of_type("session.updated"))
+        got = await s.wait_for("session.updated", since=mark, timeout=1)
+        assert got["session"]["instructions"] == "Be brief."
+        with pytest.raises(RealtimeTimeout):
+            await s.wait_for("session.updated", timeout=0.3)
+        later = len(s.events)
+        with pytest.raises(RealtimeTimeout):  # nothing matching after the new mark
+            await s.wait_for("session.updated", since=later, timeout=0.3)

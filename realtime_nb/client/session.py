@@ -821,20 +821,28 @@ class Session:
         timeout: float | None = 30.0,
         *,
         error_for: str | Iterable[str] | None = None,
+        since: int | None = None,
     ) -> dict[str, Any]:
         """Wait for the next server event matching ``match`` and return it.
 
         ``match`` is an event type, several types, or a predicate on the (audio-free) event.
-        Only events arriving after the call count. Raises RealtimeError when the connection is
+        Only events arriving after the call count, unless ``since`` is given: an index into
+        :attr:`events` (take ``mark = len(session.events)`` before the action) from which
+        server events already logged are searched first, so a reply that arrived before the
+        wait began is not missed. Raises RealtimeError when the connection is
         lost or a fatal error arrives, when an ``error`` answers one of the client event ids in
         ``error_for``, and :class:`~.errors.RealtimeTimeout` after ``timeout`` seconds (None:
         wait forever). Cancel-safe.
         """
+        if isinstance(match, str):
+            _warn_beta_name(match)
+        if since is not None:
+            found = self._logged_match(_matcher(match), since)
+            if found is not None:
+                return found
         if self._state == "closed":
             raise RealtimeError("session_closed", "The session is closed: nothing more will "
                                 "arrive.", source="client", fatal=False)
-        if isinstance(match, str):
-            _warn_beta_name(match)
         ids = {error_for} if isinstance(error_for, str) else set(error_for or ())
         fut = asyncio.get_running_loop().create_future()
         waiter = _Waiter(_matcher(match), fut, ids, False)
@@ -844,6 +852,21 @@ class Session:
         finally:
             with contextlib.suppress(ValueError):
                 self._waiters.remove(waiter)
+
+    def _logged_match(self, match: Callable[[dict[str, Any]], bool], since: int
+                      ) -> dict[str, Any] | None:
+        """The first server event logged at index ``since`` or later that ``match`` accepts."""
+        entries = self.events.entries
+        for entry in entries[max(0, since):]:
+            if entry.direction != "server":
+                continue
+            try:
+                ok = match(entry.event)
+            except Exception:
+                ok = False
+            if ok:
+                return self.events.full(entry)
+        return None
 
     async def _await(self, fut: asyncio.Future[Any], timeout: float | None, what: Any) -> Any:
         try:
