@@ -4,9 +4,9 @@ __version__ = "0.1.0"
 
 from typing import Any
 
-from realtime_nb.client import RealtimeError, Session
+from realtime_nb.client import RealtimeError, Session, function_tool
 
-__all__ = ["RealtimeError", "Session", "__version__", "load_ipython_extension"]
+__all__ = ["RealtimeError", "Session", "__version__", "function_tool", "load_ipython_extension"]
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -305,6 +305,8 @@ def test_tools_run_python_functions_and_return_results(run: Any) -> None:
     assert "call: add_numbers" in text and "result: 42" in text
     assert "assistant: add_numbers returned 42." in text
     assert 'result: {"error": "ValueError: no weather station in \'Atlantis\'"}' in text
+    assert "FunctionTool(" in text and "The city's name." in text  # the declaration shown
+    assert "ToolCall(name='get_weather'" in text and "error=\"ValueError: no weather" in text
 
 
 def test_tools_answer_a_spoken_question_hands_free(run: Any) -> None:

@@ -6,6 +6,7 @@
 * :mod:`.errors` — :class:`RealtimeError` and the warnings; which codes are fatal.
 * :mod:`.hints` — explanations of the classic mistakes (shared with the VAD lab).
 * :mod:`.backend` — where to connect and with which (never shown) credentials.
+* :mod:`.tools` — Python functions as function tools, run for the model (:func:`function_tool`).
 * :mod:`.testing` — a scriptable fake Realtime server for tests and fault injection.
 """
 
@@ -22,6 +23,7 @@ from .eventlog import AudioStore, EventLog, LoggedEvent
 from .hints import explain_commit_empty, hint_for
 from .mirror import Items, ItemState, Mirror, ResponseState
 from .session import AudioSent, ReconnectPolicy, Session
+from .tools import ToolCall, Tools, function_tool
 
 __all__ = [
     "BENIGN_CODES",
@@ -41,6 +43,9 @@ __all__ = [
     "ReconnectPolicy",
     "ResponseState",
     "Session",
+    "ToolCall",
+    "Tools",
     "explain_commit_empty",
+    "function_tool",
     "hint_for",
 ]

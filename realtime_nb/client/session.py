@@ -54,7 +54,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection
@@ -84,6 +84,9 @@ from .errors import (
 from .eventlog import B64Audio, EventLog, audio_ref
 from .hints import BETA_SERVER_EVENTS, explain_commit_empty, hint_for
 from .mirror import Items, Mirror, ResponseState
+
+if TYPE_CHECKING:
+    from .tools import Tools
 
 __all__ = ["AudioSent", "ReconnectPolicy", "Session"]
 
@@ -271,6 +274,7 @@ class Session:
         self._waiters: list[_Waiter] = []
         self._callbacks: dict[str, list[Callback]] = {}
         self._queue: deque[tuple[dict[str, Any], str, bytes | None]] = deque()
+        self._tools: Tools | None = None
         self._queue_bytes = 0
         self._flushing = False
         self._tag = secrets.token_hex(3)
@@ -1427,6 +1431,35 @@ class Session:
             n += 1
         bpm = 48 if is_pcm else 8
         return AudioSent(len(data) / bpm, len(data), n, dict(fmt), list(findings))
+
+    async def use_tools(self, *functions: Callable[..., Any], respond: bool = True,
+                        thread: bool = True, tool_choice: str = "auto") -> Tools:
+        """Let the model call these Python functions; run them for it in every turn.
+
+        Declares them (``session.update(tools=..., tool_choice=...)``, replacing the session's
+        tools; schemas from signatures and docstrings, see
+        :func:`~realtime_nb.client.tools.function_tool`) and, on each ``response.done`` that
+        holds calls to them, runs the calls, sends each result as a ``function_call_output``
+        and — with ``respond`` — creates the follow-up response. Works hands-free with server
+        VAD; after :meth:`say`, ``await tools.answer(reply)`` gives the final answer. A tool's
+        exception goes back to the model as ``{"error": ...}``. Plain functions run in a
+        worker thread unless ``thread=False``. Returns the :class:`~.tools.Tools` (its
+        ``calls`` list every call); calling ``use_tools`` again replaces it.
+        """
+        from .tools import Tools, function_tool
+
+        named = {}
+        for fn in functions:
+            decl = function_tool(fn)
+            named[decl.name] = fn
+        if self._tools is not None:
+            self._tools.close()
+        await self.update(tools=[function_tool(fn, name=n) for n, fn in named.items()],
+                          tool_choice=tool_choice)
+        tools = Tools(self, named, respond=respond, thread=thread)
+        self.on("response.done", tools._on_done)
+        self._tools = tools
+        return tools
 
     async def say(self, text: str, *, wait: bool = True, timeout: float | None = 120.0,
                   **response: Any) -> ResponseState:
