@@ -281,7 +281,13 @@ def test_deleted_and_truncated_items_are_reflected() -> None:
     item_id = p.mirror.items.last.id
     p.client({"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0,
               "audio_end_ms": 100})
-    assert p.mirror.items[item_id].truncated_ms == 100
+    item = p.mirror.items[item_id]
+    assert item.truncated_ms == 100
+    # What the server keeps (and the user heard) is the first 100 ms; the rest stays at hand.
+    assert item.audio().duration_ms == 100 and item.audio_bytes[:4800] == item.kept_bytes()
+    assert item.audio(untruncated=True).duration_ms == item.duration_ms > 100
+    rs = p.mirror.responses[item.response_id]
+    assert rs.audio().duration_ms == 100
     p.client({"type": "conversation.item.delete", "item_id": item_id})
     assert item_id not in p.mirror.items
     assert p.mirror.all_items[item_id].deleted

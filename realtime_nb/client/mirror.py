@@ -82,22 +82,37 @@ class ItemState:
         n = sum(len(c) for c in self.audio_chunks)
         return n / bytes_per_ms(self.audio_format)
 
-    def audio(self) -> Any:
-        """The recording as a :class:`realtime_nb.audio.Audio` (None when there is no audio)."""
+    def kept_bytes(self, untruncated: bool = False) -> bytes:
+        """The audio the item holds on the server: cut at ``truncated_ms`` after a
+        ``conversation.item.truncate`` (what the user heard), unless ``untruncated``
+        (everything received; :attr:`audio_bytes`)."""
         data = self.audio_bytes
+        width = 2 if bytes_per_ms(self.audio_format) == 48 else 1
+        end = len(data) // width * width
+        if self.truncated_ms is not None and not untruncated:
+            end = min(end, int(self.truncated_ms * bytes_per_ms(self.audio_format)))
+        return data[:end]
+
+    def audio(self, *, untruncated: bool = False) -> Any:
+        """The audio as a :class:`realtime_nb.audio.Audio` (None when there is none).
+
+        After a truncate (barge-in) this is the part that was played and that the server kept;
+        ``untruncated=True`` gives everything that was received.
+        """
+        data = self.kept_bytes(untruncated)
         if not data:
             return None
         from realtime_nb.audio import decode_format
 
-        width = 2 if bytes_per_ms(self.audio_format) == 48 else 1
-        return decode_format(data[: len(data) // width * width], self.audio_format)
+        return decode_format(data, self.audio_format)
 
-    def audio_buffer(self) -> Any:
-        """The audio as a :class:`realtime_nb.audio.AudioBuffer` (``.audio``, ``.to_wav()``)."""
+    def audio_buffer(self, *, untruncated: bool = False) -> Any:
+        """The audio as a :class:`realtime_nb.audio.AudioBuffer` (``.audio``, ``.to_wav()``);
+        truncation as in :meth:`audio`."""
         from realtime_nb.audio import AudioBuffer
 
         buf = AudioBuffer(self.audio_format)
-        buf.add(self.audio_bytes)
+        buf.add(self.kept_bytes(untruncated))
         return buf
 
     @property
@@ -135,17 +150,15 @@ class ResponseState:
         """The assistant's words: transcripts of audio output, or output text."""
         return "".join(it.content_text for it in self.output if it.type == "message")
 
-    def audio(self) -> Any:
-        """The response's audio (all its message items joined) as an Audio, or None."""
-        chunks = [raw_bytes(c) for it in self.output for c in it.audio_chunks]
-        if not chunks:
+    def audio(self, *, untruncated: bool = False) -> Any:
+        """The response's audio (all its message items joined) as an Audio, or None;
+        truncation as in :meth:`ItemState.audio`."""
+        data = b"".join(it.kept_bytes(untruncated) for it in self.output)
+        if not data:
             return None
         from realtime_nb.audio import decode_format
 
-        fmt = self.output[0].audio_format
-        data = b"".join(chunks)
-        width = 2 if bytes_per_ms(fmt) == 48 else 1
-        return decode_format(data[: len(data) // width * width], fmt)
+        return decode_format(data, self.output[0].audio_format)
 
     def __repr__(self) -> str:
         return f"<Response {self.id} {self.status} {self.text[:60]!r}>"

@@ -359,9 +359,13 @@ class Session:
         """The session settings you changed with :meth:`update` (re-sent after a reconnect)."""
         return _copy_json(self._user_patch)
 
-    def item_audio(self, item_id: str) -> Any:
-        """The audio of an item (user recording as committed, or assistant audio) as an Audio."""
-        return self.mirror.item(item_id).audio()
+    def item_audio(self, item_id: str, *, untruncated: bool = False) -> Any:
+        """The audio of an item (user recording as committed, or assistant audio) as an Audio.
+
+        An assistant item cut by ``conversation.item.truncate`` (barge-in) gives the part that
+        was played and that the server kept; ``untruncated=True`` everything received.
+        """
+        return self.mirror.item(item_id).audio(untruncated=untruncated)
 
     # ------------------------------------------------------------------ callbacks
     def on(self, event_type: str, callback: Callback | None = None) -> Any:
