@@ -20,6 +20,7 @@ import re
 from typing import Any
 
 from realtime_nb.protocol import SERVER_EVENTS
+from realtime_nb.protocol.beta import BETA_FORMATS, BETA_TO_GA_EVENTS
 
 __all__ = [
     "BETA_FORMATS",
@@ -55,21 +56,10 @@ BETA_RESPONSE_FIELDS: dict[str, str | None] = {
     "speed": None,
 }
 
-#: Beta format strings → the GA format object.
-BETA_FORMATS: dict[str, dict[str, Any]] = {
-    "pcm16": {"type": "audio/pcm", "rate": 24000},
-    "g711_ulaw": {"type": "audio/pcmu"},
-    "g711_alaw": {"type": "audio/pcma"},
-}
-
-#: Beta server event names → GA names (for listeners that never fire, gotcha 15).
+#: Beta server event names → GA names (for listeners that never fire, gotcha 15): the
+#: translator's map, plus the transcription-session names, and what follows an added item.
 BETA_SERVER_EVENTS: dict[str, str] = {
-    "response.text.delta": "response.output_text.delta",
-    "response.text.done": "response.output_text.done",
-    "response.audio.delta": "response.output_audio.delta",
-    "response.audio.done": "response.output_audio.done",
-    "response.audio_transcript.delta": "response.output_audio_transcript.delta",
-    "response.audio_transcript.done": "response.output_audio_transcript.done",
+    **BETA_TO_GA_EVENTS,
     "conversation.item.created": "conversation.item.added (then conversation.item.done)",
     "transcription_session.updated": "session.updated",
     "transcription_session.created": "session.created",

@@ -17,7 +17,7 @@ from typing import Any
 
 from .schema import ProtocolError, quote_list
 
-__all__ = ["BETA_TO_GA_EVENTS", "BetaTranslator", "ga_event_name"]
+__all__ = ["BETA_FORMATS", "BETA_TO_GA_EVENTS", "BetaTranslator", "ga_event_name"]
 
 BETA_TO_GA_EVENTS = {
     "response.text.delta": "response.output_text.delta",
@@ -30,8 +30,13 @@ BETA_TO_GA_EVENTS = {
 }
 _GA_TO_BETA_EVENTS = {v: k for k, v in BETA_TO_GA_EVENTS.items()}
 
-_FORMATS = {"pcm16": {"type": "audio/pcm", "rate": 24000}, "g711_ulaw": {"type": "audio/pcmu"},
-            "g711_alaw": {"type": "audio/pcma"}}
+#: Beta format strings → the GA format object.
+BETA_FORMATS: dict[str, dict[str, Any]] = {
+    "pcm16": {"type": "audio/pcm", "rate": 24000},
+    "g711_ulaw": {"type": "audio/pcmu"},
+    "g711_alaw": {"type": "audio/pcma"},
+}
+_FORMATS = BETA_FORMATS
 _FORMAT_NAMES = {"audio/pcm": "pcm16", "audio/pcmu": "g711_ulaw", "audio/pcma": "g711_alaw"}
 
 # beta flat field -> GA path under session
