@@ -1,4 +1,7 @@
-"""Shared audio fixtures for tests/test_audio_*.py (import the fixtures you use from here).
+"""Shared audio fixtures and helpers for tests/test_audio_*.py.
+
+tests/conftest.py registers this module as a plugin, so its fixtures reach every test module
+by name; import only the plain helpers (``tone``, ``to_int16``, ``correlation``, ...).
 
 Everything is made by the tests themselves, once per session: espeak-ng speech (Debian
 ``espeak-ng -w``), tones and noise with numpy, and container files encoded with PyAV (WAV in
@@ -14,7 +17,9 @@ import itertools
 import json
 import shutil
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -87,6 +92,22 @@ def encode_file(
         for packet in stream.encode(None):
             out.mux(packet)
     return buf.getvalue()
+
+
+def stream_in_chunks(stream: Any, x: np.ndarray, sizes: Iterable[int]) -> np.ndarray:
+    """Feed ``x`` to ``stream.process`` in pieces of ``sizes``, then the rest, then ``flush()``.
+
+    ``stream`` is any chunked processor with ``process(array) -> array`` and ``flush() -> array``
+    (``StreamResampler``, a VAD ``SpeechStream``); returns every output joined in order. A size
+    of 0 feeds an empty piece.
+    """
+    parts, i = [], 0
+    for size in sizes:
+        parts.append(stream.process(x[i:i + size]))
+        i += size
+    parts.append(stream.process(x[i:]))
+    parts.append(stream.flush())
+    return np.concatenate(parts)
 
 
 def correlation(a: np.ndarray, b: np.ndarray, min_overlap: int = 1000) -> float:

@@ -1,12 +1,23 @@
-"""Shared fixtures: speech made with espeak-ng, and a local server on a free loopback port."""
+"""Shared fixtures: speech made with espeak-ng, and a local server on a free loopback port.
+
+Also registers the fixtures of ``audio_fixtures.py`` (espeak-ng speech in every container,
+Chromium's MediaRecorder recording) for every test module, and the warmed-up Whisper
+transcriber shared by the ASR and TTS tests.
+"""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from realtime_nb.server.engines.asr import FasterWhisperTranscriber
+
+pytest_plugins = ["audio_fixtures"]
 
 SPEECH_TEXT = "Hello there. What is the weather like in Paris today?"
 
@@ -32,3 +43,13 @@ def speech_pcm(speech_wav: Path) -> bytes:
     from realtime_nb.audio import to_pcm16
 
     return to_pcm16(speech_wav)
+
+
+@pytest.fixture(scope="session")
+def whisper() -> FasterWhisperTranscriber:
+    """faster-whisper tiny.en, loaded and warmed up once for the session."""
+    from realtime_nb.server.engines.asr import FasterWhisperTranscriber
+
+    engine = FasterWhisperTranscriber()
+    engine.warm_up()
+    return engine

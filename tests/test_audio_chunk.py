@@ -7,16 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from audio_fixtures import (
-    chromium_chunks,
-    chromium_webm,
-    spoken,
-    spoken_24k,
-    spoken_files,
-    spoken_wav,
-    to_int16,
-    tone,
-)
+from audio_fixtures import to_int16, tone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -33,18 +24,6 @@ from realtime_nb.audio import (
     decode_format,
     encode,
 )
-
-# The shared fixtures this module uses, directly or through each other (pytest finds
-# them by name in this module's namespace).
-__all__ = [
-    "chromium_chunks",
-    "chromium_webm",
-    "spoken",
-    "spoken_24k",
-    "spoken_files",
-    "spoken_wav",
-]
-
 
 EVENT_LIMIT = 15 * 1024 * 1024  # the Realtime API's largest client event
 

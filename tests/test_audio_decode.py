@@ -18,15 +18,8 @@ import pytest
 from audio_fixtures import (
     CHROMIUM_META,
     CHROMIUM_WEBM,
-    chromium_chunks,
-    chromium_webm,
     correlation,
-    long_opus_files,
     noise,
-    spoken,
-    spoken_24k,
-    spoken_files,
-    spoken_wav,
     to_int16,
     tone,
 )
@@ -42,19 +35,6 @@ from realtime_nb.audio import (
     sniff_container,
     to_pcm16,
 )
-
-# The shared fixtures this module uses, directly or through each other (pytest finds
-# them by name in this module's namespace).
-__all__ = [
-    "chromium_chunks",
-    "chromium_webm",
-    "long_opus_files",
-    "spoken",
-    "spoken_24k",
-    "spoken_files",
-    "spoken_wav",
-]
-
 
 LOSSLESS = ["wav_s16", "wav_s16_stereo", "wav_s24", "wav_s32", "wav_f32", "wav_f64", "flac", "aiff"]
 LOSSY = ["mp3", "m4a", "ogg_opus", "ogg_vorbis_stereo", "webm_opus", "webm_opus_stereo"]

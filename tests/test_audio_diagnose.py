@@ -14,33 +14,11 @@ import dataclasses
 
 import numpy as np
 import pytest
-from audio_fixtures import (
-    chromium_chunks,
-    chromium_webm,
-    noise,
-    spoken,
-    spoken_24k,
-    spoken_files,
-    spoken_wav,
-    to_int16,
-    tone,
-)
+from audio_fixtures import noise, to_int16, tone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from realtime_nb.audio import Audio, Finding, diagnose, looks_like_float32
-
-# The shared fixtures this module uses, directly or through each other (pytest finds
-# them by name in this module's namespace).
-__all__ = [
-    "chromium_chunks",
-    "chromium_webm",
-    "spoken",
-    "spoken_24k",
-    "spoken_files",
-    "spoken_wav",
-]
-
 
 
 def codes(findings: list[Finding]) -> list[str]:

@@ -7,17 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from audio_fixtures import (
-    chromium_chunks,
-    chromium_webm,
-    correlation,
-    spoken,
-    spoken_24k,
-    spoken_files,
-    spoken_wav,
-    to_int16,
-    tone,
-)
+from audio_fixtures import correlation, to_int16, tone
 
 from realtime_nb.audio import (
     PCM,
@@ -35,18 +25,6 @@ from realtime_nb.audio import (
     to_pcm16,
     ulaw_encode,
 )
-
-# The shared fixtures this module uses, directly or through each other (pytest finds
-# them by name in this module's namespace).
-__all__ = [
-    "chromium_chunks",
-    "chromium_webm",
-    "spoken",
-    "spoken_24k",
-    "spoken_files",
-    "spoken_wav",
-]
-
 
 
 @pytest.mark.parametrize(("name", "expected"), [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from audio_fixtures import to_int16, tone
+from audio_fixtures import stream_in_chunks, to_int16, tone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,16 +12,6 @@ from realtime_nb.audio import Audio, AudioError, StreamResampler
 
 RATE_PAIRS = [(48_000, 24_000), (16_000, 24_000), (44_100, 24_000), (22_050, 24_000),
               (24_000, 16_000), (24_000, 8_000), (8_000, 24_000)]
-
-
-def _stream(resampler: StreamResampler, x: np.ndarray, sizes: list[int]) -> np.ndarray:
-    parts, i = [], 0
-    for size in sizes:
-        parts.append(resampler.process(x[i:i + size]))
-        i += size
-    parts.append(resampler.process(x[i:]))
-    parts.append(resampler.flush())
-    return np.concatenate(parts)
 
 
 @settings(max_examples=40, deadline=None)
@@ -35,7 +25,7 @@ def test_streamed_length_is_within_one_sample_of_the_exact_duration(
 ) -> None:
     src, dst = rates
     x = np.zeros(n, dtype=np.float32)
-    y = _stream(StreamResampler(src, dst), x, sizes)
+    y = stream_in_chunks(StreamResampler(src, dst), x, sizes)
     assert abs(len(y) - n * dst / src) <= 1
 
 
@@ -44,7 +34,7 @@ def test_streaming_in_20_ms_chunks_equals_resampling_at_once(src: int, dst: int)
     """Independent per-chunk resampling leaves audible seams; the stream must not."""
     x = to_int16(tone(440, 1000, src, amp=0.5) + tone(3100, 1000, src, amp=0.2))
     whole = Audio(x, src).resample(dst).samples.astype(np.float64)
-    streamed = _stream(StreamResampler(src, dst), x, [src // 50] * 49) * 32768.0
+    streamed = stream_in_chunks(StreamResampler(src, dst), x, [src // 50] * 49) * 32768.0
     assert len(streamed) == len(whole)
     assert np.abs(streamed - whole).max() <= 0.5 + 1e-3  # the batch path rounds to int16
 

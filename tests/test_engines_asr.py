@@ -38,13 +38,6 @@ def speech() -> dict[str, Audio]:
 
 
 @pytest.fixture(scope="session")
-def whisper() -> FasterWhisperTranscriber:
-    engine = FasterWhisperTranscriber()
-    engine.warm_up()
-    return engine
-
-
-@pytest.fixture(scope="session")
 def whisper_results(
     whisper: FasterWhisperTranscriber, speech: dict[str, Audio]
 ) -> dict[str, Transcript]:

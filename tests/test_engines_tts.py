@@ -43,13 +43,6 @@ def espeak() -> EspeakSynthesizer:
 
 
 @pytest.fixture(scope="session")
-def whisper() -> FasterWhisperTranscriber:
-    engine = FasterWhisperTranscriber()
-    engine.warm_up()
-    return engine
-
-
-@pytest.fixture(scope="session")
 def voice_samples(espeak: EspeakSynthesizer) -> dict[str, Audio]:
     return {v: _speak(espeak, VOICE_TEST_SENTENCE, voice=v) for v in REALTIME_VOICES}
 

@@ -202,6 +202,15 @@ def test_commit_during_speech_in_vad_mode_commits_the_turn_so_far():
     assert types(out)[:2] == ["input_audio_buffer.speech_started", "input_audio_buffer.committed"]
 
 
+def _start_response(c: SessionCore, **response: object) -> str:
+    """Send response.create (with ``response`` settings, if any), drop the events it caused,
+    take the one job it queued and return that response's id."""
+    c.handle({"type": "response.create", **({"response": response} if response else {})})
+    c.drain()
+    (job,) = c.take_jobs()
+    return str(job.payload["response_id"])
+
+
 def _run_response(c: SessionCore, text: str = "Hi there.", audio_ms: int = 400) -> str:
     (job,) = [j for j in c.take_jobs() if j.kind == "respond"]
     rid = job.payload["response_id"]
@@ -242,11 +251,9 @@ def test_response_done_carries_usage_and_status():
 def test_text_modality_streams_text_deltas():
     c = core()
     manual(c)
-    c.handle({"type": "response.create", "response": {"output_modalities": ["text"]}})
-    c.drain()
-    (job,) = c.take_jobs()
-    c.response_output(job.payload["response_id"], Reply(text="one two three"))
-    c.response_finish(job.payload["response_id"])
+    rid = _start_response(c, output_modalities=["text"])
+    c.response_output(rid, Reply(text="one two three"))
+    c.response_finish(rid)
     out = c.drain()
     deltas = [e["delta"] for e in out if e["type"] == "response.output_text.delta"]
     assert "".join(deltas) == "one two three"
@@ -286,10 +293,7 @@ def test_cancel_without_active_response_is_benign_error():
 def test_client_cancel_closes_open_item_and_reports_client_cancelled():
     c = core()
     manual(c)
-    c.handle({"type": "response.create"})
-    c.drain()
-    (job,) = c.take_jobs()
-    rid = job.payload["response_id"]
+    rid = _start_response(c)
     c.response_output(rid, Reply(text="A long answer."))
     c.response_audio(rid, tone(300), "A long")
     c.handle({"type": "response.cancel"})
@@ -361,10 +365,7 @@ def test_function_call_output_needs_a_known_call_id():
 def test_function_call_round_trip_events():
     c = core()
     manual(c)
-    c.handle({"type": "response.create"})
-    c.drain()
-    (job,) = c.take_jobs()
-    rid = job.payload["response_id"]
+    rid = _start_response(c)
     c.response_output(rid, Reply(function_calls=[("get_weather", '{"city": "Paris"}')]))
     c.response_finish(rid)
     out = c.drain()

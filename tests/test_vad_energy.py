@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from audio_fixtures import stream_in_chunks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -75,14 +76,8 @@ def test_streaming_in_any_chunks_equals_the_whole_recording(
     samples = (rng.standard_normal(rate * 2) * rng.uniform(10, 8000)).astype(np.int16)
     model = EnergyVAD()
     expected = speech_probabilities(Audio(samples, rate), model)
-    stream = model.new_stream(rate)
-    out, pos = [], 0
-    for size in chunks:
-        out.append(stream.process(samples[pos : pos + size]))
-        pos += size
-    out.append(stream.process(samples[pos:]))
-    out.append(stream.flush())
-    assert np.array_equal(np.concatenate(out), expected)
+    streamed = stream_in_chunks(model.new_stream(rate), samples, chunks)
+    assert np.array_equal(streamed, expected)
 
 
 @pytest.mark.parametrize(

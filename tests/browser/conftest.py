@@ -5,10 +5,15 @@ the server runs on 127.0.0.1 with a fixed token in a temporary root, with a kern
 points at this interpreter; Chromium plays a spoken WAV file as its microphone. Tests drive the
 kernel through the page (``JupyterPage.execute``) and assert on files the kernel writes.
 Screenshots of the final pages go to ``test-artifacts/``.
+
+The harness every browser test module builds its fixture from: ``notebook_root`` (a temporary
+root holding a notebook), ``running_jupyter`` (the server), ``chromium`` (the browser, with the
+fake microphone), ``open_notebook`` (a page on the notebook, all cells run) and ``screenshot``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -17,7 +22,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,8 +133,146 @@ def notebook_json(cells: list[str]) -> dict[str, Any]:
     }
 
 
-def _notebook(out_dir: Path) -> dict[str, Any]:
-    cells = [
+def notebook_root(root: Path, notebook: str, cells: Callable[[Path], list[str]]) -> Path:
+    """Write the notebook ``cells(root / "out")`` into ``root`` as ``notebook``; return ``root``.
+
+    ``root / "out"`` is created empty: the folder the kernel writes to and the tests read
+    (``JupyterPage.out``).
+    """
+    out = root / "out"
+    out.mkdir()
+    (root / notebook).write_text(json.dumps(notebook_json(cells(out))))
+    return root
+
+
+@contextlib.contextmanager
+def running_jupyter(
+    app: str, root: Path, env: dict[str, str], extra_args: Sequence[str] = ()
+) -> Iterator[str]:
+    """Run ``jupyter {app}`` (``"lab"`` or ``"notebook"``) serving ``root``; yield its base URL.
+
+    The server listens on 127.0.0.1 on a free port with the token ``TOKEN``, exposes
+    ``window.jupyterapp`` to the page, never checks for updates or news, and logs to
+    ``root / "server.log"``. ``env`` must name the test kernelspec (the ``jupyter_env``
+    fixture). Fails if it is not answering ``/api/status`` within 60 s; terminates it (killed
+    after 15 s) on exit.
+    """
+    port = _free_port()
+    expose = "LabApp" if app == "lab" else "JupyterNotebookApp"
+    base_url = f"http://127.0.0.1:{port}"
+    with open(root / "server.log", "wb") as log:
+        server = subprocess.Popen(
+            [str(Path(sys.executable).with_name("jupyter")), app, "--no-browser",
+             "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={TOKEN}",
+             f"--ServerApp.root_dir={root}", f"--{expose}.expose_app_in_browser=True",
+             "--KernelSpecManager.ensure_native_kernel=False", "--allow-root",
+             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+             "--LabApp.news_url=None", *extra_args],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                assert server.poll() is None, f"jupyter {app} exited: see {root / 'server.log'}"
+                try:
+                    with urllib.request.urlopen(f"{base_url}/api/status?token={TOKEN}",
+                                                timeout=2):
+                        break
+                except OSError:
+                    assert time.monotonic() < deadline, f"jupyter {app} did not start in 60 s"
+                    time.sleep(0.2)
+            yield base_url
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+@contextlib.contextmanager
+def chromium(
+    pw: Any,
+    profile_dir: Path,
+    fake_mic_wav: Path | None,
+    *,
+    viewport: dict[str, int],
+    origin: str,
+    extra_args: Sequence[str] = (),
+) -> Iterator[Any]:
+    """Headless Chromium (``CHROMIUM``) with a fresh profile in ``profile_dir``; yield its context.
+
+    ``pw`` is a started sync Playwright. With ``fake_mic_wav`` (a 16-bit mono WAV), that file is
+    the microphone, played in a loop, and the microphone is granted to every page and to
+    ``origin``; with ``None`` the context has no microphone. Media may autoplay. The context has
+    its first page open (``context.pages[0]``) and is closed on exit.
+    """
+    assert Path(CHROMIUM).exists(), (
+        f"Chromium is missing at {CHROMIUM}: install the Debian package chromium (./dev setup "
+        "does) or set REALTIME_NB_CHROMIUM; the browser tests cannot run without it."
+    )
+    mic = [] if fake_mic_wav is None else [
+        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={fake_mic_wav}",
+    ]
+    context = pw.chromium.launch_persistent_context(
+        str(profile_dir),
+        executable_path=CHROMIUM,
+        headless=True,
+        args=[
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync",
+            *mic, "--autoplay-policy=no-user-gesture-required", *extra_args,
+        ],
+        permissions=[] if fake_mic_wav is None else ["microphone"],
+        viewport=viewport,
+    )
+    try:
+        if fake_mic_wav is not None:
+            context.grant_permissions(["microphone"], origin=origin)
+        if not context.pages:
+            context.new_page()
+        yield context
+    finally:
+        context.close()
+
+
+def open_notebook(page: Any, app: str, base_url: str, root: Path, notebook: str) -> JupyterPage:
+    """Open ``notebook`` of ``root`` in ``app`` (served at ``base_url``) in ``page``, run all cells.
+
+    Returns once the notebook's kernel was idle and run-all was asked for: wait for what the
+    cells produce yourself. Console errors and page errors are collected from the start in
+    ``JupyterPage.console``.
+    """
+    jp = JupyterPage(app=app, page=page, out=root / "out", base_url=base_url, root=root)
+    page.on("console", lambda m: m.type == "error" and jp.console.append(
+        f"console.error: {m.text}"))
+    page.on("pageerror", lambda e: jp.console.append(f"pageerror: {e}"))
+    path = (f"/lab/tree/{notebook}?token={TOKEN}&reset" if app == "lab"
+            else f"/notebooks/{notebook}?token={TOKEN}")
+    page.goto(base_url + path)
+    page.wait_for_function(
+        """(name) => {
+            const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+            if (!w || !w.context || w.context.path !== name) return false;
+            const s = w.context.sessionContext.session;
+            return !!(s && s.kernel && s.kernel.status === "idle");
+        }""",
+        arg=notebook, timeout=90_000,
+    )
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    return jp
+
+
+def screenshot(jp: JupyterPage, name: str) -> None:
+    """Save a full-page screenshot of ``jp`` as ``test-artifacts/name``."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    jp.page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def _cells(out_dir: Path) -> list[str]:
+    return [
         f"""import json, time, pathlib
 from realtime_nb.widgets import MicWidget, PlayerWidget
 OUT = pathlib.Path({str(out_dir)!r})
@@ -155,20 +298,25 @@ player.on_played(_played)
 player""",
         """(OUT / "ready").write_text(str(time.monotonic()))""",
     ]
-    return notebook_json(cells)
+
+
+def espeak_48k(text: str, directory: Path) -> Audio:
+    """``text`` spoken by Debian's espeak-ng at 150 words a minute, resampled to 48 kHz.
+
+    The raw espeak-ng output is left in ``directory`` as ``espeak_raw.wav``.
+    """
+    espeak = shutil.which("espeak-ng")
+    assert espeak, "espeak-ng is missing: install the Debian package espeak-ng (./dev setup does)"
+    raw = directory / "espeak_raw.wav"
+    subprocess.run([espeak, "-s", "150", "-w", str(raw), text], check=True)
+    return Audio.from_wav(raw.read_bytes()).resample(48_000)
 
 
 @pytest.fixture(scope="module")
 def fake_mic_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 48 kHz 16-bit mono WAV of English speech made with espeak-ng (the fake microphone)."""
-    espeak = shutil.which("espeak-ng")
-    assert espeak, "espeak-ng is missing: install the Debian package espeak-ng (./dev setup does)"
-    d = tmp_path_factory.mktemp("speech")
-    raw = d / "speech_raw.wav"
-    subprocess.run([espeak, "-s", "150", "-w", str(raw), SPEECH], check=True)
-    audio = Audio.from_wav(raw.read_bytes()).resample(48_000)
-    out = d / "speech48k.wav"
-    out.write_bytes(audio.to_wav())
+    out = tmp_path_factory.mktemp("speech") / "speech48k.wav"
+    out.write_bytes(espeak_48k(SPEECH, out.parent).to_wav())
     return out
 
 
@@ -203,94 +351,28 @@ def jupyter(
     fake_mic_wav: Path,
     jupyter_env: dict[str, str],
 ) -> Iterator[JupyterPage]:
-    """A running server of ``app``, Chromium on the test notebook, all cells run."""
+    """A running server of ``app``, Chromium on the test notebook, all cells run.
+
+    The server also takes requests for other hosts (still on 127.0.0.1 only) and Chromium
+    resolves ``INSECURE_HOST`` to 127.0.0.1, so a page can come as ``INSECURE_HOST`` too.
+    """
     from playwright.sync_api import sync_playwright
 
     app = request.param
-    assert Path(CHROMIUM).exists(), (
-        f"Chromium is missing at {CHROMIUM}: install the Debian package chromium (./dev setup "
-        "does) or set REALTIME_NB_CHROMIUM; the browser tests cannot run without it."
-    )
-    root = tmp_path_factory.mktemp(f"root-{app}")
-    out = root / "out"
-    out.mkdir()
-    (root / NOTEBOOK).write_text(json.dumps(_notebook(out)))
-    port = _free_port()
-    expose = "LabApp" if app == "lab" else "JupyterNotebookApp"
-    jupyter_bin = Path(sys.executable).with_name("jupyter")
-    log = open(root / "server.log", "wb")  # noqa: SIM115 - closed in the teardown
-    server = subprocess.Popen(
-        [str(jupyter_bin), app, "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
-         f"--{expose}.expose_app_in_browser=True",
-         "--KernelSpecManager.ensure_native_kernel=False", "--allow-root",
-         # Still listening on 127.0.0.1 only; lets the page come as INSECURE_HOST too.
-         "--ServerApp.allow_remote_access=True",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-         "--LabApp.news_url=None"],
-        env=jupyter_env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, f"jupyter {app} exited: see {root / 'server.log'}"
-            try:
-                with urllib.request.urlopen(f"{base_url}/api/status?token={TOKEN}", timeout=2):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, f"jupyter {app} did not start in 60 s"
-                time.sleep(0.2)
-        with sync_playwright() as pw:
-            context = pw.chromium.launch_persistent_context(
-                str(tmp_path_factory.mktemp(f"chromium-{app}")),
-                executable_path=CHROMIUM,
-                headless=True,
-                args=[
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                    f"--use-file-for-fake-audio-capture={fake_mic_wav}",
-                    "--autoplay-policy=no-user-gesture-required",
-                    f"--host-resolver-rules=MAP {INSECURE_HOST} 127.0.0.1",
-                ],
-                permissions=["microphone"],
-                viewport={"width": 1280, "height": 900},
-            )
-            context.grant_permissions(["microphone"], origin=base_url)
-            page = context.pages[0] if context.pages else context.new_page()
-            jp = JupyterPage(app=app, page=page, out=out, base_url=base_url, root=root)
-            page.on("console", lambda m: m.type == "error" and jp.console.append(
-                f"console.error: {m.text}"))
-            page.on("pageerror", lambda e: jp.console.append(f"pageerror: {e}"))
-            path = (f"/lab/tree/{NOTEBOOK}?token={TOKEN}&reset" if app == "lab"
-                    else f"/notebooks/{NOTEBOOK}?token={TOKEN}")
-            page.goto(base_url + path)
-            page.wait_for_function(
-                """(name) => {
-                    const app = window.jupyterapp;
-                    const w = app && app.shell.currentWidget;
-                    if (!w || !w.context || w.context.path !== name) return false;
-                    const s = w.context.sessionContext.session;
-                    return !!(s && s.kernel && s.kernel.status === "idle");
-                }""",
-                arg=NOTEBOOK, timeout=90_000,
-            )
-            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-            jp.wait_for_file("ready", timeout_s=60)
-            page.wait_for_selector(".rtnb-mic-button", timeout=30_000)
-            page.wait_for_selector(".rtnb-player-stop", timeout=30_000)
-            try:
-                yield jp
-            finally:
-                ARTIFACTS.mkdir(exist_ok=True)
-                page.screenshot(path=str(ARTIFACTS / f"widgets-{app}.png"), full_page=True)
-                context.close()
-    finally:
-        server.terminate()
+    root = notebook_root(tmp_path_factory.mktemp(f"root-{app}"), NOTEBOOK, _cells)
+    with (
+        running_jupyter(app, root, jupyter_env,
+                        ["--ServerApp.allow_remote_access=True"]) as base_url,
+        sync_playwright() as pw,
+        chromium(pw, tmp_path_factory.mktemp(f"chromium-{app}"), fake_mic_wav,
+                 viewport={"width": 1280, "height": 900}, origin=base_url,
+                 extra_args=[f"--host-resolver-rules=MAP {INSECURE_HOST} 127.0.0.1"]) as context,
+    ):
+        jp = open_notebook(context.pages[0], app, base_url, root, NOTEBOOK)
+        jp.wait_for_file("ready", timeout_s=60)
+        jp.page.wait_for_selector(".rtnb-mic-button", timeout=30_000)
+        jp.page.wait_for_selector(".rtnb-player-stop", timeout=30_000)
         try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+            yield jp
+        finally:
+            screenshot(jp, f"widgets-{app}.png")

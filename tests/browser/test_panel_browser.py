@@ -19,11 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +28,16 @@ import pytest
 
 from realtime_nb.audio import Audio
 
-from .conftest import ARTIFACTS, CHROMIUM, TOKEN, JupyterPage, _free_port, notebook_json
+from .conftest import (
+    ARTIFACTS,
+    JupyterPage,
+    chromium,
+    espeak_48k,
+    notebook_root,
+    open_notebook,
+    running_jupyter,
+    screenshot,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -44,13 +49,8 @@ SILENCE_MS = 2500
 @pytest.fixture(scope="module")
 def question_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The fake microphone: the spoken question, then silence (48 kHz, 16-bit mono WAV)."""
-    espeak = shutil.which("espeak-ng")
-    assert espeak, "espeak-ng is missing: install the Debian package espeak-ng"
-    d = tmp_path_factory.mktemp("question")
-    raw = d / "raw.wav"
-    subprocess.run([espeak, "-s", "150", "-w", str(raw), QUESTION], check=True)
-    speech = Audio.from_wav(raw.read_bytes()).resample(48_000)
-    out = d / "question48k.wav"
+    out = tmp_path_factory.mktemp("question") / "question48k.wav"
+    speech = espeak_48k(QUESTION, out.parent)
     out.write_bytes(Audio.concat([Audio.silence(300, 48_000), speech,
                                   Audio.silence(SILENCE_MS, 48_000)]).to_wav())
     return out
@@ -94,80 +94,23 @@ def jp(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
     from playwright.sync_api import sync_playwright
 
     app = request.param
-    assert Path(CHROMIUM).exists(), f"Chromium is missing at {CHROMIUM}"
-    root = tmp_path_factory.mktemp(f"panel-{app}")
-    out = root / "out"
-    out.mkdir()
-    (root / NOTEBOOK).write_text(json.dumps(notebook_json(_cells(out))))
-    port = _free_port()
-    expose = "LabApp" if app == "lab" else "JupyterNotebookApp"
-    log = open(root / "server.log", "wb")  # noqa: SIM115 - closed in the teardown
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("jupyter")), app, "--no-browser", "--ip=127.0.0.1",
-         f"--port={port}", f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
-         f"--{expose}.expose_app_in_browser=True",
-         "--KernelSpecManager.ensure_native_kernel=False", "--allow-root",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-         "--LabApp.news_url=None"],
-        env=jupyter_env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, f"jupyter {app} exited: see {root / 'server.log'}"
-            try:
-                with urllib.request.urlopen(f"{base_url}/api/status?token={TOKEN}", timeout=2):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, f"jupyter {app} did not start in 60 s"
-                time.sleep(0.2)
-        with sync_playwright() as pw:
-            context = pw.chromium.launch_persistent_context(
-                str(tmp_path_factory.mktemp(f"chromium-panel-{app}")),
-                executable_path=CHROMIUM, headless=True,
-                args=["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                      "--no-first-run", "--disable-background-networking",
-                      "--disable-component-update", "--disable-sync",
-                      "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                      f"--use-file-for-fake-audio-capture={question_wav}",
-                      "--autoplay-policy=no-user-gesture-required"],
-                permissions=["microphone"], viewport={"width": 1400, "height": 1600})
-            context.grant_permissions(["microphone"], origin=base_url)
-            page = context.pages[0] if context.pages else context.new_page()
-            page_ = JupyterPage(app=app, page=page, out=out, base_url=base_url, root=root)
-            page.on("console", lambda m: m.type == "error" and page_.console.append(
-                f"console.error: {m.text}"))
-            page.on("pageerror", lambda e: page_.console.append(f"pageerror: {e}"))
-            path = (f"/lab/tree/{NOTEBOOK}?token={TOKEN}&reset" if app == "lab"
-                    else f"/notebooks/{NOTEBOOK}?token={TOKEN}")
-            page.goto(base_url + path)
-            page.wait_for_function(
-                """(name) => {
-                    const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-                    if (!w || !w.context || w.context.path !== name) return false;
-                    const s = w.context.sessionContext.session;
-                    return !!(s && s.kernel && s.kernel.status === "idle");
-                }""", arg=NOTEBOOK, timeout=90_000)
-            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-            page_.wait_for_file("ready", timeout_s=90)
-            page.wait_for_selector(".rtnb-panel .rtnb-mic-button", timeout=30_000)
-            page_.wait_for_kernel("print(s.state)", "connected", timeout_s=60)
-            try:
-                yield page_
-            finally:
-                ARTIFACTS.mkdir(exist_ok=True)
-                with contextlib.suppress(Exception):  # JupyterLab's news prompt hides a corner
-                    page.get_by_role("button", name="No", exact=True).click(timeout=1000)
-                page.screenshot(path=str(ARTIFACTS / f"panel-{app}.png"), full_page=True)
-                context.close()
-    finally:
-        server.terminate()
+    root = notebook_root(tmp_path_factory.mktemp(f"panel-{app}"), NOTEBOOK, _cells)
+    with (
+        running_jupyter(app, root, jupyter_env) as base_url,
+        sync_playwright() as pw,
+        chromium(pw, tmp_path_factory.mktemp(f"chromium-panel-{app}"), question_wav,
+                 viewport={"width": 1400, "height": 1600}, origin=base_url) as context,
+    ):
+        page_ = open_notebook(context.pages[0], app, base_url, root, NOTEBOOK)
+        page_.wait_for_file("ready", timeout_s=90)
+        page_.page.wait_for_selector(".rtnb-panel .rtnb-mic-button", timeout=30_000)
+        page_.wait_for_kernel("print(s.state)", "connected", timeout_s=60)
         try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+            yield page_
+        finally:
+            with contextlib.suppress(Exception):  # JupyterLab's news prompt hides a corner
+                page_.page.get_by_role("button", name="No", exact=True).click(timeout=1000)
+            screenshot(page_, f"panel-{app}.png")
 
 
 def turns(jp: JupyterPage) -> list[dict[str, Any]]:

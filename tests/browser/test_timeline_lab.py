@@ -9,10 +9,7 @@ rendered after the session asks for the history (``sync``) and gets all of it; t
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,12 +17,12 @@ from typing import Any
 import pytest
 
 from .conftest import (
-    ARTIFACTS,
-    CHROMIUM,
-    TOKEN,
     JupyterPage,
-    _free_port,
-    notebook_json,
+    chromium,
+    notebook_root,
+    open_notebook,
+    running_jupyter,
+    screenshot,
 )
 
 pytestmark = pytest.mark.browser
@@ -65,70 +62,22 @@ task = asyncio.ensure_future(conversation())""",
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory, jupyter_env: dict[str, str]
         ) -> Iterator[JupyterPage]:
-    """JupyterLab on a notebook that shows a Timeline of a running Session."""
+    """JupyterLab on a notebook that shows a Timeline of a running Session (no microphone)."""
     from playwright.sync_api import sync_playwright
 
-    assert Path(CHROMIUM).exists(), f"Chromium is missing at {CHROMIUM}"
-    root = tmp_path_factory.mktemp("timeline-lab")
-    out = root / "out"
-    out.mkdir()
-    (root / NOTEBOOK).write_text(json.dumps(notebook_json(_cells(out))))
-    port = _free_port()
-    log = open(root / "server.log", "wb")  # noqa: SIM115 - closed in the teardown
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("jupyter")), "lab", "--no-browser",
-         "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={TOKEN}",
-         f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-         "--KernelSpecManager.ensure_native_kernel=False", "--allow-root",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-         "--LabApp.news_url=None"],
-        env=jupyter_env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, f"jupyter lab exited: see {root / 'server.log'}"
-            try:
-                with urllib.request.urlopen(f"{base_url}/api/status?token={TOKEN}", timeout=2):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "jupyter lab did not start in 60 s"
-                time.sleep(0.2)
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=CHROMIUM, headless=True,
-                args=["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                      "--no-first-run", "--disable-background-networking",
-                      "--disable-component-update", "--disable-sync"])
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            jp = JupyterPage(app="lab", page=page, out=out, base_url=base_url, root=root)
-            page.on("console", lambda m: m.type == "error" and jp.console.append(
-                f"console.error: {m.text}"))
-            page.on("pageerror", lambda e: jp.console.append(f"pageerror: {e}"))
-            page.goto(f"{base_url}/lab/tree/{NOTEBOOK}?token={TOKEN}&reset")
-            page.wait_for_function(
-                """(name) => {
-                    const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-                    if (!w || !w.context || w.context.path !== name) return false;
-                    const s = w.context.sessionContext.session;
-                    return !!(s && s.kernel && s.kernel.status === "idle");
-                }""", arg=NOTEBOOK, timeout=90_000)
-            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-            page.wait_for_selector(".rtnb-tl-canvas", timeout=60_000)
-            try:
-                yield jp
-            finally:
-                ARTIFACTS.mkdir(exist_ok=True)
-                page.screenshot(path=str(ARTIFACTS / "timeline-lab.png"), full_page=True)
-                browser.close()
-    finally:
-        server.terminate()
+    root = notebook_root(tmp_path_factory.mktemp("timeline-lab"), NOTEBOOK, _cells)
+    with (
+        running_jupyter("lab", root, jupyter_env) as base_url,
+        sync_playwright() as pw,
+        chromium(pw, tmp_path_factory.mktemp("chromium-timeline"), None,
+                 viewport={"width": 1280, "height": 900}, origin=base_url) as context,
+    ):
+        jp = open_notebook(context.pages[0], "lab", base_url, root, NOTEBOOK)
+        jp.page.wait_for_selector(".rtnb-tl-canvas", timeout=60_000)
         try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+            yield jp
+        finally:
+            screenshot(jp, "timeline-lab.png")
 
 
 def stats_of(jp: JupyterPage, widget: str, count: int, timeout_s: float = 20) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import pytest
 
 from realtime_nb.audio import Audio
 
-from .conftest import ARTIFACTS, INSECURE_HOST, TOKEN, JupyterPage, notebook_json
+from .conftest import ARTIFACTS, INSECURE_HOST, JupyterPage, notebook_json, open_notebook
 
 pytestmark = pytest.mark.browser
 
@@ -243,20 +243,8 @@ def test_mic_explains_an_insecure_page(jupyter: JupyterPage) -> None:
     port = jupyter.base_url.rsplit(":", 1)[1]
     page = jupyter.page.context.new_page()
     try:
-        path = (f"/lab/tree/{name}?token={TOKEN}&reset" if jupyter.app == "lab"
-                else f"/notebooks/{name}?token={TOKEN}")
-        page.goto(f"http://{INSECURE_HOST}:{port}{path}")
+        open_notebook(page, jupyter.app, f"http://{INSECURE_HOST}:{port}", jupyter.root, name)
         assert page.evaluate("() => window.isSecureContext") is False
-        page.wait_for_function(
-            """(name) => {
-                const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-                const s = w && w.context && w.context.path === name
-                    && w.context.sessionContext.session;
-                return !!(s && s.kernel && s.kernel.status === "idle");
-            }""",
-            arg=name, timeout=60_000,
-        )
-        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
         page.wait_for_selector(".rtnb-mic-error:has-text('secure page')", timeout=30_000)
         text = page.inner_text(".rtnb-mic-error")
         assert "https" in text and "localhost" in text, text
