@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import gc
 import importlib
 import re
 import sys
@@ -113,8 +114,12 @@ def build(out: Path) -> tuple[list[Path], list[str], list[str]]:
     import pdoc
     import pdoc.render
 
+    # Objects left unclosed by whatever ran before (a test's event loop, say) would warn when
+    # collected mid-build: collect them first, and keep the build's own warnings only.
+    gc.collect()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        warnings.simplefilter("ignore", ResourceWarning)
         for name in MODULES:
             importlib.import_module(name)
         for name, module in sorted(sys.modules.items()):
