@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -412,6 +413,144 @@ async def test_a_flood_of_events_redraws_the_panel_a_few_times_not_once_per_even
     sends = len(comm.updates()) - before
     assert 1 <= sends <= 3, f"{sends} redraws for 200 events"
     assert "w199" in row_html.value
+    p.close()
+
+
+async def test_a_mic_stream_is_redrawn_in_the_turn_of_a_chunk_never_by_a_wake_up_between(
+        fake: FakeRealtimeServer, panel: SessionPanel) -> None:
+    """Redraws cost a wake-up of the kernel only when nothing else brings one: a chunk that
+    comes once ``refresh_s`` has passed is drawn right after it (``call_soon``), and one that
+    comes earlier leaves a timer for 1.5 ``refresh_s``, which the next chunk brings forward."""
+    loop = asyncio.get_running_loop()
+    pcm = tone_pcm16(100, 700)
+    browser_msg(panel.mic, {"type": "started", "take": 1})
+
+    def chunk(seq: int) -> None:
+        browser_msg(panel.mic, {"type": "audio", "take": 1, "seq": seq, "sample_rate": 24000},
+                    [memoryview(pcm)])
+
+    # quiet: the connect's last redraw ran, and the next is free to come at once
+    await until(lambda: panel._refresh_handle is None
+                and time.monotonic() - panel._last_refresh > panel.refresh_s)
+    chunk(0)
+    handle = panel._refresh_handle
+    assert handle is not None and not isinstance(handle, asyncio.TimerHandle)
+    await asyncio.sleep(0)  # the redraw runs
+    assert panel._refresh_handle is None
+    assert "appended since last commit 100 ms" in panel.gauge.value
+    chunk(1)  # too early: a timer, 1.5 refresh_s after the last redraw
+    timer = panel._refresh_handle
+    assert isinstance(timer, asyncio.TimerHandle)
+    assert timer.when() - loop.time() == pytest.approx(1.5 * panel.refresh_s, abs=0.03)
+    await asyncio.sleep(panel.refresh_s + 0.02)
+    chunk(2)  # the time is up: drawn in this turn, the timer is gone
+    assert timer.cancelled() and not isinstance(panel._refresh_handle, asyncio.TimerHandle)
+    await asyncio.sleep(0)
+    assert "appended since last commit 300 ms" in panel.gauge.value
+    await until(lambda: len(appended_audio(fake)) >= 3 * len(pcm))
+    assert appended_audio(fake)[: 3 * len(pcm)] == pcm * 3
+
+
+async def test_panel_calls_run_in_the_order_asked_whether_they_wait_or_not() -> None:
+    """The outbox starts a call at once when it is idle (an append reaches the socket inside
+    ``put``); a call that waits holds back the ones after it; one put by a running call runs
+    after it; failures are reported, never raised at the caller."""
+    from realtime_nb.widgets._affinity import LoopAffinity
+    from realtime_nb.widgets.panel import _Outbox
+
+    order: list[str] = []
+    failed: list[tuple[str, BaseException]] = []
+    box = _Outbox(lambda label, exc: failed.append((label, exc)), LoopAffinity())
+    gate = asyncio.Event()
+
+    async def quick(name: str) -> None:
+        order.append(name)
+
+    async def slow() -> None:
+        order.append("slow starts")
+        await gate.wait()
+        order.append("slow ends")
+
+    async def outer() -> None:
+        box.put("inner", lambda: quick("inner"))
+        order.append("outer")
+
+    async def broken() -> None:
+        raise ValueError("no")
+
+    box.put("quick", lambda: quick("at once"))
+    assert order == ["at once"]
+    box.put("slow", slow)
+    box.put("a", lambda: quick("a"))
+    assert order == ["at once", "slow starts"]
+    gate.set()
+    await box.join()
+    box.put("outer", outer)
+    box.put("b", lambda: quick("b"))
+    box.put("broken", broken)
+    await box.join()
+    assert order == ["at once", "slow starts", "slow ends", "a", "outer", "inner", "b"]
+    assert [(label, type(exc)) for label, exc in failed] == [("broken", ValueError)]
+
+
+async def test_a_waiting_panel_call_is_cancelled_with_the_outbox() -> None:
+    from realtime_nb.widgets._affinity import LoopAffinity
+    from realtime_nb.widgets.panel import _Outbox
+
+    seen: list[str] = []
+    box = _Outbox(lambda label, exc: seen.append(label), LoopAffinity())
+
+    async def waits() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    box.put("waits", waits)
+    await asyncio.sleep(0)
+    box.cancel()
+    await asyncio.sleep(0.01)
+    assert seen == ["cancelled"]
+
+
+def test_a_live_part_sends_one_update_and_honours_observers() -> None:
+    """The gauge is set without traitlets' machinery: the same ``update`` message, the same
+    value read back; with an observer on ``value`` the ordinary assignment is used."""
+    import ipywidgets
+
+    from realtime_nb.widgets.panel import _show
+
+    w = ipywidgets.HTML("a")
+    comm = w.comm
+    assert isinstance(comm, RecordingComm)
+    _show(w, "b")
+    _show(w, "b")
+    assert w.value == "b" and comm.updates() == [{"value": "b"}]
+    seen: list[str] = []
+    w.observe(lambda change: seen.append(change["new"]), names="value")
+    _show(w, "c")
+    assert w.value == "c" and seen == ["c"] and comm.updates()[-1] == {"value": "c"}
+
+
+async def test_the_panel_s_timeline_sends_its_events_with_the_panel_s_redraws() -> None:
+    s = Session(url="ws://127.0.0.1:9/v1/realtime")
+    p = SessionPanel(s, refresh_s=0.1)
+    tl = p.timeline
+    comm = tl.comm
+    assert isinstance(comm, RecordingComm)
+    before = len(comm.custom())
+    for i in range(30):
+        s._on_frame(json.dumps({"type": "response.output_audio_transcript.delta",
+                                "response_id": "resp_1", "item_id": "item_a",
+                                "output_index": 0, "content_index": 0,
+                                "delta": f"w{i} "}).encode())
+        assert tl._timer is None, "no timer of its own: the panel schedules its redraws"
+    await asyncio.sleep(0.2)
+    batches = [c for c, _b in comm.custom()[before:] if c.get("type") == "events"]
+    assert 1 <= len(batches) <= 2
+    assert [e["p"]["delta"] for b in batches for e in b["events"]] == [
+        f"w{i} " for i in range(30)]
     p.close()
 
 

@@ -77,6 +77,26 @@ def test_memoryview_buffers_from_the_comm_are_accepted() -> None:
     assert got[0].data == _pcm()
 
 
+async def test_mic_chunks_are_not_checked_again_for_float32_by_session_append() -> None:
+    """The worklet makes PCM16 itself: its chunks carry that (``CapturedPCM16``), and
+    ``Session.append`` skips the float32 check for them — plain bytes are still checked."""
+    from realtime_nb import RealtimeError, Session
+    from realtime_nb.client._pcm import CapturedPCM16
+
+    mic = MicWidget()
+    got: list[MicChunk] = []
+    mic.on_audio(got.append)
+    browser_msg(mic, _audio_msg(0), [memoryview(_pcm())])
+    assert isinstance(got[0].data, CapturedPCM16) and got[0].data == _pcm()
+    floats = np.linspace(-0.5, 0.5, 2400, dtype="<f4").tobytes()
+    s = Session(url="ws://127.0.0.1:9/v1/realtime")  # never connected: appends are queued
+    with pytest.raises(RealtimeError) as info:
+        await s.append(floats)
+    assert info.value.code == "float32_audio"
+    await s.append(CapturedPCM16(floats))
+    assert len(s.pending) == 1
+
+
 def test_audio_at_another_rate_is_resampled_to_24k() -> None:
     mic = MicWidget()
     got: list[MicChunk] = []

@@ -89,13 +89,19 @@ class Backend:
     model: str
     api_key: Secret | None = field(default=None, repr=False)
     extra_headers: dict[str, Secret] = field(default_factory=dict, repr=False)
+    # (url, display_url) of the last call: a panel shows the URL at every redraw.
+    _display: tuple[str, str] = field(default=("", ""), init=False, repr=False, compare=False)
 
     @property
     def display_url(self) -> str:
         """The URL for people (reprs, logs): credential-looking query values masked."""
         if not self.url:
             return "(local server, started on connect)" if self.name == "local" else ""
-        return redact_url(self.url)
+        url, shown = self._display
+        if url is not self.url:
+            shown = redact_url(self.url)
+            self._display = (self.url, shown)
+        return shown
 
     def headers(self) -> dict[str, str]:
         """The handshake headers (with the credentials) — for the socket only, never for logs."""

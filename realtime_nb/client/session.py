@@ -73,6 +73,7 @@ from realtime_nb.protocol import (
     validate_client_event,
 )
 
+from ._pcm import CapturedPCM16
 from .backend import WS_LOGGER, Backend, register_secret_headers, resolve_backend
 from .errors import (
     AudioWarning,
@@ -1106,9 +1107,15 @@ class Session:
         ``data`` is raw bytes in the session's input format (PCM16 LE mono 24 kHz by default) or
         the base64 text of them. Bytes that are really float32 samples are refused
         (``float32_audio``) unless ``force``; use :meth:`send_audio` for anything that needs
-        converting. Returns the event as sent (audio elided).
+        converting. Returns the event as sent (audio elided). Chunks from realtime_nb's own
+        microphone capture (:class:`~realtime_nb.client._pcm.CapturedPCM16`) are PCM16 by
+        construction and are not checked again.
         """
-        raw = _b64decode(data) if isinstance(data, str) else bytes(data)
+        if isinstance(data, CapturedPCM16):
+            raw: bytes = data
+            force = True
+        else:
+            raw = _b64decode(data) if isinstance(data, str) else bytes(data)
         eid = self._next_id()
         if not force:
             self._check_append({"type": "input_audio_buffer.append", "event_id": eid,

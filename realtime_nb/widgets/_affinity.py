@@ -37,13 +37,13 @@ class LoopAffinity:
     def here(self) -> bool:
         """Whether the caller already runs on the owner loop (or there is none)."""
         loop = self.loop
-        if loop is None or loop.is_closed():
+        if loop is None:
             return True
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        if running is loop:
+        if running is loop or loop.is_closed():  # the first is the hot path: one C call
             return True
         return running is None and threading.current_thread() is self.thread
 

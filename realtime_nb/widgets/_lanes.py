@@ -77,6 +77,7 @@ _REF = re.compile(r"^<audio (\d+) bytes #\d+>$")
 #: Longest string kept in a payload shown in the browser.
 MAX_STRING = 600
 _SENT_KEEP = 4096
+_DIRECTIONS = {"client": "c", "server": "s"}
 
 
 def category_of(etype: str, direction: str = "s") -> str:
@@ -115,24 +116,64 @@ def row_of(d: str, k: str) -> int:
 
 
 def _clip(value: Any, limit: int = MAX_STRING) -> Any:
-    """``value`` with strings longer than ``limit`` clipped (copies only what changes)."""
+    """``value`` with strings longer than ``limit`` clipped (copies only what changes).
+
+    Hot path (every event of a live timeline): scalars are checked in place, and only the
+    containers on the way to a clipped string are copied; ``value`` itself is never modified.
+    """
+    if type(value) is dict:
+        return _clip_dict(value, limit)
     if isinstance(value, str):
-        if len(value) > limit:
-            return value[:limit] + f"… (+{len(value) - limit} chars)"
-        return value
+        return value if len(value) <= limit else _clip_str(value, limit)
     if isinstance(value, dict):
-        out = None
-        for k, v in value.items():
-            c = _clip(v, limit)
-            if c is not v:
-                if out is None:
-                    out = dict(value)
-                out[k] = c
-        return value if out is None else out
+        return _clip_dict(value, limit)
     if isinstance(value, list):
-        clipped = [_clip(v, limit) for v in value]
-        return value if all(a is b for a, b in zip(clipped, value, strict=True)) else clipped
+        return _clip_list(value, limit)
     return value
+
+
+def _clip_str(value: str, limit: int) -> str:
+    return value[:limit] + f"… (+{len(value) - limit} chars)"
+
+
+def _clip_dict(value: dict[Any, Any], limit: int) -> dict[Any, Any]:
+    out = None
+    for k, v in value.items():
+        tv = type(v)
+        if tv is str:
+            if len(v) <= limit:
+                continue
+            c: Any = _clip_str(v, limit)
+        elif tv is int or tv is float or tv is bool or v is None:
+            continue
+        else:
+            c = _clip(v, limit)
+            if c is v:
+                continue
+        if out is None:
+            out = dict(value)
+        out[k] = c
+    return value if out is None else out
+
+
+def _clip_list(value: list[Any], limit: int) -> list[Any]:
+    out = None
+    for i, v in enumerate(value):
+        tv = type(v)
+        if tv is str:
+            if len(v) <= limit:
+                continue
+            c: Any = _clip_str(v, limit)
+        elif tv is int or tv is float or tv is bool or v is None:
+            continue
+        else:
+            c = _clip(v, limit)
+            if c is v:
+                continue
+        if out is None:
+            out = list(value)
+        out[i] = c
+    return value if out is None else out
 
 
 def _audio_bytes(view: dict[str, Any], etype: str) -> int | None:
@@ -143,10 +184,37 @@ def _audio_bytes(view: dict[str, Any], etype: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+#: (event type, direction) -> category: a handful of types make up a whole session.
+_CATEGORY_CACHE: dict[tuple[str, str], str] = {}
+
+
+def _category(etype: str, d: str) -> str:
+    k = _CATEGORY_CACHE.get((etype, d))
+    if k is None:
+        k = category_of(etype, d)
+        if len(_CATEGORY_CACHE) < 4096:  # bounded: types come from the server
+            _CATEGORY_CACHE[(etype, d)] = k
+    return k
+
+
+#: The server events that move the input buffer or change the formats: all the level mirror
+#: replays (items, responses, transcripts and rate limits never change the level).
+_LEVEL_EVENTS = frozenset((
+    "session.created", "session.updated", "input_audio_buffer.speech_started",
+    "input_audio_buffer.speech_stopped", "input_audio_buffer.timeout_triggered",
+    "input_audio_buffer.committed", "input_audio_buffer.cleared", "error",
+))
+
+
 class _LevelMirror(Mirror):
     """The Session's :class:`~realtime_nb.client.mirror.Mirror` without the recordings: appends
     are counted (``append_bytes``), never stored, so replaying a long log costs no audio memory.
-    Its buffer rules are the Session's own."""
+    Its buffer rules are the Session's own; only the events that can move the buffer or change
+    the formats (:data:`_LEVEL_EVENTS`) are replayed, so a long answer's deltas cost nothing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._handlers = {k: v for k, v in self._handlers.items() if k in _LEVEL_EVENTS}
 
     def append_bytes(self, nbytes: int) -> None:
         buf = self.buffer
@@ -173,13 +241,19 @@ class Compactor:
     def __init__(self) -> None:
         self.mirror = _LevelMirror()
         self._sent: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._out_bpm: tuple[Any, int] = (object(), 48)  # (the config it is of, bytes per ms)
 
     @property
     def out_bpm(self) -> int:
-        try:
-            return bytes_per_ms(self.mirror.output_format)
-        except ValueError:
-            return 48
+        """Bytes per ms of the output audio format (worked out once per session config)."""
+        config, bpm = self._out_bpm
+        if config is not self.mirror.session:
+            try:
+                bpm = bytes_per_ms(self.mirror.output_format)
+            except ValueError:
+                bpm = 48
+            self._out_bpm = (self.mirror.session, bpm)
+        return bpm
 
     def _level(self) -> list[float]:
         m = self.mirror
@@ -203,14 +277,16 @@ class Compactor:
 
     def __call__(self, entry: LoggedEvent) -> dict[str, Any]:
         """The compact event of ``entry`` (call in log order)."""
-        d = {"client": "c", "server": "s"}.get(entry.direction, "l")
+        d = _DIRECTIONS.get(entry.direction, "l")
         etype = entry.type
         view = entry.event
-        out: dict[str, Any] = {"s": entry.seq, "t": round(entry.t, 4), "d": d, "y": etype,
-                               "k": category_of(etype, d), "p": _clip(view)}
+        k = _CATEGORY_CACHE.get((etype, d)) or _category(etype, d)
+        out: dict[str, Any] = {"s": entry.seq, "t": round(entry.t, 4), "d": d, "y": etype, "k": k,
+                               "p": _clip_dict(view, MAX_STRING) if type(view) is dict
+                               else _clip(view)}
         if entry.note:
             out["note"] = entry.note
-        nbytes = _audio_bytes(view, etype)
+        nbytes = _audio_bytes(view, etype) if etype in AUDIO_FIELDS else None
         m = self.mirror
         if d == "c":
             if entry.refused is not None:
@@ -237,16 +313,17 @@ class Compactor:
             return out
         if etype == "error":
             out["x"] = self._server_error(view)
-        before = (m.buffer.timeline_bytes, m.buffer.start_bytes, m.buffer.speaking,
-                  m.floor_bytes, m.buffer.vad)
-        if etype not in _OUT_AUDIO:
+        if etype in _LEVEL_EVENTS:
+            buf = m.buffer
+            before = (buf.timeline_bytes, buf.start_bytes, buf.speaking, m.floor_bytes, buf.vad)
             try:
                 m.server_event(view)
             except Exception as exc:  # the timeline must survive odd events, like the Session
                 out["note"] = f"timeline: {exc!r}"
-        if before != (m.buffer.timeline_bytes, m.buffer.start_bytes, m.buffer.speaking,
-                      m.floor_bytes, m.buffer.vad):
-            out["b"] = self._level()
+            buf = m.buffer
+            if before != (buf.timeline_bytes, buf.start_bytes, buf.speaking, m.floor_bytes,
+                          buf.vad):
+                out["b"] = self._level()
         if etype in _OUT_AUDIO:
             out["ms"] = round((nbytes or 0) / self.out_bpm, 2)
         rid = view.get("response_id")

@@ -25,6 +25,7 @@ import anywidget
 import traitlets as t
 
 from realtime_nb.audio import PCM, Audio, AudioChunk
+from realtime_nb.client._pcm import CapturedPCM16
 
 from ._affinity import LoopAffinity
 
@@ -42,7 +43,9 @@ _HERE = pathlib.Path(__file__).parent
 class MicChunk(AudioChunk):
     """One chunk of microphone audio as the browser sent it: an ``AudioChunk`` plus its origin.
 
-    ``data`` holds PCM16 little-endian mono bytes, ``sample_rate`` is 24000, ``format`` is
+    ``data`` holds PCM16 little-endian mono bytes (a
+    :class:`~realtime_nb.client._pcm.CapturedPCM16`, which ``Session.append`` need not check
+    for float32), ``sample_rate`` is 24000, ``format`` is
     ``"audio/pcm"``, so ``chunk.to_event()`` is the ``input_audio_buffer.append`` event. ``take``
     numbers the recordings of this widget (1 for the first start, 2 after the next, ...); ``seq``
     counts the chunks of a take from 0 without gaps (a gap means a lost chunk); ``t_ms`` is the
@@ -182,11 +185,20 @@ class MicWidget(anywidget.AnyWidget):
         self.recording = False
 
     # ------------------------------------------------------------------ browser -> kernel
+    def _handle_custom_msg(self, content: Any, buffers: Sequence[Any]) -> None:
+        """ipywidgets' entry for the page's custom messages: audio chunks (ten a second) go
+        straight to :meth:`_on_audio` on the owner loop, and reach the ``on_audio`` callbacks
+        only; every other message also reaches the ``on_msg`` callbacks as usual."""
+        if type(content) is dict and content.get("type") == "audio":
+            self._affinity.call(self._on_audio, content, buffers)
+        else:
+            super()._handle_custom_msg(content, buffers)
+
     def _on_browser_msg(
         self, _widget: Any, content: dict[str, Any], buffers: Sequence[Any]
     ) -> None:
         kind = content.get("type") if isinstance(content, dict) else None
-        if kind == "audio":
+        if kind == "audio":  # only when something else than the comm delivers it
             self._on_audio(content, buffers)
         elif kind == "started":
             self.stats = MicStats(
@@ -202,39 +214,52 @@ class MicWidget(anywidget.AnyWidget):
             self.stats.stopped_at = time.monotonic()
 
     def _on_audio(self, content: dict[str, Any], buffers: Sequence[Any]) -> None:
+        # Hot path: ten times a second for as long as the microphone records.
         if not buffers:
             return
         rate = int(content.get("sample_rate", SAMPLE_RATE))
-        data = buffers[0]
-        audio = Audio.from_pcm16(data if isinstance(data, bytes) else memoryview(data), rate)
-        if rate != SAMPLE_RATE:  # the browser always sends 24 kHz; be safe with anything else
-            audio = audio.resample(SAMPLE_RATE)
-        take, seq = int(content.get("take", 0)), int(content.get("seq", 0))
+        buf = buffers[0]
+        if not isinstance(buf, bytes):
+            buf = memoryview(buf)
+        nbytes = len(buf) if isinstance(buf, bytes) else buf.nbytes
+        if rate == SAMPLE_RATE and nbytes % 2 == 0:
+            # What the browser always sends: one copy out of the comm's buffer, nothing else.
+            data = CapturedPCM16(buf)
+            nsamples = nbytes // 2
+        else:  # another rate (or an odd length, refused here): through Audio, resampled
+            audio = Audio.from_pcm16(buf, rate)
+            if rate != SAMPLE_RATE:
+                audio = audio.resample(SAMPLE_RATE)
+            data = CapturedPCM16(audio.to_pcm16())
+            nsamples = len(audio.samples)
+        get = content.get
+        take, seq = int(get("take", 0)), int(get("seq", 0))
         now = time.monotonic()
         stats = self.stats
         if take != stats.take:  # audio of a take whose "started" was not seen (page reloaded)
             self.stats = stats = MicStats(take=take, started_at=now)
         if seq < stats.next_seq:
             stats.out_of_order += 1
-        stats.next_seq = max(stats.next_seq, seq + 1)
+        else:
+            stats.next_seq = seq + 1
         stats.chunks += 1
-        stats.samples += len(audio.samples)
+        stats.samples += nsamples
         if stats.first_chunk_at is None:
             stats.first_chunk_at = now
         chunk = MicChunk(
-            data=audio.to_pcm16(),
+            data=data,
             sample_rate=SAMPLE_RATE,
             format=PCM,
-            duration_ms=audio.duration_ms,
+            duration_ms=nsamples * 1000 / SAMPLE_RATE,
             take=take,
             seq=seq,
-            t_ms=float(content.get("t_ms", 0.0)),
-            final=bool(content.get("final", False)),
-            muted=bool(content.get("muted", False)),
-            level_dbfs=float(content.get("level", LEVEL_FLOOR_DB)),
+            t_ms=float(get("t_ms", 0.0)),
+            final=bool(get("final", False)),
+            muted=bool(get("muted", False)),
+            level_dbfs=float(get("level", LEVEL_FLOOR_DB)),
             received_at=now,
         )
-        for callback in list(self._audio_callbacks):
+        for callback in self._audio_callbacks[:]:
             try:
                 callback(chunk)
             except Exception:  # a user callback must not stop the stream

@@ -23,7 +23,9 @@ Transport (what the caller must know): the kernel never holds the log in a trait
 are compacted (:mod:`realtime_nb.widgets._lanes`) and sent in batches as custom messages, at most
 :attr:`Timeline.max_rate_hz` times a second, by a timer on the running asyncio loop (the kernel's,
 or your ``asyncio.run``). Without a running loop nothing is scheduled: batches go out when the
-throttle interval has passed at the next event, and :meth:`Timeline.flush` sends the rest. A view
+throttle interval has passed at the next event, and :meth:`Timeline.flush` sends the rest.
+Inside a :class:`~realtime_nb.widgets.SessionPanel` the panel sends the batches with its own
+redraws instead (one wake-up of the kernel for both, at the panel's ``refresh_s``). A view
 that renders late (or after a page reload) asks for the history with a ``sync`` message and gets it
 in chunks — answered only while the kernel is idle, like every message from the browser; live
 batches reach it meanwhile.
@@ -129,6 +131,9 @@ class Timeline(anywidget.AnyWidget):
         self._stats_waiters: list[StatsFuture] = []
         self.stats: dict[str, Any] | None = None
         self.messages_sent = 0
+        #: Set by an owner that flushes this timeline with its own redraws (the SessionPanel):
+        #: called instead of arming the timer when an entry arrives; the owner calls flush().
+        self._flush_soon: Callable[[], Any] | None = None
         # Browser messages may be delivered on a kernel subshell thread with its own loop:
         # handle them (and the user callbacks they trigger) on the loop that made the widget.
         self._affinity = LoopAffinity()
@@ -197,6 +202,9 @@ class Timeline(anywidget.AnyWidget):
         """Log listener: queue the entry, make sure a flush is scheduled. Cheap, never blocks."""
         self._pending.append(entry)
         if self._timer is not None:
+            return
+        if self._flush_soon is not None:
+            self._flush_soon()
             return
         try:
             loop = asyncio.get_running_loop()
