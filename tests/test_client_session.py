@@ -99,6 +99,7 @@ async def test_seed_scenario_commit_after_vad_is_refused_then_forced(session, sp
     """Default session (server VAD): the VAD commits the turn itself, so a manual commit finds
     an empty buffer. Refused locally with the service's message and a hint naming the VAD
     auto-commit and the item; forced, the server's own error says the same."""
+    mark = len(session.events)
     await session.send_audio(speech_pcm + SILENCE_1S)
     with pytest.raises(RealtimeError) as info:
         await session.commit()
@@ -116,15 +117,16 @@ async def test_seed_scenario_commit_after_vad_is_refused_then_forced(session, sp
     assert server_err.source == "server"
     assert (server_err.code, server_err.message) == (err.code, err.message)
     assert server_err.event_id == session.events.client()[-1].event["event_id"]
-    await session.wait_for("response.done", timeout=60)
+    await session.wait_for("response.done", timeout=60, since=mark)  # may be in already
 
 
 async def test_vad_committed_item_keeps_the_users_recording(session, speech_pcm) -> None:
     # a silence window longer than the pause between the fixture's two sentences: one turn
     await session.update({"type": "realtime", "audio": {"input": {"turn_detection": {
         "type": "server_vad", "silence_duration_ms": 700}}}})
+    mark = len(session.events)
     await session.send_audio(speech_pcm + SILENCE_1S)
-    await session.wait_for("response.done", timeout=60)
+    await session.wait_for("response.done", timeout=60, since=mark)
     commit = session.mirror.last_commit
     item = session.items[commit["item_id"]]
     audio = item.audio()

@@ -57,7 +57,8 @@ class Job:
     ``emit`` = whether transcription events are wanted, ``has_speech`` = the VAD's verdict or None,
     ``speculation`` = the id of a ``"speculate"`` job whose result may be reused, or None),
     ``"speculate"`` (payload: ``speculation`` id, ``audio`` of the turn so far: transcribe it early,
-    the turn may be about to end) or ``"respond"`` (payload: ``response_id``
+    the turn may be about to end; the work may be dropped once :attr:`SessionCore.open_speculation`
+    stops naming it, unless a transcription job names it) or ``"respond"`` (payload: ``response_id``
     and ``request``, a dict with instructions, conversation items, tools, tool_choice,
     max_output_tokens, output_modalities, voice, speed).
     """
@@ -155,6 +156,7 @@ class SessionCore:
         self._vad_pending: list[np.ndarray] = []
         self._spec_silence: float | None = None  # silence start (segmenter ms) speculated on
         self._spec_id = 0
+        self._spec_open: int | None = None  # id of the speculate job for _spec_silence, if any
         self._segmenter: Any = None
         self._vad_to_24k: Any = None
         self._pending_item_id: str | None = None
@@ -327,7 +329,7 @@ class SessionCore:
                 if name == "SpeechStarted":
                     self._speech_started(self._vad_origin_ms + event.audio_start_ms)
                 elif name == "SpeechStopped":
-                    spec = self._spec_id if event.offset_ms == self._spec_silence else None
+                    spec = self._spec_open if event.offset_ms == self._spec_silence else None
                     self._speech_stopped(self._vad_origin_ms + event.audio_end_ms, spec)
             if seg.in_speech:
                 silence = getattr(seg, "silence_started_ms", None)
@@ -344,12 +346,14 @@ class SessionCore:
         result is simply not used. Only done when a transcript will be wanted.
         """
         self._spec_silence = silence_ms
+        self._spec_open = None
         td = self._turn_detection or {}
         wanted = self.config["audio"]["input"].get("transcription") is not None or (
             self.kind == "realtime" and td.get("create_response", True))
         if not wanted:
             return
         self._spec_id += 1
+        self._spec_open = self._spec_id
         bpm = self.buffer.bytes_per_ms
         lo = max(0, self.buffer.start_bytes - self._turn_start_bytes)
         # the turn up to the pause (plus one frame), not audio that may already follow it
@@ -358,6 +362,18 @@ class SessionCore:
         audio = audio[: len(audio) - len(audio) % (2 if bpm == 48 else 1)]
         self.jobs.append(Job("speculate", {"speculation": self._spec_id, "audio": audio,
                                            "format": dict(self._in_format)}))
+
+    @property
+    def open_speculation(self) -> int | None:
+        """The id of the latest ``"speculate"`` job while the pause it was made at still goes on
+        (the turn may yet end there, and its transcription job would then name it); ``None``
+        once speech resumed, the turn ended or the VAD was reset. The owner may abandon the work
+        of every other speculation not named by a transcription job."""
+        seg = self._segmenter
+        if seg is None or self._spec_open is None or not seg.in_speech:
+            return None
+        silence = getattr(seg, "silence_started_ms", None)
+        return self._spec_open if silence is not None and silence == self._spec_silence else None
 
     def _on_input_audio_buffer_commit(self, ev: dict[str, Any]) -> None:
         ms = self.buffer.buffered_ms
@@ -534,6 +550,7 @@ class SessionCore:
     # ------------------------------------------------------------------ input buffer and VAD
     def _reset_vad(self, keep_timeline: bool = False) -> None:
         self._vad_pending = []
+        self._spec_silence = self._spec_open = None  # a new segmenter: no pause speculated on
         td = self._turn_detection
         self._pending_item_id = None
         if td is None or self._vad_model is None or self._make_segmenter is None:

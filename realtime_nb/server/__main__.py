@@ -1,23 +1,49 @@
-"""``python -m realtime_nb.server --host 127.0.0.1 --port PORT``: serve the local Realtime API."""
+"""``python -m realtime_nb.server --host 127.0.0.1 --port PORT``: serve the local Realtime API.
+
+To require a key, put it in the ``REALTIME_NB_SERVER_KEY`` environment variable (preferred: a
+``--api-key`` value is visible to every user of the machine in ``ps``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import sys
+from collections.abc import Mapping
 
 from .app import LocalServer
 
+#: The environment variable holding the key clients must present (see :func:`required_key`).
+KEY_ENV = "REALTIME_NB_SERVER_KEY"
+
+
+def required_key(cli_key: str | None, environ: Mapping[str, str]) -> str | None:
+    """The key the server requires: ``--api-key`` if given, else ``$REALTIME_NB_SERVER_KEY``,
+    else ``None`` (any key accepted). An empty key is refused with ``ValueError`` rather than
+    silently serving without one."""
+    if cli_key is not None:
+        if not cli_key:
+            raise ValueError("--api-key is empty")
+        return cli_key
+    env_key = environ.get(KEY_ENV)
+    if env_key is not None and not env_key:
+        raise ValueError(f"{KEY_ENV} is set but empty (unset it to accept any key)")
+    return env_key
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m realtime_nb.server", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m realtime_nb.server", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default=None,
                         help="address to bind (default 127.0.0.1; giving one explicitly allows "
                              "non-loopback addresses)")
     parser.add_argument("--port", type=int, default=8765, help="port (0 = any free port)")
     parser.add_argument("--api-key", default=None,
-                        help="require this key (HTTP 401 at the upgrade otherwise)")
+                        help=f"require this key (HTTP 401 at the upgrade otherwise). Prefer the "
+                             f"{KEY_ENV} environment variable: a command-line key is visible to "
+                             "other users in ps. --api-key wins when both are given")
     parser.add_argument("--beta", choices=["translate", "retired"], default="translate",
                         help="serve the retired beta dialect by translation, or answer it as "
                              "today's service does (beta_api_shape_disabled, close 4000)")
@@ -27,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="use the light engines (pocketsphinx instead of Whisper)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
+    try:
+        api_key = required_key(args.api_key, os.environ)
+    except ValueError as err:
+        parser.error(str(err))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
 
     async def run() -> None:
@@ -34,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
         engines = Engines.light() if args.light else Engines.default()
         server = LocalServer(args.host or "127.0.0.1", args.port, engines=engines,
-                             api_key=args.api_key, beta=args.beta,
+                             api_key=api_key, beta=args.beta,
                              max_duration_s=args.max_duration, allow_remote=args.host is not None)
         await server.start()
         print(f"realtime_nb local server: {server.url}?model=gpt-realtime", flush=True)

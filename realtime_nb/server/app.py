@@ -2,9 +2,15 @@
 
 Each WebSocket connection gets one :class:`~realtime_nb.protocol.SessionCore` (all protocol rules
 live there, I/O-free). This module only moves bytes: it parses frames, translates the retired beta
-dialect at the edge, runs the core's jobs (speech recognition, the responder, speech synthesis) in a
-worker pool so the event loop never blocks, drives the core's timers, and sends what the core emits,
-in order.
+dialect at the edge, runs the core's jobs (speech recognition, the responder, speech synthesis) in
+worker pools so the event loop never blocks, drives the core's timers, and sends what the core
+emits, in order.
+
+Turn latency: the core asks for a speculative transcription at the first silent frame of every
+pause; it runs at once in the transcription pool and is dropped (even mid-run, at Whisper's next
+checkpoint) as soon as the speaker resumes, so the pause that really ends the turn never waits
+behind a stale one. When the turn ends at that pause its transcript is usually ready by the time
+the silence window has passed. Replies (responder, speech synthesis) run in their own pool.
 
 Use it three ways:
 
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import http
 import ipaddress
 import json
@@ -40,6 +47,7 @@ from websockets.http11 import Request, Response
 
 from realtime_nb.protocol import Job, ProtocolError, Reply, SessionCore
 from realtime_nb.protocol.beta import BetaTranslator
+from realtime_nb.server.engines.asr import TranscriptionCancelled
 
 __all__ = ["LocalServer", "ensure_local_server", "stop_local_server"]
 
@@ -75,16 +83,34 @@ class _ConnInfo:
     model: str
 
 
+@dataclass
+class _Speculation:
+    """A transcription started at a pause, before the turn is known to end there."""
+
+    task: asyncio.Future[Any]
+    cancel: threading.Event
+
+    def abandon(self) -> None:
+        """Drop it: unstarted, it never runs; running, Whisper stops at its next checkpoint."""
+        self.cancel.set()
+        self.task.cancel()
+
+
 class LocalServer:
     """An offline server speaking the Realtime API's WebSocket protocol.
 
     ``engines`` defaults to :meth:`Engines.default` (Silero VAD, faster-whisper tiny.en, espeak-ng,
-    the echo responder). ``api_key``: when set, the upgrade is refused with HTTP 401 unless the
-    client presents exactly this key. ``beta``: ``"translate"`` serves the retired beta dialect
-    (``OpenAI-Beta: realtime=v1``) by translation; ``"retired"`` answers it as today's service
-    does (``beta_api_shape_disabled``, close 4000). ``max_duration_s`` is the session age limit
-    (the service's is 60 minutes). Browsers may connect only from loopback pages unless their
-    origin is in ``allowed_origins``.
+    the echo responder). ``api_key``: when set (non-empty), the upgrade is refused with HTTP 401
+    unless the client presents exactly this key (compared in constant time). ``beta``:
+    ``"translate"`` serves the retired beta dialect (``OpenAI-Beta: realtime=v1``) by
+    translation; ``"retired"`` answers it as today's service does (``beta_api_shape_disabled``,
+    close 4000). ``max_duration_s`` is the session age limit (the service's is 60 minutes).
+    Browsers may connect only from loopback pages unless their origin is in ``allowed_origins``.
+
+    Engines run in two thread pools so a reply never waits behind speech recognition:
+    ``asr_workers`` threads transcribe (Whisper runs one call at a time anyway, and a queued
+    speculative transcription the turn no longer needs can still be dropped), ``workers`` threads
+    run the responder and speech synthesis.
     """
 
     def __init__(
@@ -100,6 +126,7 @@ class LocalServer:
         workers: int = 2,
         vad_batch_s: float = 0.005,
         allowed_origins: tuple[str, ...] = (),
+        asr_workers: int = 1,
     ) -> None:
         if not _is_loopback(host) and not allow_remote:
             raise ValueError(
@@ -108,6 +135,8 @@ class LocalServer:
             )
         if beta not in ("translate", "retired"):
             raise ValueError("beta must be 'translate' or 'retired'")
+        if api_key is not None and not api_key:
+            raise ValueError("api_key must not be empty (pass None to accept any key)")
         self.host = host
         self.port = port
         self.engines = engines
@@ -115,8 +144,10 @@ class LocalServer:
         self.beta = beta
         self.max_duration_s = max_duration_s
         self.workers = workers
+        self.asr_workers = asr_workers
         self._server: Server | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._asr_pool: ThreadPoolExecutor | None = None
         self.sessions: set[_Connection] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.vad_batch_s = vad_batch_s
@@ -137,8 +168,8 @@ class LocalServer:
     async def start(self, warm_up: bool = True) -> LocalServer:
         """Start listening (port 0 picks a free port; read it back from :attr:`port`).
 
-        With ``warm_up`` the engines load their models in the worker pool right away, so the
-        first turn does not pay for it.
+        With ``warm_up`` the engines (and the VAD model) load their models in the worker pools
+        right away, so the first turn does not pay for it.
         """
         if self.engines is None:
             from .engines import Engines
@@ -146,6 +177,7 @@ class LocalServer:
             self.engines = Engines.default()
         self.loop = asyncio.get_running_loop()
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="realtime_nb-engine")
+        self._asr_pool = ThreadPoolExecutor(self.asr_workers, thread_name_prefix="realtime_nb-asr")
         self._server = await serve(
             self._handle,
             self.host,
@@ -160,11 +192,27 @@ class LocalServer:
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
         if warm_up:
-            for engine in (self.engines.transcriber, self.engines.synthesizer):
-                if hasattr(engine, "warm_up"):
-                    self.loop.run_in_executor(self._pool, engine.warm_up)
+            self._warm_up()
         logger.info("realtime_nb local server on %s", self.url)
         return self
+
+    def _warm_up(self) -> None:
+        """Load every model in the background: the transcriber in the ASR pool (its first call
+        also compiles the decoding path), the rest in the engine pool."""
+        from realtime_nb.vad import default_speech_model
+
+        assert self.loop is not None and self.engines is not None
+        jobs: list[tuple[ThreadPoolExecutor | None, Any]] = [
+            (self._asr_pool, getattr(self.engines.transcriber, "warm_up", None)),
+            (self._pool, getattr(self.engines.synthesizer, "warm_up", None)),
+            (self._pool, getattr(self.engines.responder, "warm_up", None)),
+        ]
+        if getattr(self.engines, "vad", None) is None:
+            jobs.append((self._pool, default_speech_model))
+        for pool, fn in jobs:
+            if callable(fn):
+                fut = self.loop.run_in_executor(pool, fn)
+                fut.add_done_callback(_log_failure)
 
     async def stop(self) -> None:
         """Close every session and stop listening."""
@@ -181,9 +229,10 @@ class LocalServer:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._server.wait_closed(), 5)
             self._server = None
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        for pool in (self._pool, self._asr_pool):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._asr_pool = None
 
     async def __aenter__(self) -> LocalServer:
         return await self.start()
@@ -241,7 +290,7 @@ class LocalServer:
         if parts.path.rstrip("/") != "/v1/realtime":
             return connection.respond(http.HTTPStatus.NOT_FOUND, "Not found: use /v1/realtime\n")
         key = self._key_of(request)
-        if key is None or (self.api_key is not None and key != self.api_key):
+        if key is None or (self.api_key is not None and not _same_key(key, self.api_key)):
             body = json.dumps({"error": {
                 "message": "Incorrect API key provided." if key else
                 "You didn't provide an API key. Provide it in the Authorization header "
@@ -304,6 +353,24 @@ class LocalServer:
 _MAX_QUEUED = 4096
 
 
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    """Done-callback that marks a future's exception as retrieved (nobody else may await it)."""
+    if not fut.cancelled():
+        fut.exception()
+
+
+def _same_key(given: str, expected: str) -> bool:
+    """Constant-time key comparison (a timing side channel must not reveal the key)."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
+                               expected.encode("utf-8", "surrogatepass"))
+
+
+def _log_failure(fut: asyncio.Future[Any]) -> None:
+    """Done-callback for background engine work nobody awaits: log a failure once."""
+    if not fut.cancelled() and fut.exception() is not None:
+        logger.warning("engine warm-up failed: %s", fut.exception())
+
+
 def _offered(headers: Headers) -> list[str]:
     raw = ",".join(headers.get_all("Sec-WebSocket-Protocol"))
     return [p.strip() for p in raw.split(",") if p.strip()]
@@ -333,7 +400,8 @@ class _Connection:
         )
         self.core.defer_vad = hasattr(vad_model, "process_many")
         self.deferred: dict[str, dict[str, Any]] = {}
-        self.speculations: dict[int, asyncio.Future[Any]] = {}
+        self.speculations: dict[int, _Speculation] = {}  # not yet claimed by a turn
+        self.claimed: dict[str, _Speculation] = {}  # item id -> the speculation of its turn
         self.beta = BetaTranslator() if info.beta else None
         self.queue: asyncio.Queue[str | None] = asyncio.Queue()
         self.space = asyncio.Event()  # set when the send queue is short again
@@ -351,8 +419,25 @@ class _Connection:
             else:
                 self.queue.put_nowait(json.dumps(ev))
         for job in self.core.take_jobs():
+            if job.kind == "speculate":
+                self._speculate(job.payload)
+                continue
+            if job.kind == "transcribe":
+                spec = self.speculations.pop(job.payload.get("speculation"), None)
+                if spec is not None:
+                    self.claimed[job.payload["item_id"]] = spec
             self._spawn(self._run_job(job))
+        self._drop_stale_speculations()
         self.wake.set()
+
+    def _drop_stale_speculations(self) -> None:
+        """Abandon speculative transcriptions no turn can use any more (speech resumed after
+        their pause), so they stop taking the CPU from the one that matters."""
+        if not self.speculations:
+            return
+        keep = self.core.open_speculation
+        for sid in [sid for sid in self.speculations if sid != keep]:
+            self.speculations.pop(sid).abandon()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -384,6 +469,10 @@ class _Connection:
             timer.cancel()
             for t in list(self.tasks):
                 t.cancel()
+            for spec in [*self.speculations.values(), *self.claimed.values()]:
+                spec.abandon()
+            self.speculations.clear()
+            self.claimed.clear()
             self.queue.put_nowait(None)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(sender, 5)
@@ -452,14 +541,18 @@ class _Connection:
 
     # ------------------------------------------------------------------ jobs
     async def _in_pool(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn`` in the engine pool (responder, speech synthesis)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.server._pool, lambda: fn(*args, **kwargs))
 
+    def _in_asr_pool(self, fn: Any, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        """Run ``fn`` in the transcription pool (never behind a reply's synthesis)."""
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(self.server._asr_pool, lambda: fn(*args, **kwargs))
+
     async def _run_job(self, job: Job) -> None:
         try:
-            if job.kind == "speculate":
-                self._speculate(job.payload)
-            elif job.kind == "transcribe":
+            if job.kind == "transcribe":
                 if job.payload["emit"]:
                     await self._transcribe(job.payload)
                 else:  # nobody asked for the text yet: transcribe when a response needs it
@@ -483,16 +576,21 @@ class _Connection:
             self.flush()
 
     def _speculate(self, payload: dict[str, Any]) -> None:
-        """Start transcribing a turn at its first pause; keep only the latest speculation."""
+        """Start transcribing a turn at its first pause (older speculations are dropped by
+        :meth:`_drop_stale_speculations`)."""
         from realtime_nb.audio import decode_format
 
         if not payload["audio"]:
             return
-        audio = decode_format(payload["audio"], payload["format"])
-        for old in self.speculations.values():
-            old.cancel()  # not started yet: skip it (a started one finishes, unused)
-        self.speculations = {payload["speculation"]: asyncio.ensure_future(self._in_pool(
-            self.engines.transcribe, audio, has_speech=True))}
+        try:
+            audio = decode_format(payload["audio"], payload["format"])
+        except Exception:  # the turn's own transcription will report the problem
+            logger.exception("could not decode the audio to speculate on")
+            return
+        cancel = threading.Event()
+        task = self._in_asr_pool(self.engines.transcribe, audio, has_speech=True, cancel=cancel)
+        task.add_done_callback(_retrieve)  # an abandoned one's outcome is never awaited
+        self.speculations[payload["speculation"]] = _Speculation(task, cancel)
 
     async def _transcribe(self, payload: dict[str, Any]) -> None:
         from realtime_nb.audio import decode_format
@@ -501,20 +599,32 @@ class _Connection:
         fut = self.transcripts.setdefault(item_id, asyncio.get_running_loop().create_future())
         audio = decode_format(payload["audio"], payload["format"]) if payload["audio"] else None
         cfg = payload["config"] or {}
+        spec = self.claimed.pop(item_id, None)
         if audio is None or audio.duration_ms < 50:
             text, deltas = "", []
+            if spec is not None:
+                spec.abandon()
         else:
-            spec = self.speculations.pop(payload.get("speculation"), None)
             default_model = cfg.get("model") in (None, "whisper-1") or (
                 self.engines.transcriber_for(cfg["model"]) is self.engines.transcriber)
-            if spec is not None and not spec.cancelled() and default_model and not (
+            tr = None
+            if spec is not None and default_model and not (
                     cfg.get("language") or cfg.get("prompt")):
-                tr = await spec  # the pause was the turn's end: the text is (nearly) ready
-            else:
-                tr = await self._in_pool(self.engines.transcribe, audio,
-                                         has_speech=payload.get("has_speech"),
-                                         model_name=cfg.get("model"),
-                                         language=cfg.get("language"), prompt=cfg.get("prompt"))
+                try:
+                    tr = await asyncio.shield(spec.task)  # the pause ended the turn: text ready
+                except TranscriptionCancelled:
+                    pass  # (never abandoned once claimed; transcribe afresh to be safe)
+                except asyncio.CancelledError:
+                    if not spec.task.cancelled():
+                        raise  # this job itself is being cancelled (the session is closing)
+            elif spec is not None:
+                spec.abandon()  # the session wants another model, language or prompt
+            if tr is None:
+                tr = await self._in_asr_pool(self.engines.transcribe, audio,
+                                             has_speech=payload.get("has_speech"),
+                                             model_name=cfg.get("model"),
+                                             language=cfg.get("language"),
+                                             prompt=cfg.get("prompt"))
             text = tr.text.strip()
             deltas = list(getattr(tr, "deltas", None) or ([text] if text else []))
         if payload["emit"]:

@@ -24,6 +24,7 @@ thread-safe (see each class).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,7 @@ from .asr import (
     Segment,
     Transcriber,
     Transcript,
+    TranscriptionCancelled,
     register_transcriber,
     transcribe_turn,
     transcriber_for,
@@ -82,6 +84,7 @@ __all__ = [
     "Synthesizer",
     "Transcriber",
     "Transcript",
+    "TranscriptionCancelled",
     "as_responder",
     "register_transcriber",
     "split_sentences",
@@ -143,10 +146,13 @@ class Engines:
         model_name: str | None = None,
         language: str | None = None,
         prompt: str | None = None,
+        cancel: threading.Event | None = None,
     ) -> Transcript:
         """Transcribe one user turn, returning ``""`` without running ASR when the VAD heard no
         speech (``has_speech=False``). ``model_name`` picks the engine as
-        :meth:`transcriber_for` does (``None``: this bundle's transcriber)."""
+        :meth:`transcriber_for` does (``None``: this bundle's transcriber). ``cancel``: see
+        :func:`~realtime_nb.server.engines.asr.transcribe_turn` (may raise
+        :class:`TranscriptionCancelled` once set)."""
         engine = self.transcriber if model_name is None else self.transcriber_for(model_name)
         return transcribe_turn(engine, audio, has_speech=has_speech, language=language,
-                               prompt=prompt)
+                               prompt=prompt, cancel=cancel)
