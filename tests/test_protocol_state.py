@@ -8,32 +8,11 @@ from __future__ import annotations
 
 import base64
 
-import numpy as np
 import pytest
+from state_fixtures import FakeVad, silence, tone
 
 from realtime_nb.protocol import Reply, SessionCore
 from realtime_nb.server import make_segmenter
-
-FRAME = 768  # 32 ms at 24 kHz
-
-
-class _Stream:
-    frame_ms = 32.0
-
-    def __init__(self) -> None:
-        self.rest = np.zeros(0, np.int16)
-
-    def process(self, samples: np.ndarray) -> np.ndarray:
-        x = np.concatenate([self.rest, samples])
-        n = len(x) // FRAME
-        self.rest = x[n * FRAME:]
-        frames = x[: n * FRAME].reshape(n, FRAME).astype(np.float32)
-        return (np.abs(frames).mean(axis=1) > 1000).astype(np.float32)
-
-
-class FakeVad:
-    def new_stream(self, sample_rate: int = 24000) -> _Stream:
-        return _Stream()
 
 
 class Clock:
@@ -42,15 +21,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.t
-
-
-def tone(ms: int) -> bytes:
-    n = ms * 24
-    return (np.sin(np.arange(n) * 2 * np.pi * 440 / 24000) * 10000).astype("<i2").tobytes()
-
-
-def silence(ms: int) -> bytes:
-    return b"\0\0" * (ms * 24)
 
 
 def append(ms_bytes: bytes) -> dict:

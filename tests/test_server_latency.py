@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import pytest
 from engine_fixtures import SENTENCES, concatenate, espeak_speech, silence
+from state_fixtures import FakeVad, tone
+from state_fixtures import silence as quiet
 from websockets.asyncio.client import connect
 
 from realtime_nb.audio import Audio
@@ -31,62 +33,29 @@ from realtime_nb.server.engines.asr import (
     window_frames,
 )
 
-FRAME = 768  # 32 ms at 24 kHz
-
-
-# ------------------------------------------------------------------ the state machine's part
-class _Stream:
-    """1.0 for a loud 32 ms frame, 0.0 for a quiet one: exact VAD timings."""
-
-    frame_ms = 32.0
-
-    def __init__(self) -> None:
-        self.rest = np.zeros(0, np.int16)
-
-    def process(self, samples: np.ndarray) -> np.ndarray:
-        x = np.concatenate([self.rest, samples])
-        n = len(x) // FRAME
-        self.rest = x[n * FRAME:]
-        frames = x[: n * FRAME].reshape(n, FRAME).astype(np.float32)
-        return (np.abs(frames).mean(axis=1) > 1000).astype(np.float32)
-
-
-class _FakeVad:
-    def new_stream(self, sample_rate: int = 24000) -> _Stream:
-        return _Stream()
-
-
-def _tone(ms: int) -> bytes:
-    n = ms * 24
-    return (np.sin(np.arange(n) * 2 * np.pi * 440 / 24000) * 10000).astype("<i2").tobytes()
-
-
-def _quiet(ms: int) -> bytes:
-    return b"\0\0" * (ms * 24)
-
 
 def _feed(core: SessionCore, pcm: bytes) -> None:
     core.handle({"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode()})
 
 
 def test_the_open_speculation_is_the_latest_while_its_pause_lasts() -> None:
-    core = SessionCore(vad_model=_FakeVad(), make_segmenter=make_segmenter)
-    _feed(core, _tone(640) + _quiet(64))
+    core = SessionCore(vad_model=FakeVad(), make_segmenter=make_segmenter)
+    _feed(core, tone(640) + quiet(64))
     (spec,) = [j for j in core.take_jobs() if j.kind == "speculate"]
     assert core.open_speculation == spec.payload["speculation"]
 
 
 def test_a_speculation_is_no_longer_open_once_speech_resumes() -> None:
     """The speaker went on: that pause cannot end the turn, its transcription is useless."""
-    core = SessionCore(vad_model=_FakeVad(), make_segmenter=make_segmenter)
-    _feed(core, _tone(640) + _quiet(64) + _tone(320))
+    core = SessionCore(vad_model=FakeVad(), make_segmenter=make_segmenter)
+    _feed(core, tone(640) + quiet(64) + tone(320))
     assert [j.kind for j in core.take_jobs()] == ["speculate"]
     assert core.open_speculation is None
 
 
 def test_the_turn_names_the_speculation_of_its_final_pause_and_none_stays_open() -> None:
-    core = SessionCore(vad_model=_FakeVad(), make_segmenter=make_segmenter)
-    _feed(core, _tone(640) + _quiet(96) + _tone(320) + _quiet(400))
+    core = SessionCore(vad_model=FakeVad(), make_segmenter=make_segmenter)
+    _feed(core, tone(640) + quiet(96) + tone(320) + quiet(400))
     jobs = core.take_jobs()
     specs = [j.payload["speculation"] for j in jobs if j.kind == "speculate"]
     (transcribe,) = [j for j in jobs if j.kind == "transcribe"]
@@ -95,8 +64,8 @@ def test_the_turn_names_the_speculation_of_its_final_pause_and_none_stays_open()
 
 
 def test_clearing_the_buffer_closes_the_open_speculation() -> None:
-    core = SessionCore(vad_model=_FakeVad(), make_segmenter=make_segmenter)
-    _feed(core, _tone(640) + _quiet(64))
+    core = SessionCore(vad_model=FakeVad(), make_segmenter=make_segmenter)
+    _feed(core, tone(640) + quiet(64))
     core.handle({"type": "input_audio_buffer.clear"})
     assert core.open_speculation is None
 

@@ -1459,13 +1459,11 @@ class Session:
         """
         from .tools import Tools, function_tool
 
-        named = {}
-        for fn in functions:
-            decl = function_tool(fn)
-            named[decl.name] = fn
+        declared = {(decl := function_tool(fn)).name: (decl, fn) for fn in functions}
+        named = {name: fn for name, (_decl, fn) in declared.items()}
         if self._tools is not None:
             self._tools.close()
-        await self.update(tools=[function_tool(fn, name=n) for n, fn in named.items()],
+        await self.update(tools=[decl for decl, _fn in declared.values()],
                           tool_choice=tool_choice)
         tools = Tools(self, named, respond=respond, thread=thread)
         self.on("response.done", tools._on_done)

@@ -97,36 +97,28 @@ def json_schema_for(hint: Any, where: str = "value") -> dict[str, Any]:
 
 def _doc_parts(doc: str) -> tuple[str, dict[str, str]]:
     """Split a docstring into its description and its ``Args:`` section (name → text)."""
-    lines = doc.splitlines()
     out: list[str] = []
     params: dict[str, str] = {}
-    i = 0
-    while i < len(lines):
-        if _ARGS_HEADER.match(lines[i]):
-            i += 1
-            current: str | None = None
-            while i < len(lines) and (not lines[i].strip() or lines[i][:1].isspace()):
-                m = _ARG_LINE.match(lines[i])
-                if m and (current is None or len(lines[i]) - len(lines[i].lstrip())
-                          <= _indent_of(lines, i, current, params)):
-                    current = m.group(1).lstrip("*")
-                    params[current] = m.group(3).strip()
-                elif current is not None and lines[i].strip():
-                    params[current] = f"{params[current]} {lines[i].strip()}".strip()
-                i += 1
+    in_args = False
+    current: str | None = None
+    indent = 0  # of the current parameter's line: deeper lines continue its text
+    for line in doc.splitlines():
+        if _ARGS_HEADER.match(line):
+            in_args, current = True, None
             continue
-        out.append(lines[i])
-        i += 1
+        if in_args and line.strip() and not line[:1].isspace():
+            in_args = False  # the section ends at the next unindented line
+        if not in_args:
+            out.append(line)
+            continue
+        depth = len(line) - len(line.lstrip())
+        m = _ARG_LINE.match(line)
+        if m and (current is None or depth <= indent):
+            current, indent = m.group(1).lstrip("*"), depth
+            params[current] = m.group(3).strip()
+        elif current is not None and line.strip():
+            params[current] = f"{params[current]} {line.strip()}"
     return "\n".join(out).strip(), params
-
-
-def _indent_of(lines: list[str], i: int, current: str, params: dict[str, str]) -> int:
-    """Indent of the line that started the current parameter (continuations are deeper)."""
-    for j in range(i - 1, -1, -1):
-        m = _ARG_LINE.match(lines[j])
-        if m and m.group(1).lstrip("*") == current:
-            return len(lines[j]) - len(lines[j].lstrip())
-    return 0
 
 
 def function_tool(fn: Callable[..., Any], *, name: str | None = None,
@@ -209,10 +201,6 @@ class Tools:
     calls: list[ToolCall] = field(default_factory=list)
     _follow: dict[str, asyncio.Future[str | None]] = field(default_factory=dict, repr=False)
     _active: bool = field(default=True, repr=False)
-
-    @property
-    def declarations(self) -> list[FunctionTool]:
-        return [function_tool(fn, name=n) for n, fn in self.functions.items()]
 
     def close(self) -> None:
         """Stop answering calls (the session keeps the declarations until updated)."""

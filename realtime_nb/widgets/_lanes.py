@@ -137,28 +137,17 @@ def _clip_str(value: str, limit: int) -> str:
 
 
 def _clip_dict(value: dict[Any, Any], limit: int) -> dict[Any, Any]:
-    out = None
-    for k, v in value.items():
-        tv = type(v)
-        if tv is str:
-            if len(v) <= limit:
-                continue
-            c: Any = _clip_str(v, limit)
-        elif tv is int or tv is float or tv is bool or v is None:
-            continue
-        else:
-            c = _clip(v, limit)
-            if c is v:
-                continue
-        if out is None:
-            out = dict(value)
-        out[k] = c
-    return value if out is None else out
+    return _clip_items(value, value.items(), dict, limit)
 
 
 def _clip_list(value: list[Any], limit: int) -> list[Any]:
+    return _clip_items(value, enumerate(value), list, limit)
+
+
+def _clip_items(value: Any, items: Any, copy: Any, limit: int) -> Any:
+    """Clip the ``(key, value)`` ``items`` of a dict or list; copy it once, on the first change."""
     out = None
-    for i, v in enumerate(value):
+    for k, v in items:
         tv = type(v)
         if tv is str:
             if len(v) <= limit:
@@ -171,8 +160,8 @@ def _clip_list(value: list[Any], limit: int) -> list[Any]:
             if c is v:
                 continue
         if out is None:
-            out = list(value)
-        out[i] = c
+            out = copy(value)
+        out[k] = c
     return value if out is None else out
 
 
