@@ -180,7 +180,8 @@ class ServerProcess:
         if not self._url_seen.wait(timeout) or self.proc.poll() is not None:
             self.kill()
             raise RuntimeError(f"the local server process did not start: {self.output}")
-        found = re.search(r"ws://127\.0\.0\.1:(\d+)/v1/realtime\?\S*", "".join(self.output))
+        found = re.search(r"wss?://127\.0\.0\.1:(\d+)/v1/realtime\?\S*",
+                          "".join(self.output))
         assert found is not None, self.output
         self.url = found.group(0)
         self.port = int(found.group(1))
@@ -189,7 +190,8 @@ class ServerProcess:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.output.append(line)
-            if line.startswith("realtime_nb local server: ws://"):
+            if line.startswith(("realtime_nb local server: ws://",
+                                "realtime_nb local server: wss://")):
                 self._url_seen.set()
 
     def _finish(self, sig: int) -> str:

@@ -1,5 +1,10 @@
 """``python -m realtime_nb.server --host 127.0.0.1 --port PORT``: serve the local Realtime API.
 
+TLS (``wss://``, which the Node SDK always dials): ``--ssl-certfile``/``--ssl-keyfile`` with your
+own certificate, or ``--self-signed`` for a loopback certificate made once under
+``~/.cache/realtime_nb/tls/``; the server prints the certificate's path for
+``NODE_EXTRA_CA_CERTS`` / ``SSL_CERT_FILE``.
+
 To require a key, put it in the ``REALTIME_NB_SERVER_KEY`` environment variable (preferred: a
 ``--api-key`` value is visible to every user of the machine in ``ps``).
 """
@@ -51,12 +56,29 @@ def main(argv: list[str] | None = None) -> int:
                         help="session age limit in seconds (service: 3600)")
     parser.add_argument("--light", action="store_true",
                         help="use the light engines (pocketsphinx instead of Whisper)")
+    parser.add_argument("--ssl-certfile", default=None,
+                        help="serve TLS (wss://, https://) with this PEM certificate (chain)")
+    parser.add_argument("--ssl-keyfile", default=None,
+                        help="the certificate's PEM private key (if not in --ssl-certfile)")
+    parser.add_argument("--self-signed", action="store_true",
+                        help="serve TLS with a self-signed loopback certificate (made once under "
+                             "~/.cache/realtime_nb/tls/); trust it with NODE_EXTRA_CA_CERTS / "
+                             "SSL_CERT_FILE set to the printed path")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     try:
         api_key = required_key(args.api_key, os.environ)
     except ValueError as err:
         parser.error(str(err))
+    if args.self_signed and args.ssl_certfile:
+        parser.error("--self-signed and --ssl-certfile exclude each other")
+    if args.ssl_keyfile and not (args.ssl_certfile):
+        parser.error("--ssl-keyfile needs --ssl-certfile")
+    certfile, keyfile = args.ssl_certfile, args.ssl_keyfile
+    if args.self_signed:
+        from .tls import self_signed_cert
+
+        certfile, keyfile = self_signed_cert()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
 
     async def run() -> None:
@@ -65,11 +87,17 @@ def main(argv: list[str] | None = None) -> int:
         engines = Engines.light() if args.light else Engines.default()
         server = LocalServer(args.host or "127.0.0.1", args.port, engines=engines,
                              api_key=api_key, beta=args.beta,
-                             max_duration_s=args.max_duration, allow_remote=args.host is not None)
+                             max_duration_s=args.max_duration, allow_remote=args.host is not None,
+                             ssl_certfile=certfile, ssl_keyfile=keyfile)
         await server.start()
         print(f"realtime_nb local server: {server.url}?model=gpt-realtime", flush=True)
         print(f"  openai SDK: AsyncOpenAI(api_key='local', websocket_base_url='{server.base_url}')",
               flush=True)
+        if server.tls:
+            print(f"  REST base URL (Node SDK baseURL): {server.http_base_url}", flush=True)
+            if args.self_signed:
+                print(f"  trust the certificate: NODE_EXTRA_CA_CERTS={certfile} (Node), "
+                      f"SSL_CERT_FILE={certfile} (Python)", flush=True)
         await asyncio.Event().wait()
 
     try:

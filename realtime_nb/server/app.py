@@ -32,7 +32,9 @@ import http
 import ipaddress
 import json
 import logging
+import os
 import re
+import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -107,6 +109,10 @@ class LocalServer:
     close 4000). ``max_duration_s`` is the session age limit (the service's is 60 minutes).
     Browsers may connect only from loopback pages unless their origin is in ``allowed_origins``.
 
+    TLS: pass ``ssl_certfile`` (and ``ssl_keyfile`` unless the key is in the same file), or a
+    ready ``ssl_context``; the server then speaks ``wss://`` (see :mod:`realtime_nb.server.tls`
+    for a self-signed loopback certificate and how to make clients trust it).
+
     Engines run in two thread pools so a reply never waits behind speech recognition:
     ``asr_workers`` threads transcribe (Whisper runs one call at a time anyway, and a queued
     speculative transcription the turn no longer needs can still be dropped), ``workers`` threads
@@ -127,6 +133,9 @@ class LocalServer:
         vad_batch_s: float = 0.005,
         allowed_origins: tuple[str, ...] = (),
         asr_workers: int = 1,
+        ssl_certfile: str | os.PathLike[str] | None = None,
+        ssl_keyfile: str | os.PathLike[str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if not _is_loopback(host) and not allow_remote:
             raise ValueError(
@@ -137,6 +146,13 @@ class LocalServer:
             raise ValueError("beta must be 'translate' or 'retired'")
         if api_key is not None and not api_key:
             raise ValueError("api_key must not be empty (pass None to accept any key)")
+        if ssl_context is None and ssl_certfile is not None:
+            from .tls import server_ssl_context
+
+            ssl_context = server_ssl_context(ssl_certfile, ssl_keyfile)
+        elif ssl_keyfile is not None and ssl_certfile is None:
+            raise ValueError("ssl_keyfile needs ssl_certfile")
+        self.ssl_context = ssl_context
         self.host = host
         self.port = port
         self.engines = engines
@@ -156,14 +172,32 @@ class LocalServer:
         self._vad_timer: asyncio.TimerHandle | None = None
 
     @property
+    def tls(self) -> bool:
+        """Whether the server speaks TLS (``wss://``)."""
+        return self.ssl_context is not None
+
+    @property
+    def _authority(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
     def url(self) -> str:
-        """``ws://HOST:PORT/v1/realtime`` (add ``?model=...`` or ``?intent=transcription``)."""
-        return f"ws://{self.host}:{self.port}/v1/realtime"
+        """``ws://HOST:PORT/v1/realtime`` (``wss://`` with TLS; add ``?model=...`` or
+        ``?intent=transcription``)."""
+        return f"{self.base_url}/realtime"
 
     @property
     def base_url(self) -> str:
-        """``ws://HOST:PORT/v1`` — what the openai SDK's ``websocket_base_url`` wants."""
-        return f"ws://{self.host}:{self.port}/v1"
+        """``ws://HOST:PORT/v1`` (``wss://`` with TLS) — what the openai SDK's
+        ``websocket_base_url`` wants."""
+        return f"{'wss' if self.tls else 'ws'}://{self._authority}/v1"
+
+    @property
+    def http_base_url(self) -> str:
+        """``http://HOST:PORT/v1`` (``https://`` with TLS) — a REST ``base_url``. The Node SDK
+        derives its ``wss://`` URL from this."""
+        return f"{'https' if self.tls else 'http'}://{self._authority}/v1"
 
     async def start(self, warm_up: bool = True) -> LocalServer:
         """Start listening (port 0 picks a free port; read it back from :attr:`port`).
@@ -188,6 +222,7 @@ class LocalServer:
             compression=None,
             ping_interval=None,
             logger=_ws_logger(),
+            ssl=self.ssl_context,
         )
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
