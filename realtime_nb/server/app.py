@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import http
 import ipaddress
@@ -34,6 +35,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import ssl
 import threading
 import time
@@ -47,9 +49,10 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from realtime_nb.protocol import Job, ProtocolError, Reply, SessionCore
+from realtime_nb.protocol import Job, ProtocolError, Reply, SessionCore, validate_client_event
 from realtime_nb.protocol.beta import BetaTranslator
 from realtime_nb.server.engines.asr import TranscriptionCancelled
+from realtime_nb.server.http import HttpOrWebSocket, HttpRequest, HttpResponse, json_response
 
 __all__ = ["LocalServer", "ensure_local_server", "stop_local_server"]
 
@@ -83,6 +86,18 @@ class _ConnInfo:
     beta: bool
     kind: str
     model: str
+    defaults: dict[str, Any] | None = None  # the config bound to the client secret used
+
+
+@dataclass
+class ClientSecret:
+    """An ephemeral ``ek_`` key minted by ``POST /v1/realtime/client_secrets``: it opens sessions
+    (bearer token or ``openai-insecure-api-key.`` subprotocol) until ``expires_at`` (Unix
+    seconds), each starting with the config ``session`` bound to it."""
+
+    value: str
+    expires_at: int
+    session: dict[str, Any]
 
 
 @dataclass
@@ -168,6 +183,7 @@ class LocalServer:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.vad_batch_s = vad_batch_s
         self.allowed_origins = tuple(allowed_origins)
+        self.client_secrets: dict[str, ClientSecret] = {}
         self._vad_dirty: dict[_Connection, None] = {}
         self._vad_timer: asyncio.TimerHandle | None = None
 
@@ -223,6 +239,7 @@ class LocalServer:
             ping_interval=None,
             logger=_ws_logger(),
             ssl=self.ssl_context,
+            create_connection=functools.partial(HttpOrWebSocket, http_handler=self._http),
         )
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
@@ -322,19 +339,148 @@ class LocalServer:
                 http.HTTPStatus.FORBIDDEN,
                 f"Origin {origin} may not use this local server (only pages served from "
                 "localhost may; pass allowed_origins=... to LocalServer to allow others)\n")
+        if parts.path.rstrip("/") == "/v1/realtime/client_secrets":
+            response = connection.respond(http.HTTPStatus.METHOD_NOT_ALLOWED,
+                                          "Use POST to create a client secret.\n")
+            response.headers["Allow"] = "POST"
+            return response
         if parts.path.rstrip("/") != "/v1/realtime":
             return connection.respond(http.HTTPStatus.NOT_FOUND, "Not found: use /v1/realtime\n")
-        key = self._key_of(request)
-        if key is None or (self.api_key is not None and not _same_key(key, self.api_key)):
-            body = json.dumps({"error": {
-                "message": "Incorrect API key provided." if key else
-                "You didn't provide an API key. Provide it in the Authorization header "
-                "(Bearer auth).",
-                "type": "invalid_request_error", "code": "invalid_api_key", "param": None}})
-            response = connection.respond(http.HTTPStatus.UNAUTHORIZED, body + "\n")
+        refusal = self._refuse_key(self._key_of(request), secrets_ok=True)
+        if refusal is not None:
+            response = connection.respond(http.HTTPStatus.UNAUTHORIZED,
+                                          json.dumps(refusal) + "\n")
             response.headers["Content-Type"] = "application/json"
             return response
         return None
+
+    def _refuse_key(self, key: str | None, *, secrets_ok: bool) -> dict[str, Any] | None:
+        """The 401 body for a missing or wrong key, or None when ``key`` may pass. An ``ek_`` key
+        must be a live client secret of this server (whatever ``api_key`` is); minting
+        (``secrets_ok=False``) needs the long-lived key."""
+        message = None
+        if key is None:
+            message = ("You didn't provide an API key. Provide it in the Authorization header "
+                       "(Bearer auth).")
+        elif key.startswith("ek_"):
+            secret = self._client_secret(key)
+            if secret is None:
+                message = "Incorrect API key provided."
+            elif secret.expires_at <= time.time():
+                message = "The ephemeral client secret has expired."
+            elif not secrets_ok:
+                message = "An ephemeral client secret cannot create client secrets."
+        elif self.api_key is not None and not _same_key(key, self.api_key):
+            message = "Incorrect API key provided."
+        if message is None:
+            return None
+        return {"error": {"message": message, "type": "invalid_request_error",
+                          "code": "invalid_api_key", "param": None}}
+
+    def _client_secret(self, key: str) -> ClientSecret | None:
+        for value, secret in self.client_secrets.items():
+            if _same_key(key, value):
+                return secret
+        return None
+
+    # ------------------------------------------------------------------ REST
+    async def _http(self, request: HttpRequest) -> HttpResponse:
+        """Answer a plain HTTP request on the WebSocket port (see :mod:`.http`)."""
+        origin = request.headers.get("origin")
+        if origin and not self._origin_allowed(origin):
+            return json_response(403, {"error": {
+                "message": f"Origin {origin} may not use this local server.",
+                "type": "invalid_request_error", "code": None, "param": None}})
+        path = urlsplit(request.target).path.rstrip("/")
+        if path != "/v1/realtime/client_secrets":
+            return json_response(404, {"error": {
+                "message": f"Invalid URL ({request.method} {path})",
+                "type": "invalid_request_error", "code": None, "param": None}})
+        if request.method != "POST":
+            return json_response(405, {"error": {
+                "message": f"Method {request.method} not allowed on {path}: use POST.",
+                "type": "invalid_request_error", "code": None, "param": None}},
+                Allow="POST")
+        auth = request.headers.get("authorization", "")
+        key = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+        refusal = self._refuse_key(key, secrets_ok=False)
+        if refusal is not None:
+            return json_response(401, refusal)
+        try:
+            body = request.json()
+            secret = self.mint_client_secret(body)
+        except ValueError as err:
+            return _invalid_request(f"We could not parse the JSON body of your request. ({err})",
+                                    None)
+        except ProtocolError as err:
+            return _invalid_request(err.message, err.param, err.code)
+        core = SessionCore(kind=secret.session.get("type", "realtime"),
+                           model=secret.session.get("model", "gpt-realtime"),
+                           session_defaults=_defaults(secret.session))
+        return json_response(200, {"value": secret.value, "expires_at": secret.expires_at,
+                                   "session": core.session_object()})
+
+    def mint_client_secret(self, body: Any) -> ClientSecret:
+        """Validate a ``POST /v1/realtime/client_secrets`` body and store a new secret.
+
+        ``body`` is ``{"expires_after": {"anchor": "created_at", "seconds": 10..7200},
+        "session": {"type": "realtime" | "transcription", ...}}`` (both optional; 600 s and a
+        default realtime session). The session is checked by the same validator as
+        ``session.update``; raises :class:`ProtocolError` with the service's code and param.
+        """
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            raise ProtocolError("invalid_type", "Invalid type for 'body': expected an object.",
+                                None)
+        for name in body:
+            if name not in ("expires_after", "session"):
+                raise ProtocolError("unknown_parameter", f"Unknown parameter: '{name}'.", name)
+        seconds = 600
+        after = body.get("expires_after")
+        if after is not None:
+            if not isinstance(after, dict):
+                raise ProtocolError("invalid_type", "Invalid type for 'expires_after': expected "
+                                    "an object.", "expires_after")
+            for name in after:
+                if name not in ("anchor", "seconds"):
+                    raise ProtocolError("unknown_parameter",
+                                        f"Unknown parameter: 'expires_after.{name}'.",
+                                        f"expires_after.{name}")
+            if after.get("anchor", "created_at") != "created_at":
+                raise ProtocolError("invalid_value", f"Invalid value: '{after.get('anchor')}'. "
+                                    "Supported values are: 'created_at'.",
+                                    "expires_after.anchor")
+            seconds = after.get("seconds", 600)
+            if isinstance(seconds, bool) or not isinstance(seconds, int):
+                raise ProtocolError("invalid_type", "Invalid type for 'expires_after.seconds': "
+                                    "expected an integer.", "expires_after.seconds")
+            if not 10 <= seconds <= 7200:
+                raise ProtocolError(
+                    "integer_out_of_range", "Invalid 'expires_after.seconds': integer out of "
+                    f"range. Expected a value between 10 and 7200, but got {seconds} instead.",
+                    "expires_after.seconds")
+        session = body.get("session") or {"type": "realtime"}
+        if not isinstance(session, dict):
+            raise ProtocolError("invalid_type", "Invalid type for 'session': expected an "
+                                "object.", "session")
+        session = dict(session)
+        session.setdefault("type", "realtime")
+        validate_client_event({"type": "session.update", "session": session})
+        model = session.get("model")
+        if session["type"] == "realtime" and model is not None and not _REALTIME_MODELS.search(
+                str(model)):
+            raise ProtocolError("invalid_model", f"Model '{model}' is not supported in realtime "
+                                "mode.", "session.model")
+        now = time.time()
+        self._forget_expired(now)
+        secret = ClientSecret("ek_" + secrets.token_hex(16), int(now) + seconds, session)
+        self.client_secrets[secret.value] = secret
+        return secret
+
+    def _forget_expired(self, now: float) -> None:
+        for value in [v for v, s in self.client_secrets.items() if s.expires_at <= now]:
+            del self.client_secrets[value]
 
     def _origin_allowed(self, origin: str) -> bool:
         """Browsers send Origin: only loopback pages (and listed origins) may connect, so a web
@@ -356,10 +502,18 @@ class LocalServer:
         query = parse_qs(urlsplit(request.path).query)
         beta = request.headers.get("OpenAI-Beta", "").replace(" ", "") == "realtime=v1" or (
             "openai-beta.realtime-v1" in _offered(request.headers))
-        intent = query.get("intent", ["realtime"])[0]
-        model = query.get("model", ["gpt-realtime"])[0]
-        info = _ConnInfo(beta=beta, kind="transcription" if intent == "transcription"
-                         else "realtime", model=model)
+        intent = query.get("intent", [None])[0]
+        key = self._key_of(request)
+        secret = self._client_secret(key) if key and key.startswith("ek_") else None
+        bound = secret.session if secret is not None else None
+        if intent is None:  # the session type bound to the secret wins, else realtime
+            intent = bound.get("type", "realtime") if bound else "realtime"
+        kind = "transcription" if intent == "transcription" else "realtime"
+        model = query.get("model", [None])[0] or (
+            bound.get("model") if bound and kind == "realtime" else None) or "gpt-realtime"
+        info = _ConnInfo(beta=beta, kind=kind, model=model,
+                         defaults=_defaults(bound) if bound and bound.get("type") == kind
+                         else None)
         if beta and self.beta == "retired":
             await ws.send(json.dumps({"type": "error", "event_id": "event_beta_retired", "error": {
                 "type": "invalid_request_error", "code": "beta_api_shape_disabled",
@@ -392,6 +546,17 @@ def _retrieve(fut: asyncio.Future[Any]) -> None:
     """Done-callback that marks a future's exception as retrieved (nobody else may await it)."""
     if not fut.cancelled():
         fut.exception()
+
+
+def _defaults(session: dict[str, Any]) -> dict[str, Any]:
+    """A bound session config as ``SessionCore(session_defaults=)`` takes it (type and model
+    are fixed by the connection)."""
+    return {k: v for k, v in session.items() if k not in ("type", "model")}
+
+
+def _invalid_request(message: str, param: str | None, code: str | None = None) -> HttpResponse:
+    return json_response(400, {"error": {"message": message, "type": "invalid_request_error",
+                                         "param": param, "code": code}})
 
 
 def _same_key(given: str, expected: str) -> bool:
@@ -432,6 +597,7 @@ class _Connection:
             vad_model=vad_model,
             make_segmenter=make_segmenter,
             max_duration_s=server.max_duration_s,
+            session_defaults=info.defaults,
         )
         self.core.defer_vad = hasattr(vad_model, "process_many")
         self.deferred: dict[str, dict[str, Any]] = {}
