@@ -153,3 +153,27 @@ async def test_a_foreign_web_page_cannot_mint_secrets(server):
                             headers={"Authorization": "Bearer sk-local",
                                      "Origin": "https://evil.example"})
     assert r.status_code == 403
+
+
+async def test_the_session_mints_a_masked_secret_that_opens_a_session(server):
+    from realtime_nb.client import Session
+
+    kernel = Session(url=server.url + "?model=gpt-realtime", api_key="sk-local")
+    secret = await kernel.create_client_secret({"type": "realtime", "instructions": "Hi."},
+                                               expires_after_s=60)
+    assert secret.value.reveal().startswith("ek_")
+    assert secret.value.reveal() not in repr(secret)
+    assert secret.session["instructions"] == "Hi."
+    async with Session(url=server.url + "?model=gpt-realtime",
+                       api_key=secret.value.reveal()) as browser_side:
+        assert browser_side.config["instructions"] == "Hi."
+
+
+async def test_the_session_reports_a_refused_secret_with_the_servers_code(server):
+    from realtime_nb.client import RealtimeError, Session
+
+    kernel = Session(url=server.url + "?model=gpt-realtime", api_key="sk-local")
+    with pytest.raises(RealtimeError) as info:
+        await kernel.create_client_secret(expires_after_s=9000)
+    assert (info.value.code, info.value.param) == ("integer_out_of_range",
+                                                   "expires_after.seconds")

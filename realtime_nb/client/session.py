@@ -493,6 +493,24 @@ class Session:
         self.mirror.connection_lost("closed")
         self._dispatch("realtime_nb.closed", {"type": "realtime_nb.closed"})
 
+    async def create_client_secret(self, session: Mapping[str, Any] | None = None, *,
+                                   expires_after_s: int = 600) -> Any:
+        """Mint an ephemeral ``ek_`` client secret on this Session's server, for a browser.
+
+        ``session`` is the config bound to it (default: a realtime session with this Session's
+        model); ``expires_after_s`` is its lifetime (10..7200 s). Returns a
+        :class:`~realtime_nb.client.client_secrets.ClientSecret` whose ``value`` is masked in
+        reprs (``.value.reveal()`` is the ``ek_`` string). The long-lived key stays here; only
+        the secret may go to a page. Starts the local server first if this is a local Session.
+        Raises :class:`RealtimeError` with the server's code and param when it refuses.
+        """
+        from .client_secrets import create_client_secret
+
+        if self._backend.name == "local" and not self._backend.url:
+            await asyncio.to_thread(self._backend.start_local)
+        return await create_client_secret(self._backend, session,
+                                          expires_after_s=expires_after_s)
+
     async def _open(self, timeout: float, restore: bool) -> None:
         backend = self._backend
         if backend.name == "local" and not backend.url:
