@@ -97,10 +97,11 @@ class JupyterPage:
             self.page.wait_for_timeout(50)
 
     def wait_for_file(self, name: str, timeout_s: float = 15) -> Path:
-        """Wait until the kernel has written ``out/name``."""
+        """Wait until the kernel has written ``out/name`` (non-empty: ``write_text`` creates the
+        file before it writes, so a reader polling for existence alone can see it empty)."""
         path = self.out / name
         deadline = time.monotonic() + timeout_s
-        while not path.exists():
+        while not path.exists() or path.stat().st_size == 0:
             assert time.monotonic() < deadline, f"the kernel did not write {path} in {timeout_s} s"
             self.page.wait_for_timeout(50)
         return path
