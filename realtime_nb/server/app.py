@@ -367,6 +367,7 @@ class LocalServer:
             if secret is None:
                 message = "Incorrect API key provided."
             elif secret.expires_at <= time.time():
+                # ours: the service's exact wording for an expired secret is not on record
                 message = "The ephemeral client secret has expired."
             elif not secrets_ok:
                 message = "An ephemeral client secret cannot create client secrets."
