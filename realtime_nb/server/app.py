@@ -389,19 +389,13 @@ class LocalServer:
         """Answer a plain HTTP request on the WebSocket port (see :mod:`.http`)."""
         origin = request.headers.get("origin")
         if origin and not self._origin_allowed(origin):
-            return json_response(403, {"error": {
-                "message": f"Origin {origin} may not use this local server.",
-                "type": "invalid_request_error", "code": None, "param": None}})
+            return _api_error(403, f"Origin {origin} may not use this local server.")
         path = urlsplit(request.target).path.rstrip("/")
         if path != "/v1/realtime/client_secrets":
-            return json_response(404, {"error": {
-                "message": f"Invalid URL ({request.method} {path})",
-                "type": "invalid_request_error", "code": None, "param": None}})
+            return _api_error(404, f"Invalid URL ({request.method} {path})")
         if request.method != "POST":
-            return json_response(405, {"error": {
-                "message": f"Method {request.method} not allowed on {path}: use POST.",
-                "type": "invalid_request_error", "code": None, "param": None}},
-                Allow="POST")
+            return _api_error(405, f"Method {request.method} not allowed on {path}: use POST.",
+                              Allow="POST")
         auth = request.headers.get("authorization", "")
         key = auth[7:].strip() if auth.lower().startswith("bearer ") else None
         refusal = self._refuse_key(key, secrets_ok=False)
@@ -411,10 +405,9 @@ class LocalServer:
             body = request.json()
             secret = self.mint_client_secret(body)
         except ValueError as err:
-            return _invalid_request(f"We could not parse the JSON body of your request. ({err})",
-                                    None)
+            return _api_error(400, f"We could not parse the JSON body of your request. ({err})")
         except ProtocolError as err:
-            return _invalid_request(err.message, err.param, err.code)
+            return _api_error(400, err.message, err.param, err.code)
         core = SessionCore(kind=secret.session.get("type", "realtime"),
                            model=secret.session.get("model", "gpt-realtime"),
                            session_defaults=_defaults(secret.session))
@@ -555,9 +548,11 @@ def _defaults(session: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in session.items() if k not in ("type", "model")}
 
 
-def _invalid_request(message: str, param: str | None, code: str | None = None) -> HttpResponse:
-    return json_response(400, {"error": {"message": message, "type": "invalid_request_error",
-                                         "param": param, "code": code}})
+def _api_error(status: int, message: str, param: str | None = None, code: str | None = None,
+               **headers: str) -> HttpResponse:
+    """An ``invalid_request_error`` answer shaped as the service's REST errors."""
+    return json_response(status, {"error": {"message": message, "type": "invalid_request_error",
+                                            "param": param, "code": code}}, **headers)
 
 
 def _same_key(given: str, expected: str) -> bool:
