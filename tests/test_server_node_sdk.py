@@ -21,10 +21,12 @@ from realtime_nb.server.tls import self_signed_cert
 NODE_DIR = Path(__file__).parent / "node"
 SCRIPT = NODE_DIR / "realtime_conversation.mjs"
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("node") is None or not (NODE_DIR / "node_modules" / "openai").is_dir(),
-    reason="node and tests/node/node_modules are installed by ./dev setup",
-)
+@pytest.fixture(autouse=True)
+def _node_installed() -> None:
+    """./dev setup installs node and the pinned packages: their absence is a set-up failure,
+    not a reason to skip."""
+    if shutil.which("node") is None or not (NODE_DIR / "node_modules" / "openai").is_dir():
+        pytest.fail("node or tests/node/node_modules is missing: run ./dev setup")
 
 
 @pytest.fixture
