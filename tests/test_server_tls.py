@@ -13,6 +13,7 @@ import json
 import os
 import ssl
 import stat
+import time
 
 import pytest
 import websockets
@@ -137,6 +138,9 @@ def test_command_line_self_signed_serves_wss_and_prints_how_to_trust_it(tmp_path
             else:
                 os.environ[k] = v
     try:
+        deadline = time.monotonic() + 30  # the lines after the URL may still be on their way
+        while "NODE_EXTRA_CA_CERTS" not in "".join(proc.output) and time.monotonic() < deadline:
+            time.sleep(0.05)
         out = "".join(proc.output)
         cert = tmp_path / "realtime_nb" / "tls" / "localhost-cert.pem"
         assert proc.url.startswith("wss://127.0.0.1:")
