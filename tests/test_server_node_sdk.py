@@ -7,6 +7,7 @@ script ``tests/node/realtime_conversation.mjs`` prints one JSON object per serve
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ from realtime_nb.server.tls import self_signed_cert
 
 NODE_DIR = Path(__file__).parent / "node"
 SCRIPT = NODE_DIR / "realtime_conversation.mjs"
+
 
 @pytest.fixture(autouse=True)
 def _node_installed() -> None:
@@ -48,8 +50,6 @@ def run_node(base_url: str, mode: str, *args: str, ca: Path | None) -> list[dict
 
 
 async def node(base_url: str, mode: str, *args: str, ca: Path | None) -> list[dict]:
-    import asyncio
-
     return await asyncio.to_thread(run_node, base_url, mode, *args, ca=ca)
 
 

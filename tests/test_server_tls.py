@@ -125,18 +125,9 @@ async def test_session_connects_over_tls_when_the_certificate_is_trusted(tls_ser
         assert "secure hello" in reply.text.lower()
 
 
-def test_command_line_self_signed_serves_wss_and_prints_how_to_trust_it(tmp_path):
-    env_home = {"XDG_CACHE_HOME": str(tmp_path)}
-    old = {k: os.environ.get(k) for k in env_home}
-    os.environ.update(env_home)
-    try:
-        proc = ServerProcess(0, "--self-signed")
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+def test_command_line_self_signed_serves_wss_and_prints_how_to_trust_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # the server process inherits it
+    proc = ServerProcess(0, "--self-signed")
     try:
         deadline = time.monotonic() + 30  # the lines after the URL may still be on their way
         while "NODE_EXTRA_CA_CERTS" not in "".join(proc.output) and time.monotonic() < deadline:
