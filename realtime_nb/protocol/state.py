@@ -127,8 +127,21 @@ class SessionCore:
         make_segmenter: Callable[[dict[str, Any], float], Any] | None = None,
         max_duration_s: float = 3600.0,
         session_defaults: dict[str, Any] | None = None,
+        transport: str = "websocket",
     ) -> None:
+        if transport not in ("websocket", "webrtc"):
+            raise ValueError("transport must be 'websocket' or 'webrtc'")
         self.kind = kind
+        #: ``"webrtc"``: media travels on RTP tracks, not in events. Response audio is queued in
+        #: :attr:`playout` for the owner's outgoing track (no ``response.output_audio.delta``),
+        #: ``output_audio_buffer.started/stopped/cleared`` are emitted and
+        #: ``output_audio_buffer.clear`` is accepted.
+        self.transport = transport
+        #: Response audio for the outgoing track, in order: ``("audio", response_id, pcm16 24 kHz)``
+        #: or ``("clear", response_id, b"")`` (drop everything queued before). See
+        #: :meth:`take_playout` and :meth:`playout_idle`.
+        self.playout: list[tuple[str, str, bytes]] = []
+        self._audible: list[str] = []  # responses with audio in the output buffer, in order
         self.clock = clock
         self.created_at = clock()
         self.max_duration_s = max_duration_s
@@ -390,6 +403,9 @@ class SessionCore:
         self.emit("input_audio_buffer.cleared")
 
     def _on_output_audio_buffer_clear(self, ev: dict[str, Any]) -> None:
+        if self.transport == "webrtc":
+            self._clear_playout()
+            return
         raise ProtocolError(
             "invalid_value",
             "Invalid value: 'output_audio_buffer.clear'. This event is only supported for WebRTC "
@@ -599,8 +615,11 @@ class SessionCore:
         self.emit("input_audio_buffer.speech_started", audio_start_ms=round(audio_start_ms),
                   item_id=self._pending_item_id)
         td = self._turn_detection or {}
-        if td.get("interrupt_response", True) and self.active_response:
-            self.cancel_response(self.active_response, "turn_detected")
+        if td.get("interrupt_response", True):
+            if self.active_response:
+                self.cancel_response(self.active_response, "turn_detected")
+            if self._audible:  # the reply still being heard is cut (WebRTC: the server plays it)
+                self._clear_playout()
 
     def _speech_stopped(self, audio_end_ms: float, speculation: int | None = None) -> None:
         item_id = self._pending_item_id or new_id("item")
@@ -825,17 +844,60 @@ class SessionCore:
                       item_id=item["id"], output_index=idx, content_index=0, delta=delta)
             resp.output_text_tokens += _tokens(text)
         data = self._encode_output(pcm16_24k, resp.out_format)
-        step = max(1, int(bytes_per_ms(resp.out_format) * 200))  # ~200 ms per delta
-        for i in range(0, len(data), step):
-            self.emit("response.output_audio.delta", response_id=resp.id, item_id=item["id"],
-                      output_index=idx, content_index=0,
-                      delta=base64.b64encode(data[i:i + step]).decode())
+        if self.transport == "webrtc":  # the audio goes on the media track, not in events
+            if pcm16_24k:
+                self._queue_playout(resp.id, pcm16_24k)
+        else:
+            step = max(1, int(bytes_per_ms(resp.out_format) * 200))  # ~200 ms per delta
+            for i in range(0, len(data), step):
+                self.emit("response.output_audio.delta", response_id=resp.id,
+                          item_id=item["id"], output_index=idx, content_index=0,
+                          delta=base64.b64encode(data[i:i + step]).decode())
         resp.audio_chunks.append(data)
         resp.audio_bytes += len(data)
         resp.audio_ms += len(data) / bytes_per_ms(resp.out_format)
         if data:
             self.assistant_audio_present = True
         return True
+
+    # ------------------------------------------------------------------ WebRTC output buffer
+    @property
+    def playing(self) -> str | None:
+        """The response whose audio the output buffer is playing (WebRTC), or None."""
+        return self._audible[0] if self._audible else None
+
+    def _queue_playout(self, response_id: str, pcm16_24k: bytes) -> None:
+        self.playout.append(("audio", response_id, pcm16_24k))
+        if response_id not in self._audible:
+            self._audible.append(response_id)
+            if len(self._audible) == 1:
+                self.emit("output_audio_buffer.started", response_id=response_id)
+
+    def take_playout(self) -> list[tuple[str, str, bytes]]:
+        """Take the queued output-buffer work (see :attr:`playout`)."""
+        out, self.playout = self.playout, []
+        return out
+
+    def playout_idle(self, response_id: str) -> None:
+        """The owner's track has played every queued sample of ``response_id``. Once that
+        response is finished this is the end of its audio: ``output_audio_buffer.stopped``
+        (while it is still generating it is only a gap, and nothing is emitted)."""
+        if response_id not in self._audible:
+            return
+        resp = self.responses.get(response_id)
+        if resp is not None and resp.status == "in_progress":
+            return
+        was_head = self._audible[0] == response_id
+        self._audible.remove(response_id)
+        self.emit("output_audio_buffer.stopped", response_id=response_id)
+        if was_head and self._audible:
+            self.emit("output_audio_buffer.started", response_id=self._audible[0])
+
+    def _clear_playout(self) -> None:
+        rid = self.playing or self.active_response
+        self._audible.clear()
+        self.playout.append(("clear", rid or "", b""))
+        self.emit("output_audio_buffer.cleared", response_id=rid)
 
     @staticmethod
     def _encode_output(pcm16_24k: bytes, fmt: dict[str, Any]) -> bytes:

@@ -51,6 +51,7 @@ from websockets.http11 import Request, Response
 
 from realtime_nb.protocol import Job, ProtocolError, Reply, SessionCore, validate_client_event
 from realtime_nb.protocol.beta import BetaTranslator
+from realtime_nb.protocol.state import new_id
 from realtime_nb.server.engines.asr import TranscriptionCancelled
 from realtime_nb.server.http import HttpOrWebSocket, HttpRequest, HttpResponse, json_response
 
@@ -184,6 +185,8 @@ class LocalServer:
         self.vad_batch_s = vad_batch_s
         self.allowed_origins = tuple(allowed_origins)
         self.client_secrets: dict[str, ClientSecret] = {}
+        self.calls: dict[str, Any] = {}  # call id -> live WebRTC .webrtc.Call
+        self._call_tasks: set[asyncio.Task[Any]] = set()
         self._vad_dirty: dict[_Connection, None] = {}
         self._vad_timer: asyncio.TimerHandle | None = None
 
@@ -267,7 +270,11 @@ class LocalServer:
                 fut.add_done_callback(_log_failure)
 
     async def stop(self) -> None:
-        """Close every session and stop listening."""
+        """Close every session (WebRTC calls too) and stop listening."""
+        for call in list(self.calls.values()):
+            call.end()
+        if self._call_tasks:
+            await asyncio.wait(list(self._call_tasks), timeout=5)
         if self._server is not None:
             self._server.close()
             try:
@@ -275,9 +282,7 @@ class LocalServer:
             except TimeoutError:
                 # a client that stopped reading keeps close() waiting on drain(): cut it
                 for conn in list(self.sessions):
-                    transport = conn.ws.transport
-                    if transport is not None:
-                        transport.abort()
+                    conn.peer.abort()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._server.wait_closed(), 5)
             self._server = None
@@ -339,17 +344,26 @@ class LocalServer:
                 http.HTTPStatus.FORBIDDEN,
                 f"Origin {origin} may not use this local server (only pages served from "
                 "localhost may; pass allowed_origins=... to LocalServer to allow others)\n")
-        if parts.path.rstrip("/") == "/v1/realtime/client_secrets":
+        path = parts.path.rstrip("/")
+        if path == "/v1/realtime/client_secrets" or path.startswith("/v1/realtime/calls"):
             response = connection.respond(http.HTTPStatus.METHOD_NOT_ALLOWED,
-                                          "Use POST to create a client secret.\n")
+                                          "Use POST on this URL.\n")
             response.headers["Allow"] = "POST"
             return response
-        if parts.path.rstrip("/") != "/v1/realtime":
+        if path != "/v1/realtime":
             return connection.respond(http.HTTPStatus.NOT_FOUND, "Not found: use /v1/realtime\n")
         refusal = self._refuse_key(self._key_of(request), secrets_ok=True)
+        if refusal is None:
+            call_id = parse_qs(parts.query).get("call_id", [None])[0]
+            if call_id is not None and call_id not in self.calls:
+                refusal = {"error": {"message": f"No active call with id '{call_id}'.",
+                                     "type": "invalid_request_error", "code": "call_not_found",
+                                     "param": "call_id"}}
+                status = http.HTTPStatus.NOT_FOUND
+        else:
+            status = http.HTTPStatus.UNAUTHORIZED
         if refusal is not None:
-            response = connection.respond(http.HTTPStatus.UNAUTHORIZED,
-                                          json.dumps(refusal) + "\n")
+            response = connection.respond(status, json.dumps(refusal) + "\n")
             response.headers["Content-Type"] = "application/json"
             return response
         return None
@@ -386,21 +400,43 @@ class LocalServer:
 
     # ------------------------------------------------------------------ REST
     async def _http(self, request: HttpRequest) -> HttpResponse:
-        """Answer a plain HTTP request on the WebSocket port (see :mod:`.http`)."""
+        """Answer a plain HTTP request on the WebSocket port (see :mod:`.http`).
+
+        Pages on loopback origins (and ``allowed_origins``) get CORS headers, so a notebook page
+        can post its SDP offer here; preflights (``OPTIONS``) are answered for every route."""
         origin = request.headers.get("origin")
         if origin and not self._origin_allowed(origin):
             return _api_error(403, f"Origin {origin} may not use this local server.")
+        response = await self._route(request)
+        if origin:
+            response.headers.update({"Access-Control-Allow-Origin": origin, "Vary": "Origin",
+                                     "Access-Control-Expose-Headers": "Location"})
+        return response
+
+    async def _route(self, request: HttpRequest) -> HttpResponse:
         path = urlsplit(request.target).path.rstrip("/")
-        if path != "/v1/realtime/client_secrets":
+        hangup = re.fullmatch(r"/v1/realtime/calls/([^/]+)/hangup", path)
+        if path not in ("/v1/realtime/client_secrets", "/v1/realtime/calls") and not hangup:
             return _api_error(404, f"Invalid URL ({request.method} {path})")
+        if request.method == "OPTIONS":
+            headers = {"Access-Control-Allow-Methods": "POST",
+                       "Access-Control-Allow-Headers": "Authorization, Content-Type",
+                       "Access-Control-Max-Age": "600"}
+            if request.headers.get("access-control-request-private-network") == "true":
+                headers["Access-Control-Allow-Private-Network"] = "true"
+            return HttpResponse(204, b"", headers)
         if request.method != "POST":
             return _api_error(405, f"Method {request.method} not allowed on {path}: use POST.",
                               Allow="POST")
         auth = request.headers.get("authorization", "")
         key = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-        refusal = self._refuse_key(key, secrets_ok=False)
+        refusal = self._refuse_key(key, secrets_ok=path != "/v1/realtime/client_secrets")
         if refusal is not None:
             return json_response(401, refusal)
+        if hangup:
+            return await self._hangup(hangup.group(1))
+        if path == "/v1/realtime/calls":
+            return await self._create_call(request, key)
         try:
             body = request.json()
             secret = self.mint_client_secret(body)
@@ -413,6 +449,79 @@ class LocalServer:
                            session_defaults=_defaults(secret.session))
         return json_response(200, {"value": secret.value, "expires_at": secret.expires_at,
                                    "session": core.session_object()})
+
+    # ------------------------------------------------------------------ WebRTC calls
+    async def _sideband(self, ws: ServerConnection, call_id: str) -> None:
+        """A WebSocket attached to a live call (``?call_id=``): it sees the call's events from a
+        fresh ``session.created`` on, and its client events steer the call's session."""
+        call = self.calls.get(call_id)
+        if call is None or call.conn is None or call.ended.is_set():
+            await ws.close(1008, "call_not_found")  # (ended between the handshake and here)
+            return
+        core = call.conn.core
+        created = json.dumps({"type": "session.created", "event_id": new_id("event"),
+                              "session": core.session_object()})
+        await call.serve_sideband(ws, created)
+
+    async def _create_call(self, request: HttpRequest, key: str | None) -> HttpResponse:
+        """``POST /v1/realtime/calls``: answer the SDP offer and start the call's session."""
+        from . import webrtc
+
+        if not webrtc.webrtc_available():
+            return _api_error(501, "WebRTC calls need aiortc on the local server: pip install "
+                                   "'realtime_nb[webrtc]'.")
+        try:
+            sdp, session = webrtc.parse_call_request(request.headers.get("content-type", ""),
+                                                     request.body)
+        except ValueError as err:
+            return _api_error(400, str(err))
+        secret = self._client_secret(key) if key and key.startswith("ek_") else None
+        bound = dict(secret.session) if secret is not None else {"type": "realtime"}
+        if session is not None:
+            try:
+                bound = self._check_session(session, "session")
+            except ProtocolError as err:
+                return _api_error(400, err.message, err.param, err.code)
+        if bound.get("type") != "realtime":
+            return _api_error(400, "WebRTC calls need a realtime session (type 'realtime'); "
+                                   "transcription sessions use the WebSocket.", "session.type",
+                              "invalid_value")
+        try:
+            call, answer = await webrtc.answer(sdp, self._call_audio_idle)
+        except ValueError as err:
+            return _api_error(400, str(err), "sdp", "invalid_offer")
+        info = _ConnInfo(beta=False, kind="realtime", model=bound.get("model", "gpt-realtime"),
+                         defaults=_defaults(bound))
+        conn = _Connection(self, call, info, transport="webrtc")
+        call.conn = conn
+        self.calls[call.id] = call
+        self.sessions.add(conn)
+        task = asyncio.ensure_future(self._run_call(call, conn))
+        self._call_tasks.add(task)
+        task.add_done_callback(self._call_tasks.discard)
+        return HttpResponse(201, answer.encode(), {
+            "Content-Type": "application/sdp", "Location": f"/v1/realtime/calls/{call.id}"})
+
+    async def _run_call(self, call: Any, conn: _Connection) -> None:
+        try:
+            await conn.run()
+        finally:
+            self.sessions.discard(conn)
+            self.calls.pop(call.id, None)
+            await call.close(conn.core.close_code or 1000, "call ended")
+
+    @staticmethod
+    def _call_audio_idle(call: Any, response_id: str) -> None:
+        if call.conn is not None:
+            call.conn.playout_idle(response_id)
+
+    async def _hangup(self, call_id: str) -> HttpResponse:
+        call = self.calls.get(call_id)
+        if call is None:
+            return _api_error(404, f"No active call with id '{call_id}'.", "call_id",
+                              "call_not_found")
+        call.end()
+        return HttpResponse(200, b"", {})
 
     def mint_client_secret(self, body: Any) -> ClientSecret:
         """Validate a ``POST /v1/realtime/client_secrets`` body and store a new secret.
@@ -454,10 +563,20 @@ class LocalServer:
                     "integer_out_of_range", "Invalid 'expires_after.seconds': integer out of "
                     f"range. Expected a value between 10 and 7200, but got {seconds} instead.",
                     "expires_after.seconds")
-        session = body.get("session") or {"type": "realtime"}
+        session = self._check_session(body.get("session") or {"type": "realtime"}, "session")
+        now = time.time()
+        self._forget_expired(now)
+        secret = ClientSecret("ek_" + secrets.token_hex(16), int(now) + seconds, session)
+        self.client_secrets[secret.value] = secret
+        return secret
+
+    @staticmethod
+    def _check_session(session: Any, param: str) -> dict[str, Any]:
+        """A session config as ``session.update`` would take it (type defaults to realtime);
+        raises :class:`ProtocolError` with the validator's code and param."""
         if not isinstance(session, dict):
-            raise ProtocolError("invalid_type", "Invalid type for 'session': expected an "
-                                "object.", "session")
+            raise ProtocolError("invalid_type", f"Invalid type for '{param}': expected an "
+                                "object.", param)
         session = dict(session)
         session.setdefault("type", "realtime")
         validate_client_event({"type": "session.update", "session": session})
@@ -466,11 +585,7 @@ class LocalServer:
                 str(model)):
             raise ProtocolError("invalid_model", f"Model '{model}' is not supported in realtime "
                                 "mode.", "session.model")
-        now = time.time()
-        self._forget_expired(now)
-        secret = ClientSecret("ek_" + secrets.token_hex(16), int(now) + seconds, session)
-        self.client_secrets[secret.value] = secret
-        return secret
+        return session
 
     def _forget_expired(self, now: float) -> None:
         for value in [v for v, s in self.client_secrets.items() if s.expires_at <= now]:
@@ -494,6 +609,9 @@ class LocalServer:
         request = ws.request
         assert request is not None
         query = parse_qs(urlsplit(request.path).query)
+        if "call_id" in query:
+            await self._sideband(ws, query["call_id"][0])
+            return
         beta = request.headers.get("OpenAI-Beta", "").replace(" ", "") == "realtime=v1" or (
             "openai-beta.realtime-v1" in _offered(request.headers))
         intent = query.get("intent", [None])[0]
@@ -524,7 +642,7 @@ class LocalServer:
                                                 "param": None, "event_id": None}}))
             await ws.close(1008, "invalid_model")
             return
-        conn = _Connection(self, ws, info)
+        conn = _Connection(self, _SocketPeer(ws), info)
         self.sessions.add(conn)
         try:
             await conn.run()
@@ -572,14 +690,45 @@ def _offered(headers: Headers) -> list[str]:
     return [p.strip() for p in raw.split(",") if p.strip()]
 
 
-class _Connection:
-    """One WebSocket session: the core, its send queue, its jobs and its timer."""
+class _SocketPeer:
+    """A session's peer over one WebSocket (the other peer is a WebRTC :class:`.webrtc.Call`):
+    iterate for client messages; ``send``, ``close``, ``abort``; ``play`` is never needed
+    (WebSocket sessions carry their audio in events)."""
 
-    def __init__(self, server: LocalServer, ws: ServerConnection, info: _ConnInfo) -> None:
+    def __init__(self, ws: ServerConnection) -> None:
+        self.ws = ws
+
+    def __aiter__(self) -> Any:
+        return self.ws.__aiter__()
+
+    async def send(self, text: str) -> None:
+        await self.ws.send(text)
+
+    async def close(self, code: int, reason: str) -> None:
+        await self.ws.close(code, reason)
+
+    def abort(self) -> None:
+        transport = self.ws.transport
+        if transport is not None:
+            transport.abort()
+
+    def play(self, kind: str, response_id: str, pcm16_24k: bytes) -> None:
+        raise AssertionError("a WebSocket session has no output audio track")
+
+    def idle(self, response_id: str) -> bool:
+        return True
+
+
+class _Connection:
+    """One session: the core, its send queue, its jobs and its timer. Its ``peer`` is a
+    :class:`_SocketPeer` or a WebRTC :class:`.webrtc.Call` (then ``transport="webrtc"``)."""
+
+    def __init__(self, server: LocalServer, peer: Any, info: _ConnInfo,
+                 transport: str = "websocket") -> None:
         from realtime_nb.vad import default_speech_model
 
         self.server = server
-        self.ws = ws
+        self.peer = peer
         self.info = info
         engines = server.engines
         assert engines is not None
@@ -594,6 +743,7 @@ class _Connection:
             make_segmenter=make_segmenter,
             max_duration_s=server.max_duration_s,
             session_defaults=info.defaults,
+            transport=transport,
         )
         self.core.defer_vad = hasattr(vad_model, "process_many")
         self.deferred: dict[str, dict[str, Any]] = {}
@@ -615,6 +765,12 @@ class _Connection:
                     self.queue.put_nowait(json.dumps(out))
             else:
                 self.queue.put_nowait(json.dumps(ev))
+        if self.core.transport == "webrtc":
+            for kind, rid, pcm in self.core.take_playout():
+                self.peer.play(kind, rid, pcm)
+            rid = self.core.playing
+            if rid is not None and self.peer.idle(rid):
+                self.playout_idle(rid)
         for job in self.core.take_jobs():
             if job.kind == "speculate":
                 self._speculate(job.payload)
@@ -626,6 +782,23 @@ class _Connection:
             self._spawn(self._run_job(job))
         self._drop_stale_speculations()
         self.wake.set()
+
+    def playout_idle(self, response_id: str) -> None:
+        """The outgoing track has sent all of ``response_id``'s audio (WebRTC)."""
+        if self.core.playing is None:
+            return
+        self.core.playout_idle(response_id)
+        if self.core.outbox:
+            self.flush()
+
+    def append_media(self, data: bytes) -> None:
+        """Audio from the call's track, already in the input format (WebRTC)."""
+        if not data or self.core.closed:
+            return
+        self.core.append_audio(data)
+        if self.core.defer_vad and self.core._vad_pending:
+            self.server.schedule_vad(self)
+        self.flush()
 
     def _drop_stale_speculations(self) -> None:
         """Abandon speculative transcriptions no turn can use any more (speech resumed after
@@ -650,7 +823,7 @@ class _Connection:
         sender = asyncio.ensure_future(self._sender())
         timer = asyncio.ensure_future(self._timer())
         try:
-            async for message in self.ws:
+            async for message in self.peer:
                 self._receive(message)
                 self.flush()
                 while self.queue.qsize() > _MAX_QUEUED and not self.sender_gone:  # not reading:
@@ -716,13 +889,13 @@ class _Connection:
             if self.queue.qsize() < _MAX_QUEUED // 2:
                 self.space.set()
             try:
-                await self.ws.send(text)
+                await self.peer.send(text)
             except ConnectionClosed:
                 self.sender_gone = True
                 self.space.set()
                 break
             if self.core.closed and self.queue.empty():
-                await self.ws.close(self.core.close_code or 1000, "session closed")
+                await self.peer.close(self.core.close_code or 1000, "session closed")
                 break
 
     async def _timer(self) -> None:
