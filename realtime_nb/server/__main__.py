@@ -98,6 +98,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.self_signed:
                 print(f"  trust the certificate: NODE_EXTRA_CA_CERTS={certfile} (Node), "
                       f"SSL_CERT_FILE={certfile} (Python)", flush=True)
+        from .webrtc import webrtc_available
+
+        if webrtc_available():
+            print(f"  WebRTC calls: POST {server.http_base_url}/realtime/calls "
+                  f"(sideband: {server.url}?call_id=...)", flush=True)
+        else:
+            print("  WebRTC calls: off (pip install 'realtime_nb[webrtc]')", flush=True)
         await asyncio.Event().wait()
 
     try:
