@@ -89,8 +89,17 @@ def looks_like_float32(data: bytes | bytearray | memoryview) -> bool:
         mag = np.abs(f)
         sized = (mag >= 1e-9) & (mag <= 1.0)  # NaN compares False
     zero = f == 0
-    tiny = (mag < 1e-9) & ~zero  # synthetic zero crossings (1e-16): allow one in eight
-    if int(sized.sum()) < 8 or int(tiny.sum()) > max(1, len(f) // 8):
+    tiny = (mag < 1e-9) & ~zero  # synthetic zero crossings (sin(k*pi) = 1e-16)
+    if int(tiny.sum()) > max(1, len(f) // 8):
+        # More than one in eight: only if each sits between sized neighbours of opposite
+        # sign (a tone at fs/8 or faster crosses zero on a sample every few samples); quiet
+        # PCM16 read as floats gives runs of tiny values instead.
+        inner = np.flatnonzero(tiny[1:-1]) + 1
+        crossing = (sized[inner - 1] & sized[inner + 1]
+                    & (np.signbit(f[inner - 1]) != np.signbit(f[inner + 1])))
+        if not crossing.all():
+            return False
+    if int(sized.sum()) < 8:
         return False
     if (~(zero | sized | tiny)).mean() > 0.02:
         return False
