@@ -5,6 +5,7 @@
     %load_ext realtime_nb
     %realtime                                   # local offline server (or OpenAI with a key)
     %realtime --backend openai --voice marin --vad semantic --name s
+    %realtime --transport webrtc                # the browser places a WebRTC call
 
 ``%realtime`` creates a :class:`~realtime_nb.Session`, stores it in the notebook's namespace
 (``_realtime_session``, or the name given with ``--name``; a session already stored there is
@@ -81,6 +82,10 @@ class RealtimeMagics(Magics):
     @argument("--instructions", default=None, help="System instructions (quote them).")
     @argument("--capture", choices=["mic", "recorder"], default="mic",
               help="mic: stream as you speak; recorder: record with ipywebrtc, send at stop.")
+    @argument("--transport", choices=["websocket", "webrtc"], default="websocket",
+              help="websocket: the kernel's socket carries the audio (mic and player widgets); "
+              "webrtc: the browser places a WebRTC call (its mic, echo cancellation, playback) "
+              "and the kernel attaches as the call's sideband.")
     @argument("--name", default=DEFAULT_NAME,
               help=f"Variable that receives the Session (default {DEFAULT_NAME}).")
     @argument("--no-timeline", action="store_true", help="Leave the event timeline out.")
@@ -101,7 +106,8 @@ class RealtimeMagics(Magics):
                 "%realtime needs a running event loop (a Jupyter kernel); in a script use "
                 "`async with realtime_nb.Session() as s: ...`") from None
         try:
-            session = Session(backend=args.backend, url=args.url, model=args.model)
+            session = Session(backend=args.backend, url=args.url, model=args.model,
+                              transport=args.transport)
         except RealtimeError as err:
             print(f"%realtime: {err}")
             return None

@@ -212,6 +212,18 @@ def test_detector_never_fires_on_tones_at_simple_fractions_of_the_rate(divisor: 
                 assert not looks_like_float32(_pcm16_bytes(x[:n])), (divisor, amp, phase, n)
 
 
+@pytest.mark.parametrize("divisor", [3.0, 4.0, 6.0, 8.0, 12.0])
+def test_detector_fires_on_float_tones_that_cross_zero_on_a_sample(divisor: float) -> None:
+    """A float tone at fs/8 (fs/4, fs/6, ...) with phase 0 crosses zero on samples, where the
+    computed sine is 1e-18 .. 1e-13, not 0: up to half the values are that tiny (hypothesis
+    found 3000 Hz at 24 kHz, amplitude 1, phase 0)."""
+    for n in (32, 100, 1000, 6000):
+        t = np.arange(n) / 24_000
+        for amp in (1e-4, 0.01, 0.5, 1.0):
+            x = amp * np.sin(2 * np.pi * 24_000 / divisor * t)
+            assert looks_like_float32(_float32_bytes(x)), (divisor, n, amp)
+
+
 def test_detector_needs_at_least_16_floats() -> None:
     x = _float32_bytes(tone(440, 1, 24_000))  # 24 floats
     assert looks_like_float32(x)

@@ -91,12 +91,17 @@ def looks_like_float32(data: bytes | bytearray | memoryview) -> bool:
     zero = f == 0
     tiny = (mag < 1e-9) & ~zero  # synthetic zero crossings (sin(k*pi) = 1e-16)
     if int(tiny.sum()) > max(1, len(f) // 8):
-        # More than one in eight: only if each sits between sized neighbours of opposite
-        # sign (a tone at fs/8 or faster crosses zero on a sample every few samples); quiet
-        # PCM16 read as floats gives runs of tiny values instead.
+        # More than one in eight: only if each sits between neighbours of audible size
+        # (>= 1e-5) and opposite sign, as a tone at fs/8 or faster crosses zero on a sample
+        # every few samples (quiet PCM16 read as floats gives runs of tiny values instead).
+        # A computed sin(k*pi) is off by k times the float64 rounding step: 1e-20 .. 1e-9 of
+        # the level around it.
         inner = np.flatnonzero(tiny[1:-1]) + 1
-        crossing = (sized[inner - 1] & sized[inner + 1]
-                    & (np.signbit(f[inner - 1]) != np.signbit(f[inner + 1])))
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN neighbours never qualify
+            level = np.minimum(mag[inner - 1], mag[inner + 1])
+            crossing = ((level >= 1e-5) & sized[inner - 1] & sized[inner + 1]
+                        & (np.signbit(f[inner - 1]) != np.signbit(f[inner + 1]))
+                        & (mag[inner] > 1e-20 * level) & (mag[inner] < 1e-9 * level))
         if not crossing.all():
             return False
     if int(sized.sum()) < 8:

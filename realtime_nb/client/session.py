@@ -230,6 +230,16 @@ class Session:
             :meth:`reconnect` is up to you.
         send_queue_bytes: bound of the queue of events waiting for a connection.
         connect_timeout: seconds to open the socket and receive ``session.created``.
+        transport: ``"websocket"`` (default: the kernel's socket carries events and audio) or
+            ``"webrtc"``: a WebRTC call carries the audio — placed by the browser (the panel's
+            :class:`~realtime_nb.widgets.WebRTCCall`, which posts its SDP offer with an
+            ephemeral client secret minted here) or by the kernel
+            (:class:`~realtime_nb.client.webrtc.KernelCall`) — and this Session is the call's
+            *sideband*: :meth:`connect` with the call's ``call_id`` opens
+            ``wss://…/v1/realtime?call_id=…`` with the long-lived key, so the mirror, the
+            event log, tools and every method work as on the WebSocket path (the server sends
+            ``output_audio_buffer.*`` instead of ``response.output_audio.delta``). While not
+            connected it can be switched (``session.transport = "websocket"``).
         settle_s: in turn-detection mode, how long the server must have been quiet before
             :meth:`commit` trusts the mirror (its VAD may still be digesting audio just sent).
     """
@@ -248,8 +258,12 @@ class Session:
         send_queue_bytes: int = 8 * 1024 * 1024,
         connect_timeout: float = 20.0,
         settle_s: float = 0.4,
+        transport: str = "websocket",
     ) -> None:
         self._backend: Backend = resolve_backend(backend, url, api_key, model, headers=headers)
+        self._transport = _check_transport(transport, intent)
+        #: The WebRTC call this Session is the sideband of (``transport="webrtc"``), once known.
+        self.call_id: str | None = None
         if headers:
             register_secret_headers(set(headers))
         if intent is not None and intent not in ("realtime", "transcription"):
@@ -303,9 +317,31 @@ class Session:
         """The server URL (credential-looking query values masked)."""
         return self._backend.display_url
 
+    @property
+    def transport(self) -> str:
+        """``"websocket"`` or ``"webrtc"`` (see the class docstring). Settable while the
+        session is not connected (the panel's fallback from WebRTC to the WebSocket)."""
+        return self._transport
+
+    @transport.setter
+    def transport(self, value: str) -> None:
+        value = _check_transport(value, self.intent)
+        if value == self._transport:
+            return
+        if self._state in ("connected", "connecting", "reconnecting"):
+            raise RealtimeError(
+                "transport_in_use", f"The session is {self._state} over {self._transport}: "
+                "close it before switching the transport.", source="client", fatal=False)
+        self._transport = value
+        self.call_id = None
+
     def __repr__(self) -> str:
         sid = self.mirror.session_id
         extra = f" session={sid!r}" if sid else ""
+        if self._transport != "websocket":
+            extra += f" transport={self._transport!r}"
+            if self.call_id:
+                extra += f" call={self.call_id!r}"
         return (f"<Session backend={self.backend!r} url={self.url!r} state={self._state!r}"
                 f"{extra} items={len(self.mirror.items)} "
                 f"buffer={self.mirror.input_buffer_ms:.0f}ms>")
@@ -429,14 +465,37 @@ class Session:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def connect(self, timeout: float | None = None) -> Session:
+    async def connect(self, timeout: float | None = None, *, call_id: str | None = None
+                      ) -> Session:
         """Open the socket and wait for ``session.created``; then send what was queued.
 
-        Raises RealtimeError: ``invalid_api_key`` (HTTP 401), ``connect_failed``, ``timeout``, or
-        the server's own error (``invalid_model``, ``beta_api_shape_disabled``, ...).
+        With ``transport="webrtc"`` the socket is the sideband of a live call: pass its
+        ``call_id`` (the ``rtc_…`` id the call's ``Location`` header gave; the panel and
+        :class:`~realtime_nb.client.webrtc.KernelCall` do it for you). Raises RealtimeError:
+        ``invalid_api_key`` (HTTP 401), ``connect_failed``, ``timeout``, ``call_not_found``,
+        ``webrtc_call_required`` (a WebRTC session without a call), or the server's own error
+        (``invalid_model``, ``beta_api_shape_disabled``, ...).
         """
+        if call_id is not None:
+            if self._transport != "webrtc":
+                raise ValueError("call_id= is for transport='webrtc' sessions")
+            if self._state == "connected" and call_id != self.call_id:
+                raise RealtimeError("transport_in_use", f"This session is attached to call "
+                                    f"{self.call_id}: close it first.", source="client",
+                                    fatal=False)
+            self.call_id = call_id
         if self._state == "connected":
             return self
+        if self._transport == "webrtc" and self.call_id is None:
+            err = RealtimeError(
+                "webrtc_call_required", "A WebRTC session attaches to a call, and there is no "
+                "call yet.", source="client", fatal=False,
+                hint="Display the session and press Connect (its panel places the call from "
+                "the browser and attaches this session), call panel_for(session).connect(), "
+                "or dial from the kernel: await KernelCall.dial(session) "
+                "(realtime_nb.client.webrtc).")
+            self._record_error(err, dispatch=True)
+            raise err
         previous = self._state
         self._state = "connecting"
         try:
@@ -472,7 +531,12 @@ class Session:
         return self
 
     async def close(self) -> None:
-        """Close the socket and stop background work (pending waits raise ``session_closed``)."""
+        """Close the socket and stop background work (pending waits raise ``session_closed``).
+
+        A WebRTC session also hangs its call up (``POST /v1/realtime/calls/{id}/hangup``;
+        a call that already ended is no error)."""
+        call_id = self.call_id if self._transport == "webrtc" else None
+        was_connected = self._state == "connected"
         self._state = "closed"
         self._gen += 1
         if self._reconnect_task is not None and self._reconnect_task is not \
@@ -489,6 +553,11 @@ class Session:
             self._recv_task = None
         self._fail_waiters(RealtimeError("session_closed", "The session was closed.",
                                          source="client", fatal=False))
+        if call_id is not None and was_connected:
+            from .webrtc import hangup
+
+            with contextlib.suppress(RealtimeError):
+                await hangup(self._backend, call_id)
         self.events.marker("realtime_nb.closed")
         self.mirror.connection_lost("closed")
         self._dispatch("realtime_nb.closed", {"type": "realtime_nb.closed"})
@@ -516,7 +585,11 @@ class Session:
         if backend.name == "local" and not backend.url:
             await asyncio.to_thread(backend.start_local)
         url = backend.url
-        if self.intent == "transcription":
+        if self._transport == "webrtc" and self.call_id is not None:
+            from .webrtc import sideband_url
+
+            url = sideband_url(url, self.call_id)
+        elif self.intent == "transcription":
             from .backend import _with_query
 
             url = re.sub(r"([?&])model=[^&]*&?", r"\1", url).rstrip("?&")
@@ -580,8 +653,10 @@ class Session:
             with contextlib.suppress(ValueError):
                 self._waiters.remove(waiter)
         self._state = "connected"
+        where = ({"transport": "webrtc", "call_id": self.call_id}
+                 if self._transport == "webrtc" else {})
         self.events.marker("realtime_nb.connected", url=backend.display_url,
-                           session_id=self.mirror.session_id, restored=restore)
+                           session_id=self.mirror.session_id, restored=restore, **where)
         self._dispatch("realtime_nb.connected", {"type": "realtime_nb.connected",
                                                  "session_id": self.mirror.session_id})
         self._pending_updates.clear()
@@ -1520,6 +1595,15 @@ class Session:
                 lambda e: e.get("type") == "response.done"
                 and (e.get("response") or {}).get("id") == rid, timeout)
         return self.mirror.responses[rid]
+
+
+def _check_transport(transport: str, intent: str | None) -> str:
+    if transport not in ("websocket", "webrtc"):
+        raise ValueError(f"transport must be 'websocket' or 'webrtc', got {transport!r}")
+    if transport == "webrtc" and intent == "transcription":
+        raise ValueError("WebRTC calls are realtime sessions: transcription sessions use the "
+                         "WebSocket (transport='websocket')")
+    return transport
 
 
 def _warn_beta_name(event_type: str) -> None:

@@ -9,6 +9,9 @@
   capture (streaming mic or ipywebrtc ``RecorderCapture``), playback with barge-in, the
   ``TranscriptView``, ``SessionControls`` generated from the typed configuration, buffer gauge,
   usage, status. ``panel_for(session)`` gives a session's panel.
+- ``WebRTCCall``: the browser's side of a WebRTC call (microphone, playback, ``oai-events``
+  data channel), started by the kernel with an ephemeral client secret; the panel of a
+  ``Session(transport="webrtc")`` holds one.
 """
 
 from .controls import SessionControls
@@ -18,6 +21,7 @@ from .player import Played, PlayedFuture, PlayerWidget
 from .recorder import RecorderCapture, Recording
 from .timeline import StatsFuture, Timeline, timeline_html, timeline_png
 from .transcript import TranscriptView
+from .webrtc import WebRTCCall
 
 __all__ = [
     "MicChunk",
@@ -33,6 +37,7 @@ __all__ = [
     "StatsFuture",
     "Timeline",
     "TranscriptView",
+    "WebRTCCall",
     "panel_for",
     "timeline_html",
     "timeline_png",

@@ -44,8 +44,17 @@ How it drives the session (what the caller must know):
   ``refresh_s`` seconds, in the turn of the loop that brought a change whenever it can (no
   wake-up of its own), and only what changed is sent to the browser. The event timeline's
   new events go out with these redraws.
+* **WebRTC.** For a ``Session(transport="webrtc")`` the capture row holds a
+  :class:`~realtime_nb.widgets.WebRTCCall` instead of the mic and the player: Connect mints an
+  ephemeral client secret in the kernel, hands only that to the browser, which opens the
+  microphone (echo cancellation on), posts its SDP offer and plays the assistant itself; the
+  call id it sends back attaches the Session as the call's sideband, so the transcript, settings,
+  timeline and tools work as on the WebSocket. Barge-in is the server's (it cuts its own output
+  on speech; Interrupt sends ``output_audio_buffer.clear``). When WebRTC is unavailable (insecure
+  page, microphone refused, no media path within ``WebRTCCall.ice_timeout_s``) the status line
+  says why and a button offers the WebSocket path (:meth:`SessionPanel.use_websocket`).
 * **Secrets.** The API key never reaches a widget: the panel shows ``session.url``, which masks
-  credentials.
+  credentials; over WebRTC the browser gets only the ephemeral secret, in one message.
 """
 
 from __future__ import annotations
@@ -71,6 +80,7 @@ from .controls import OFF, SessionControls
 from .mic import MicChunk, MicWidget
 from .player import Played, PlayerWidget
 from .transcript import TranscriptView
+from .webrtc import WebRTCCall
 
 __all__ = ["PANEL_CSS", "SessionPanel", "display_session", "panel_for"]
 
@@ -79,6 +89,9 @@ __all__ = ["PANEL_CSS", "SessionPanel", "display_session", "panel_for"]
 SEMANTIC_MAX_WAIT_MS = {"low": 8000, "medium": 4000, "high": 2000, "auto": 4000}
 #: Extra silence beyond the VAD's window (frames round the window up; a margin for safety).
 PAD_MARGIN_MS = 300
+#: Seconds the browser may take to place a WebRTC call (loading the widget, the microphone
+#: prompt, the offer): a person may need a while to allow the microphone.
+CALL_TIMEOUT_S = 120.0
 #: The input-buffer gauge's full scale (square-root scale), in ms.
 GAUGE_FULL_MS = 3000.0
 _MIN_COMMIT_MS = 100.0
@@ -320,6 +333,19 @@ def gauge_html(session: Any) -> str:
         f'</span>{vad}<span class="rtnb-dim">{html.escape(mode)}</span></div>')
 
 
+def call_gauge_html(session: Any) -> str:
+    """The gauge's place over WebRTC: the input audio is on the call's track, so the kernel
+    sees no buffer — only what the server's VAD says."""
+    td = _turn_detection_of(session)
+    mode = td.get("type", "vad") if isinstance(td, Mapping) else "manual (turn detection off)"
+    speaking = bool(session.speaking)
+    vad = (f'<span><span class="rtnb-vad-dot{" rtnb-on" if speaking else ""}"></span>'
+           f'{"speech" if speaking else "no speech"}</span>') if td is not None else ""
+    return ('<div class="rtnb-gauge"><b>Input</b><span class="rtnb-dim">the microphone goes '
+            "to the server on the WebRTC call's audio track (no buffer to mirror in the "
+            f'kernel)</span>{vad}<span class="rtnb-dim">{html.escape(mode)}</span></div>')
+
+
 def _turn_detection_of(session: Any) -> Any:
     cfg = session.config
     if not isinstance(cfg, Mapping):
@@ -348,8 +374,10 @@ class SessionPanel(widgets.VBox):
             loop that brought the chunk, without a wake-up of its own).
         audio_flush_s: how long assistant audio may gather before it is sent to the player.
 
-    Parts (attributes): ``mic``, ``player``, ``recorder`` (created on first use),
-    ``controls``, ``transcript``, ``timeline``, ``status``, ``gauge``, ``usage``.
+    Parts (attributes): ``mic``, ``player``, ``recorder`` and ``call`` (the
+    :class:`~realtime_nb.widgets.WebRTCCall`; both created on first use), ``controls``,
+    ``transcript``, ``timeline``, ``status``, ``gauge``, ``usage``, ``fallback_button``.
+    The transport is the session's (``session.transport``).
     Kernel-side trait: ``capture``.
     """
 
@@ -398,6 +426,10 @@ class SessionPanel(widgets.VBox):
         self._synced_config: Any = None
         self._closed = False
         self._recorder: Any = None
+        self._call: WebRTCCall | None = None
+        self._call_opts = {"echo_cancellation": echo_cancellation,
+                           "noise_suppression": noise_suppression,
+                           "auto_gain_control": auto_gain_control}
 
         # --- parts
         self.style_html = widgets.HTML(PANEL_CSS, layout=widgets.Layout(display="none"))
@@ -407,6 +439,12 @@ class SessionPanel(widgets.VBox):
                                              layout=widgets.Layout(width="auto"))
         self.connect_button.add_class("rtnb-connect")
         self.connect_button.on_click(on_loop(lambda _b: self.connect()))
+        self.fallback_button = widgets.Button(
+            description="Use the WebSocket path", icon="exchange",
+            tooltip="Connect over the kernel's WebSocket instead (mic and player in the page)",
+            layout=widgets.Layout(width="auto", display="none"))
+        self.fallback_button.add_class("rtnb-fallback")
+        self.fallback_button.on_click(on_loop(lambda _b: self.use_websocket()))
         self.mic = MicWidget(mode=mode, echo_cancellation=echo_cancellation,
                              noise_suppression=noise_suppression,
                              auto_gain_control=auto_gain_control,
@@ -433,6 +471,9 @@ class SessionPanel(widgets.VBox):
             box.observe(on_loop(lambda ch, name=name: self._option_changed(name, ch["new"])),
                         names="value")
         self.capture_box = widgets.Box(layout=widgets.Layout(min_width="380px"))
+        self.capture_row = widgets.HBox([self.capture_choice, *self.options.values()],
+                                        layout=widgets.Layout(flex_flow="row wrap",
+                                                              align_items="center"))
         self.mode_note = widgets.HTML("")
         self.mode_note.add_class("rtnb-mode-note")
         self.gauge = widgets.HTML("")
@@ -460,11 +501,11 @@ class SessionPanel(widgets.VBox):
                              layout=widgets.Layout(flex="2 1 0%", min_width="300px"))
         rows: list[widgets.Widget] = [
             self.style_html,
-            widgets.HBox([self.status, self.connect_button],
+            widgets.HBox([self.status, widgets.HBox([self.fallback_button,
+                                                     self.connect_button])],
                          layout=widgets.Layout(justify_content="space-between",
                                                align_items="flex-start")),
-            widgets.HBox([self.capture_choice, *self.options.values()],
-                         layout=widgets.Layout(flex_flow="row wrap", align_items="center")),
+            self.capture_row,
             widgets.HBox([self.capture_box, self.player],
                          layout=widgets.Layout(flex_flow="row wrap", align_items="center")),
             self.mode_note,
@@ -512,6 +553,41 @@ class SessionPanel(widgets.VBox):
             self._recorder.on_start(self._affinity.wrap(lambda: self._barge_in("record")))
         return self._recorder
 
+    @property
+    def call(self) -> WebRTCCall:
+        """The :class:`~realtime_nb.widgets.WebRTCCall` of a WebRTC session (created on first
+        use)."""
+        if self._call is None:
+            self._call = WebRTCCall(**self._call_opts)
+            self._call.on_failure(self._affinity.wrap(self._call_failed))
+            self._call.on_hangup_request(self._affinity.wrap(self._hang_up))
+            self._call.observe(self._affinity.wrap(lambda _ch: self._dirty()), names="status")
+        return self._call
+
+    @property
+    def transport(self) -> str:
+        """The session's transport: ``"websocket"`` or ``"webrtc"``."""
+        return str(getattr(self.session, "transport", "websocket"))
+
+    def use_websocket(self, connect: bool = True) -> asyncio.Task[Any] | None:
+        """Fall back from WebRTC to the WebSocket path: hang the call up, switch the session's
+        transport, show the mic and the player, and (``connect``) connect in the background."""
+        if self.transport == "webrtc":
+            if self._call is not None:
+                self._call.hangup()
+
+            async def switch() -> None:
+                s = self.session
+                if s.state in ("connected", "connecting", "reconnecting"):
+                    await s.close()
+                s.transport = "websocket"
+                self._show_capture()
+                if connect:
+                    await self._connect({})
+
+            return self._spawn(switch(), "switch to the WebSocket")
+        return self.connect() if connect else None
+
     def connect(self, update: Mapping[str, Any] | None = None) -> asyncio.Task[Any]:
         """Connect (or reconnect) in the background, then apply ``update`` (a session patch).
 
@@ -520,7 +596,20 @@ class SessionPanel(widgets.VBox):
         return self._spawn(self._connect(dict(update or {})), "connect")
 
     def interrupt(self) -> None:
-        """Stop the assistant now: stop playback, cancel the response, truncate what was heard."""
+        """Stop the assistant now: stop playback, cancel the response, truncate what was heard.
+
+        Over WebRTC the server plays the audio: this sends ``output_audio_buffer.clear`` (the
+        server truncates what was not heard) and cancels a response still generating."""
+        if self.transport == "webrtc":
+            rs = self.session.active_response
+
+            async def cut() -> None:
+                await self.session.send({"type": "output_audio_buffer.clear"})
+                if rs is not None and not rs.done:
+                    await self._cancel(rs.id)
+
+            self._outbox.put("output_audio_buffer.clear", cut)
+            return
         self._barge_in("interrupt", force=True)
 
     async def idle(self) -> None:
@@ -555,9 +644,11 @@ class SessionPanel(widgets.VBox):
         self._last_refresh = time.monotonic()
         s = self.session
         mirror = s.mirror
+        webrtc = self.transport == "webrtc"
         _show(self.gauge, self._part(
-            "gauge", (mirror.input_buffer_ms, mirror.appended_since_ms, mirror.speaking,
-                      s.config), lambda: gauge_html(s)))
+            "gauge", (webrtc, mirror.input_buffer_ms, mirror.appended_since_ms,
+                      mirror.speaking, s.config),
+            (lambda: call_gauge_html(s)) if webrtc else (lambda: gauge_html(s))))
         if self.timeline is not None:
             self.timeline.flush()
         if not self._stale:
@@ -565,8 +656,10 @@ class SessionPanel(widgets.VBox):
         self._stale = False
         state = s.state
         errors = self.errors
+        call = self._call
         self._set(self.status, self._part(
-            "status", (state, s.backend, s.url, s.mirror.session_id,
+            "status", (state, s.backend, s.url, s.mirror.session_id, self.transport,
+                       getattr(s, "call_id", None), call.status if call is not None else None,
                        errors[-1] if errors else None), self._status_html))
         if self._shown.get("button") != state:
             self._shown["button"] = state
@@ -602,7 +695,9 @@ class SessionPanel(widgets.VBox):
                 handle.cancel()
         self._outbox.cancel()
         self.mic.recording = False
-        for part in (*self.children, self.mic, self._recorder):
+        if self._call is not None:
+            self._call.hangup()
+        for part in (*self.children, self.mic, self._recorder, self._call):
             if part is not None:
                 _close_tree(part)
         if vars(self.session).get("_rtnb_panel") is self:
@@ -685,7 +780,11 @@ class SessionPanel(widgets.VBox):
         if etype == "response.output_audio.done":
             self._flush_audio()
         elif etype == "input_audio_buffer.speech_started":
-            self._barge_in("speech")
+            if self.transport != "webrtc":  # over WebRTC the server cuts its own output
+                self._barge_in("speech")
+        elif etype == "realtime_nb.closed" and self.transport == "webrtc" and \
+                self._call is not None:
+            self._call.hangup()
         elif etype in ("error", "realtime_nb.disconnected"):
             err = ev.get("realtime_error")
             if isinstance(err, RealtimeError):
@@ -779,6 +878,16 @@ class SessionPanel(widgets.VBox):
 
     # ------------------------------------------------------------------ capture
     def _show_capture(self) -> None:
+        webrtc = self.transport == "webrtc"
+        self.capture_choice.layout.display = "none" if webrtc else ""
+        self.options["mute_while_playing"].layout.display = "none" if webrtc else ""
+        self.player.layout.display = "none" if webrtc else ""
+        if webrtc:
+            self.mic.recording = False
+            self.capture_box.children = (self.call,)
+            self._dirty()
+            return
+        self.fallback_button.layout.display = "none"
         if self.capture == "mic":
             self.capture_box.children = (self.mic,)
         else:
@@ -793,6 +902,10 @@ class SessionPanel(widgets.VBox):
 
     def _option_changed(self, name: str, value: bool) -> None:
         setattr(self.mic, name, bool(value))
+        if name in self._call_opts:
+            self._call_opts[name] = bool(value)
+            if self._call is not None:
+                setattr(self._call, name, bool(value))
         if name == "mute_while_playing":
             self.mic.muted = bool(value and self.player.playing)
         elif self._recorder is not None:
@@ -900,6 +1013,13 @@ class SessionPanel(widgets.VBox):
 
     def _mode_html(self) -> str:
         td = _turn_detection_of(self.session)
+        if self.transport == "webrtc":
+            return ("<b>WebRTC call</b>: the browser sends your microphone (with its echo "
+                    "cancellation) and plays the assistant over one peer connection; the "
+                    "kernel watches and steers the call through its sideband socket. "
+                    + ("The server's VAD ends each turn and cuts the assistant when you talk "
+                       "over it." if td is not None else
+                       "Turn detection is off: commit and ask for responses from the kernel."))
         if self.capture == "recorder":
             if td is None:
                 text = ("<b>Record &amp; send</b>, manual mode: each take is decoded and "
@@ -941,6 +1061,7 @@ class SessionPanel(widgets.VBox):
         sid = s.mirror.session_id
         parts = [f'<span class="rtnb-state-{state}">{icon} {html.escape(label)}</span>',
                  f"backend <b>{html.escape(s.backend)}</b>",
+                 self._transport_html(),
                  f'<span class="rtnb-dim">{html.escape(s.url)}</span>']
         if sid:
             parts.append(f'<span class="rtnb-dim">{html.escape(sid)}</span>')
@@ -959,6 +1080,15 @@ class SessionPanel(widgets.VBox):
                     f"{html.escape(text)}{hint}</div>")
         return out
 
+    def _transport_html(self) -> str:
+        if self.transport != "webrtc":
+            return 'transport <b class="rtnb-transport">WebSocket</b>'
+        call_id = getattr(self.session, "call_id", None)
+        status = self._call.status if self._call is not None else "idle"
+        extra = f" {html.escape(call_id)}" if call_id else ""
+        return (f'transport <b class="rtnb-transport">WebRTC</b> <span class="rtnb-dim">'
+                f"(call {html.escape(status)}{extra}; sideband socket)</span>")
+
     def _last_error(self) -> tuple[str, BaseException, bool] | None:
         if not self.errors:
             return None
@@ -967,13 +1097,67 @@ class SessionPanel(widgets.VBox):
         return label, exc, benign
 
     # ------------------------------------------------------------------ connecting
+    async def _place_call(self) -> None:
+        """A new WebRTC call: secret minted here, offer posted by the browser, sideband
+        attached. Raises RealtimeError (``webrtc_<reason>`` for the browser's failures)."""
+        s = self.session
+        call = self.call
+        self.fallback_button.layout.display = "none"
+        try:
+            await asyncio.wait_for(asyncio.shield(call.ready()), CALL_TIMEOUT_S)
+        except TimeoutError:
+            raise RealtimeError(
+                "webrtc_no_browser", "No page has shown this panel's call widget, so no "
+                "browser can place the call.", source="client", fatal=False,
+                hint="Display the panel in a notebook page first; without a browser dial "
+                "from the kernel (realtime_nb.client.webrtc.KernelCall) or use the WebSocket "
+                "transport.") from None
+        from realtime_nb.client.webrtc import calls_url
+
+        secret = await s.create_client_secret()
+        backend = s._backend
+        future = call.start(calls_url(backend.url), secret.value)
+        del secret  # the page has it, once; the kernel needs it no more
+        try:
+            call_id = await asyncio.wait_for(future, CALL_TIMEOUT_S)
+        except TimeoutError:
+            call.hangup()
+            raise RealtimeError("webrtc_timeout", f"The browser did not place the call within "
+                                f"{CALL_TIMEOUT_S:g} s.", source="connection", fatal=False,
+                                hint="Allow the microphone when the browser asks, or use the "
+                                "WebSocket path.") from None
+        await s.connect(call_id=call_id)
+
+    def _call_failed(self, err: RealtimeError) -> None:
+        """The browser could not (or can no longer) carry the call: say why, offer the
+        WebSocket, and end the session's side of a call that was placed."""
+        if self._closed:
+            return
+        self.fallback_button.layout.display = ""
+        self._action_failed("webrtc", err)
+        s = self.session
+        if self.transport == "webrtc" and s.state in ("connected", "connecting"):
+            self._spawn(s.close(), "hang up the failed call")
+
+    def _hang_up(self) -> None:
+        """The widget's Hang up button: end the call on the server and in the page."""
+        if self._call is not None:
+            self._call.hangup()
+        if self.session.state in ("connected", "connecting", "reconnecting", "disconnected"):
+            self._spawn(self.session.close(), "hang up")
+
     async def _connect(self, update: dict[str, Any]) -> None:
         s = self.session
         self._dirty()
         if s.state in ("connecting", "reconnecting"):
             return
         try:
-            if s.state in ("disconnected", "closed"):
+            if self.transport == "webrtc":
+                if s.state == "disconnected" and self.call.status == "connected":
+                    await s.reconnect()  # the sideband dropped; the call is still up
+                elif s.state != "connected":
+                    await self._place_call()
+            elif s.state in ("disconnected", "closed"):
                 await s.reconnect()
             elif s.state != "connected":
                 await s.connect()

@@ -1,0 +1,71 @@
+"""``Session(transport="webrtc")`` with the kernel as the caller (:class:`KernelCall`, aiortc).
+
+The call is placed on the local server with a client secret minted by the Session; the
+Session attaches as the call's sideband. A spoken question goes in on the call's audio track;
+the sideband's mirror gets both transcripts, and the answer comes back on the remote track
+(not as audio deltas). Closing the Session hangs the call up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from realtime_nb import Session
+from realtime_nb.audio import Audio
+from realtime_nb.client.errors import RealtimeError
+from realtime_nb.client.webrtc import KernelCall, call_id_from_location, hangup
+from realtime_nb.server import LocalServer
+from realtime_nb.server.engines import EspeakSynthesizer
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def server():
+    async with LocalServer() as srv:
+        yield srv
+
+
+def test_call_id_comes_from_the_location_header() -> None:
+    assert call_id_from_location("/v1/realtime/calls/rtc_abc") == "rtc_abc"
+    assert call_id_from_location("https://api.openai.com/v1/realtime/calls/rtc_x/") == "rtc_x"
+    with pytest.raises(RealtimeError) as info:
+        call_id_from_location(None)
+    assert info.value.code == "invalid_call_answer"
+
+
+async def test_a_spoken_turn_over_a_kernel_call_is_mirrored_by_the_sideband(server) -> None:
+    session = Session(url=server.url, transport="webrtc")
+    call = await KernelCall.dial(session)
+    try:
+        assert session.state == "connected" and session.call_id == call.call_id
+        await session.update(transcription={"model": "whisper-1"},
+                             turn_detection={"type": "server_vad", "silence_duration_ms": 400})
+        question = Audio.concat(EspeakSynthesizer().synthesize(
+            "What is the capital of France?", voice="echo"))
+        mark = len(session.events)
+        ended = await call.speak(Audio.concat([question, Audio.silence(1200)]))
+        done = await session.wait_for("response.done", timeout=60, since=mark)
+        await session.wait_for("output_audio_buffer.stopped", timeout=30, since=mark)
+        assert done["response"]["status"] == "completed"
+        texts = list(session.transcripts.values())
+        assert "capital of france" in texts[0].lower()
+        assert texts[1].startswith("You said")
+        types = [e.type for e in session.events.entries[mark:] if e.direction == "server"]
+        assert "response.output_audio.delta" not in types
+        assert types.index("output_audio_buffer.started") < types.index(
+            "output_audio_buffer.stopped")
+        await asyncio.sleep(0.3)
+        assert call.received.duration_ms > 1000
+        assert any(t > ended - 1.2 for t in call.received.onsets)  # the answer was heard
+        assert any(e.get("type") == "response.done" for e in call.channel_events)
+        await session.close()
+        await asyncio.sleep(0.3)
+        assert call.call_id not in server.calls
+        with pytest.raises(RealtimeError) as info:  # already hung up
+            await hangup(session._backend, call.call_id)
+        assert info.value.code == "call_not_found"
+    finally:
+        await call.close()
