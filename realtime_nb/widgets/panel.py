@@ -501,8 +501,9 @@ class SessionPanel(widgets.VBox):
                              layout=widgets.Layout(flex="2 1 0%", min_width="300px"))
         rows: list[widgets.Widget] = [
             self.style_html,
-            widgets.HBox([self.status, widgets.HBox([self.fallback_button,
-                                                     self.connect_button])],
+            widgets.HBox([self.status, widgets.HBox(
+                [self.fallback_button, self.connect_button],
+                layout=widgets.Layout(flex="0 0 auto"))],
                          layout=widgets.Layout(justify_content="space-between",
                                                align_items="flex-start")),
             self.capture_row,

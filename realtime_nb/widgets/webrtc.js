@@ -109,7 +109,10 @@ function initialize({ model }) {
       for (const track of stream.getTracks()) track.stop();
       return;
     }
-    const pc = new RTCPeerConnection();
+    const pc = new RTCPeerConnection({
+      iceServers: model.get("ice_servers") || [],
+      iceTransportPolicy: model.get("ice_transport_policy") || "all",
+    });
     const audio = document.createElement("audio");
     audio.autoplay = true;
     audio.className = "rtnb-call-audio";

@@ -76,8 +76,11 @@ class WebRTCCall(anywidget.AnyWidget):
     (the reason code of the last failure, ``""`` if none), ``muted`` (the microphone track is
     disabled: the call stays up), ``echo_cancellation``, ``noise_suppression``,
     ``auto_gain_control`` (the browser's processing, at the next call), ``ice_timeout_s`` (how
-    long the media may take to connect), ``assistant_speaking`` (the data channel's
-    ``output_audio_buffer.started`` … ``stopped``).
+    long the media may take to connect), ``ice_servers`` (``RTCIceServer`` dicts, e.g. a TURN
+    server ``{"urls": "turn:turn.example.com:3478", "username": ..., "credential": ...}`` for
+    networks where direct UDP is blocked; none by default), ``ice_transport_policy``
+    (``"all"``, or ``"relay"``: only through a TURN server), ``assistant_speaking`` (the data
+    channel's ``output_audio_buffer.started`` … ``stopped``).
 
     Kernel-side: ``call_id`` (the current call's id), ``connection_state`` (the browser's
     ``RTCPeerConnection.connectionState``), ``states`` (every state reported, with the kernel's
@@ -95,6 +98,8 @@ class WebRTCCall(anywidget.AnyWidget):
     noise_suppression = t.Bool(True).tag(sync=True)
     auto_gain_control = t.Bool(True).tag(sync=True)
     ice_timeout_s = t.Float(10.0, min=1.0).tag(sync=True)
+    ice_servers = t.List(t.Dict()).tag(sync=True)
+    ice_transport_policy = t.Enum(("all", "relay"), default_value="all").tag(sync=True)
     assistant_speaking = t.Bool(False).tag(sync=True)
 
     call_id = t.Unicode(None, allow_none=True, read_only=True)
