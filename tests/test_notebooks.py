@@ -36,6 +36,7 @@ EXPECTED = (
     "04_vad_tuning.ipynb",
     "05_openai.ipynb",
     "06_tools.ipynb",
+    "07_webrtc.ipynb",
 )
 #: Every notebook in the folder: each must be stripped and must run.
 NOTEBOOKS = tuple(sorted(p.name for p in NOTEBOOK_DIR.glob("*.ipynb")))
@@ -317,3 +318,27 @@ def test_tools_answer_a_spoken_question_hands_free(run: Any) -> None:
     assert lines[1].startswith('call: get_weather({"city": "Tokyo"')
     assert lines[2].startswith('result: {"city": "Tokyo", "temperature": 22')
     assert lines[3].startswith("assistant: get_weather returned")
+
+
+def test_webrtc_notebook_asks_over_both_transports(run: Any) -> None:
+    text = run("07_webrtc.ipynb").text()
+    assert "transport='webrtc'" in text and "call='rtc_" in text
+    assert re.search(r"^\s+user: What is the capital of France\?$", text,
+                     re.MULTILINE | re.IGNORECASE), text  # over the WebSocket
+    assert len(re.findall(r"^assistant: You said: ", text, re.MULTILINE)) == 2
+    assert "audio deltas over the sideband: 0" in text
+    assert "output buffer: ['output_audio_buffer.started', 'output_audio_buffer.stopped']" in text
+    assert re.search(r"received \d+\.\d s of call audio", text)
+    assert re.search(r"^WebSocket: [\d,]+ ms\nWebRTC: +[\d,]+ ms$", text, re.MULTILINE), text
+    assert "closed closed" in text
+
+
+def test_webrtc_notebook_draws_both_timelines_and_explains(run: Any) -> None:
+    ex = run("07_webrtc.ipynb")
+    assert ex.count("image/png") == 1  # the two timelines, side by side
+    explained = Executed.text_of(ex.cell("from realtime_nb import RealtimeError, lab"))
+    assert "the server answered: input_audio_buffer_commit_empty" in explained
+    assert "**`vad_auto_commit`**" in explained
+    panel = ex.cell('mine = Session(backend="local", transport="webrtc")')
+    assert any("application/vnd.jupyter.widget-view+json" in out.get("data", {})
+               for out in panel.outputs)

@@ -1265,9 +1265,11 @@ class Session:
         """Commit the input buffer as a user item (``input_audio_buffer.commit``).
 
         Refused locally with ``input_audio_buffer_commit_empty`` (the service's message) when the
-        mirror shows less than 100 ms in the buffer; the ``hint`` names the cause — typically
-        that server VAD already committed the audio (naming the item and when), that nothing
-        or too little was appended, or that the buffer was cleared. With turn detection on, the
+        mirror shows less than 100 ms in the buffer (not over WebRTC, where the audio goes on the
+        call's track and only the server knows the buffer: its answer is raised); the ``hint``
+        names the cause — typically that server VAD already committed the audio (naming the
+        item and when), that nothing or too little was appended, or that the buffer was
+        cleared. With turn detection on, the
         mirror first waits until the server has been quiet for ``settle`` seconds (default
         ``settle_s``; at most a few seconds) so that VAD events for audio just sent are in.
         ``force=True`` sends it anyway, to see the server's own answer. With ``wait=True``
@@ -1288,6 +1290,8 @@ class Session:
         return done
 
     async def _check_commit(self, ev: dict[str, Any], settle: float | None) -> None:
+        if self._transport == "webrtc":
+            return  # the audio went on the call's track: only the server knows the buffer
         mirror = self.mirror
         if mirror.buffer.vad and self._state == "connected":
             await self._settle(self.settle_s if settle is None else settle)
