@@ -594,6 +594,11 @@ class Turn:
 
     speech_end: float = 0.0
     events: list[tuple[str, float, dict[str, Any]]] = field(default_factory=list)
+    audio: list[bytes] = field(default_factory=list)  # reply audio (with keep_audio)
+
+    def reply_audio(self) -> np.ndarray:
+        """The turn's reply audio deltas joined, int16 24 kHz (``keep_audio=True`` only)."""
+        return np.frombuffer(b"".join(self.audio), dtype="<i2")
 
     def latency(self) -> dict[str, float] | None:
         """Milliseconds from speech end to each milestone of the response to this turn."""
@@ -626,9 +631,11 @@ class Turn:
 
 
 async def measure_turns(url: str, phrases: Sequence[np.ndarray], chunk_ms: int = TURN_CHUNK_MS,
-                        timeout_s: float = 60.0) -> tuple[list[Turn], int]:
+                        timeout_s: float = 60.0, keep_audio: bool = False
+                        ) -> tuple[list[Turn], int]:
     """Speak each phrase (after 0.6 s of silence) into one session, real-time paced, waiting
-    in silence for each ``response.done``. Returns the turns and the session's silence window."""
+    in silence for each ``response.done``. Returns the turns and the session's silence window
+    (with ``keep_audio`` each turn also keeps its reply audio)."""
     chunk_n = RATE * chunk_ms // 1000
     silence = np.zeros(chunk_n, dtype=np.int16)
     turns: list[Turn] = []
@@ -644,6 +651,8 @@ async def measure_turns(url: str, phrases: Sequence[np.ndarray], chunk_ms: int =
                 ev = json.loads(raw)
                 if turns:
                     turns[-1].events.append((ev["type"], now, _light(ev)))
+                    if keep_audio and ev["type"] == "response.output_audio.delta":
+                        turns[-1].audio.append(base64.b64decode(ev["delta"]))
 
         receiver = asyncio.ensure_future(receive())
         try:

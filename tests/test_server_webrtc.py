@@ -72,6 +72,8 @@ async def test_a_spoken_turn_over_webrtc(server, caller, question, whisper):
     await sdk_dial(server, caller, {"type": "realtime", "instructions": "Be brief.", "audio": {
         "input": {"transcription": {"model": "whisper-1"}}}})
     assert caller.call_id.startswith("rtc_")
+    (receiver,) = [t.receiver for t in server.calls[caller.call_id].pc.getTransceivers()]
+    assert receiver._RTCRtpReceiver__jitter_buffer._prefetch == 1  # 60 ms less turn latency
     created = await caller.wait_for("session.created")
     assert created["session"]["instructions"] == "Be brief."
     caller.mic.say(question)
@@ -174,11 +176,10 @@ async def test_output_audio_buffer_clear_cuts_the_reply(server, caller):
     assert cleared["response_id"] == started["response_id"]
     await asyncio.sleep(1.0)
     tail = caller.audio_between(sent + 0.5, time.monotonic())
-    assert len(tail.samples) > RATE_HALF and tail.rms < 10 ** (-50 / 20), tail.rms_dbfs
+    assert len(tail.samples) >= 0.3 * 48_000  # a good stretch was heard after the cut
+    assert tail.rms < 10 ** (-50 / 20), tail.rms_dbfs
     assert "output_audio_buffer.stopped" not in caller.types()
 
-
-RATE_HALF = 24_000
 
 
 async def test_barge_in_clears_the_playing_reply(server, caller, question):

@@ -68,19 +68,26 @@ class Microphone(MediaStreamTrack):
 
 
 class Caller:
-    """One WebRTC call to ``calls_url`` (see the module docstring).
+    """One WebRTC call to ``calls_url`` (see the module docstring). ``short_jitter_buffer``
+    gives its receiver the server's one-frame jitter buffer instead of aiortc's four.
 
     ``events`` holds the parsed data-channel events in arrival order; ``heard`` the remote audio
     as 48 kHz mono int16 blocks with their arrival times; ``first_loud`` the arrival time of the
     first block above -40 dBFS.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, short_jitter_buffer: bool = False) -> None:
         self.pc = RTCPeerConnection()
         self.mic = Microphone()
         self.pc.addTrack(self.mic)
+        if short_jitter_buffer:  # as the server's (a browser's adaptive one shrinks on loopback)
+            from realtime_nb.server.webrtc import _short_jitter_buffer
+
+            for transceiver in self.pc.getTransceivers():
+                _short_jitter_buffer(transceiver.receiver)
         self.channel = self.pc.createDataChannel("oai-events")
         self.events: list[dict[str, Any]] = []
+        self.arrived: list[float] = []  # monotonic arrival time of each event
         self.heard: list[tuple[float, np.ndarray]] = []
         self.call_id: str | None = None
         self.location: str | None = None
@@ -93,6 +100,7 @@ class Caller:
 
     def _on_message(self, message: str) -> None:
         self.events.append(json.loads(message))
+        self.arrived.append(time.monotonic())
         self._arrived.set()
 
     def _on_track(self, track: Any) -> None:
@@ -145,6 +153,10 @@ class Caller:
             self._arrived.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), left)
+
+    def arrival(self, event: dict[str, Any]) -> float:
+        """When ``event`` (one of :attr:`events`) arrived."""
+        return self.arrived[next(i for i, e in enumerate(self.events) if e is event)]
 
     def types(self) -> list[str]:
         return [e["type"] for e in self.events]
