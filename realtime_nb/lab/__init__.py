@@ -20,6 +20,9 @@ buffer is mysteriously empty, :func:`explain` says why from its event log.
     lab.sweep(audio, backend="local")     # the same through real sockets (identical turns)
     lab.sweep(audio, backend="openai")    # against the service, paced at real time
 
+    corpus = lab.sweep_corpus("calls/", grid, labels="audacity")  # a folder: per setting, per file
+    corpus.recommend(); corpus.heatmap(...); corpus.per_file_dataframe()
+
     lab.explain(session)                  # or a JSONL trace, or a list of events
     # -> [Cause(code="vad_auto_commit", message=..., evidence=[(t, type, detail), ...])]
 
@@ -30,6 +33,7 @@ machines (any ``concurrent.futures.Executor``, e.g. Dask's ``client.get_executor
 """
 
 from ._capture import Recorder, recording_from
+from ._corpus import Corpus, CorpusResult, FileSweep, read_audacity_labels, sweep_corpus
 from ._explain import CAUSE_CODES, Cause, Causes, Evidence, explain
 from ._plot import heatmap, plot_sweep
 from ._recommend import Recommendation, apply, recommend
@@ -45,7 +49,10 @@ __all__ = [
     "METRICS",
     "Cause",
     "Causes",
+    "Corpus",
+    "CorpusResult",
     "Evidence",
+    "FileSweep",
     "Recommendation",
     "Recorder",
     "Reference",
@@ -60,11 +67,13 @@ __all__ = [
     "heatmap",
     "measure",
     "plot_sweep",
+    "read_audacity_labels",
     "recommend",
     "recording_from",
     "reference_from_clean",
     "replay_audio",
     "settings_label",
     "sweep",
+    "sweep_corpus",
     "turn_detection_wire",
 ]
