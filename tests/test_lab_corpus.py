@@ -6,6 +6,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import pickle
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from engine_fixtures import espeak_speech, silence
 
 from realtime_nb import lab
 from realtime_nb.audio import Audio
+from realtime_nb.lab import measure
 
 GRID = {"threshold": [0.3, 0.6], "silence_duration_ms": [200, 600]}
 PHRASES = ["turn on the lights", "what time is it", "book a table for two please"]
@@ -75,6 +77,14 @@ def test_pooled_records_are_totals_and_pooled_medians(corpus_dir):
         assert pooled.latency_ms == pytest.approx(statistics.median(lat))
         assert pooled.latency_max_ms == pytest.approx(max(lat))
         assert pooled.extra["files_with_errors"] == sum(r.errors > 0 for r in per)
+        # the spec: the recordings played one after another, measured in one go
+        turns = [replace(t, start_ms=t.start_ms + off, end_ms=t.end_ms + off,
+                         committed_at_ms=None if t.committed_at_ms is None
+                         else t.committed_at_ms + off)
+                 for f, off in zip(result.files, result.offsets, strict=True)
+                 for t in f.records[i].segments]
+        _, brute = measure(turns, result.reference)
+        assert brute == pytest.approx(pooled.metrics())
     rows = result.per_file_dataframe()
     assert len(rows) == 4 * 5 and set(rows["file"]) == {f.name for f in result.files}
     assert len(result.to_dataframe()) == 4
