@@ -17,6 +17,7 @@ compare steady-state work.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.bench_lab import GRID, InlineExecutor, recording_60s
+from benchmarks.bench_server import _cpu_seconds, _machine_busy
 from realtime_nb import lab
 from realtime_nb.audio import Audio
 
@@ -45,7 +47,9 @@ def write_corpus(folder: Path, base: Audio, files: int = FILES, seconds: float =
     return files * seconds
 
 
-def _timed_cluster(folder: Path, workers: int) -> tuple[float, Any]:
+def _timed_cluster(folder: Path, workers: int) -> tuple[float, Any, float]:
+    """Wall time of the sweep on a ``workers``-process LocalCluster, its result, and the cores
+    the rest of the machine (not the workers) kept busy meanwhile."""
     from distributed import Client, LocalCluster
 
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
@@ -54,9 +58,13 @@ def _timed_cluster(folder: Path, workers: int) -> tuple[float, Any]:
         executor = client.get_executor()
         warm = sorted(folder.glob("*.wav"))[:2 * workers]
         lab.sweep_corpus(warm, GRID, executor, progress=False)
+        pids = list(client.run(os.getpid).values())
+        cpu0, busy0 = sum(_cpu_seconds(p) for p in pids), _machine_busy()
         t0 = time.perf_counter()
         result = lab.sweep_corpus(folder, GRID, executor, progress=False)
-        return time.perf_counter() - t0, result
+        wall = time.perf_counter() - t0
+        others = (_machine_busy() - busy0 - (sum(_cpu_seconds(p) for p in pids) - cpu0)) / wall
+        return wall, result, max(0.0, others)
 
 
 def run() -> list[dict[str, Any]]:
@@ -71,8 +79,8 @@ def run() -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         audio_s = write_corpus(folder, base)
-        t1, r1 = _timed_cluster(folder, 1)
-        t2, r2 = _timed_cluster(folder, 2)
+        t1, r1, busy1 = _timed_cluster(folder, 1)
+        t2, r2, busy2 = _timed_cluster(folder, 2)
     same = [r.metrics() for r in r1] == [r.metrics() for r in r2]
     replayed_s = r1.duration_ms / 1000
     rate1 = n_settings * replayed_s / t1
@@ -87,6 +95,9 @@ def run() -> list[dict[str, Any]]:
          "detail": f"{FILES} recordings x {FILE_S:.0f} s ({audio_s:.0f} s of audio, "
                    f"{replayed_s:.0f} s with the closing tails) x {n_settings} settings: "
                    f"{t1:.1f} s on 1 worker, {t2:.1f} s on 2; pooled results identical: {same}. "
+                   f"Everything but the workers (this process, the scheduler, other programs) "
+                   f"kept {busy1:.2f} and {busy2:.2f} of the {os.cpu_count()} cores busy during "
+                   "the two runs. "
                    f"Recommended: {lab.settings_label(best.settings)} "
                    f"({best.record.errors} errors over the corpus)."},
         {"name": "corpus_per_setting_vs_single_sweep", "value": round(per, 3),
