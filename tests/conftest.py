@@ -7,8 +7,10 @@ transcriber shared by the ASR and TTS tests.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +20,10 @@ if TYPE_CHECKING:
     from realtime_nb.server.engines.asr import FasterWhisperTranscriber
 
 pytest_plugins = ["audio_fixtures"]
+
+# Sessions record to a folder by default (the flight recorder): the suite's go to a scratch
+# directory, not the user's ~/.local/share (subprocesses and notebook kernels inherit it).
+os.environ.setdefault("REALTIME_NB_RECORD_DIR", tempfile.mkdtemp(prefix="realtime_nb-test-rec-"))
 
 SPEECH_TEXT = "Hello there. What is the weather like in Paris today?"
 

@@ -13,7 +13,8 @@ Client events refused before sending are logged too, with ``refused`` set to the
 Views are shared with the session's callbacks: treat them as read-only.
 
 Export and import: :meth:`EventLog.to_jsonl` / :meth:`EventLog.from_jsonl` (audio included by
-default, as separate lines); :meth:`EventLog.replay` dispatches the events again in order, either
+default, as separate lines); :meth:`EventLog.from_folder` reads a flight recorder's folder;
+:meth:`EventLog.replay` dispatches the events again in order, either
 instantly or with their original spacing.
 """
 
@@ -113,6 +114,11 @@ class AudioStore:
             chunk = self._chunks[ref] = chunk.decode()
         return chunk
 
+    def peek(self, ref: int) -> bytes:
+        """The raw bytes of payload ``ref`` without caching a decode (safe from another thread:
+        the flight recorder's writer uses it)."""
+        return raw_bytes(self._chunks[ref])
+
     def size(self, ref: int) -> int:
         """Raw byte count of payload ``ref`` (without decoding it)."""
         return len(self._chunks[ref])
@@ -178,6 +184,9 @@ class EventLog(Sequence[LoggedEvent]):
         self.audio = AudioStore()
         self.t0 = time.monotonic()
         self.listeners: list[Callable[[LoggedEvent], Any]] = []
+        #: Set by :meth:`from_folder`: what was found in the folder (events, audio bytes,
+        #: closed cleanly or not, damaged lines skipped).
+        self.recovered: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ sequence protocol
     @overload
@@ -362,6 +371,20 @@ class EventLog(Sequence[LoggedEvent]):
                                     rec.get("note"))
                 log.entries.append(entry)
         return log
+
+    @classmethod
+    def from_folder(cls, path: str | Path) -> EventLog:
+        """Read a session folder written by the flight recorder (see
+        :mod:`realtime_nb.client.recorder`), also one cut short by a killed kernel."""
+        from .recorder import read_recording
+
+        return read_recording(path, cls)
+
+    @classmethod
+    def load(cls, path: str | Path) -> EventLog:
+        """A saved log: a flight recorder's folder (:meth:`from_folder`) or a JSONL trace
+        (:meth:`from_jsonl`)."""
+        return cls.from_folder(path) if Path(path).is_dir() else cls.from_jsonl(path)
 
     async def replay(
         self,

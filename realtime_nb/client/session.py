@@ -46,6 +46,7 @@ import dataclasses
 import inspect
 import json
 import logging
+import os
 import random
 import re
 import secrets
@@ -54,6 +55,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -242,6 +244,12 @@ class Session:
             connected it can be switched (``session.transport = "websocket"``).
         settle_s: in turn-detection mode, how long the server must have been quiet before
             :meth:`commit` trusts the mirror (its VAD may still be digesting audio just sent).
+        record: the flight recorder (:mod:`realtime_nb.client.recorder`). On by default: from
+            the first :meth:`connect`, every event and all audio are written to a new folder
+            under :func:`~realtime_nb.client.recorder.default_root` as they happen, so a dead
+            kernel loses at most the last moment (``EventLog.from_folder`` reads it back).
+            ``False`` (or ``$REALTIME_NB_RECORD=0``) turns it off; a path puts the folder
+            under that directory instead. The folder is :attr:`recording_folder`.
     """
 
     def __init__(
@@ -259,6 +267,7 @@ class Session:
         connect_timeout: float = 20.0,
         settle_s: float = 0.4,
         transport: str = "websocket",
+        record: bool | str | os.PathLike[str] | None = None,
     ) -> None:
         self._backend: Backend = resolve_backend(backend, url, api_key, model, headers=headers)
         self._transport = _check_transport(transport, intent)
@@ -276,6 +285,15 @@ class Session:
         self.connect_timeout = connect_timeout
         self.settle_s = settle_s
         self.events = EventLog()
+        from .recorder import recording_enabled_by_default
+
+        if record is None:
+            record = recording_enabled_by_default()
+        self._record_root: Path | None = (
+            None if record is False else None if record is True else Path(record))
+        self._record = record is not False
+        #: The flight recorder writing this session's folder (from the first connect).
+        self.recorder: Any = None
         self.mirror = Mirror()
         self.last_error: RealtimeError | None = None
         self.warnings: list[Any] = []
@@ -561,6 +579,8 @@ class Session:
         self.events.marker("realtime_nb.closed")
         self.mirror.connection_lost("closed")
         self._dispatch("realtime_nb.closed", {"type": "realtime_nb.closed"})
+        if self.recorder is not None:
+            await asyncio.to_thread(self.recorder.close)
 
     async def create_client_secret(self, session: Mapping[str, Any] | None = None, *,
                                    expires_after_s: int = 600) -> Any:
@@ -580,8 +600,31 @@ class Session:
         return await create_client_secret(self._backend, session,
                                           expires_after_s=expires_after_s)
 
+    @property
+    def recording_folder(self) -> Path | None:
+        """The folder the flight recorder writes (None before the first connect, or when
+        recording is off)."""
+        return self.recorder.folder if self.recorder is not None else None
+
+    def _start_recorder(self) -> None:
+        from .recorder import FlightRecorder, new_folder
+
+        folder = new_folder(self._record_root)
+        url = self._backend.url.split("?", 1)[0] if self._backend.url else ""
+        self.recorder = FlightRecorder(
+            self.events, folder,
+            formats=lambda: (self._input_format(), self.mirror.output_format),
+            meta={"backend": self._backend.name, "url": url, "model": self.model,
+                  "transport": self._transport, "intent": self.intent})
+
     async def _open(self, timeout: float, restore: bool) -> None:
         backend = self._backend
+        if self._record and (self.recorder is None or self.recorder.closed):
+            try:
+                self._start_recorder()
+            except OSError as exc:  # an unwritable folder must not stop the session
+                self._record = False
+                self._protocol_warning(f"The flight recorder is off: {exc}")
         if backend.name == "local" and not backend.url:
             await asyncio.to_thread(backend.start_local)
         url = backend.url

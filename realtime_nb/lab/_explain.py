@@ -182,8 +182,8 @@ def _from_dicts(items: Iterable[Mapping[str, Any]]) -> list[_Entry]:
 def _entries(events: Any) -> list[_Entry]:
     from realtime_nb.client import EventLog, LoggedEvent
 
-    if isinstance(events, str | Path):
-        return _from_log(EventLog.from_jsonl(events))
+    if isinstance(events, str | Path):  # a JSONL trace or a flight recorder's folder
+        return _from_log(EventLog.load(events))
     if isinstance(events, EventLog):
         return _from_log(events)
     log = getattr(events, "events", None)
@@ -298,7 +298,8 @@ def explain(events: Any) -> Causes:
 
     ``events``: a :class:`~realtime_nb.Session` (its live log), an
     :class:`~realtime_nb.client.EventLog`, the path of a JSONL trace
-    (:meth:`EventLog.to_jsonl`), a list of :class:`~realtime_nb.client.LoggedEvent`, or a list of
+    (:meth:`EventLog.to_jsonl`) or of a flight recorder's session folder, a list of
+    :class:`~realtime_nb.client.LoggedEvent`, or a list of
     event dicts (plain wire events — direction taken from the event type, times from a ``"t"``
     key if any — or ``LoggedEvent.to_dict()`` records). Audio checks (float32, sample rate) need
     the audio: live logs and traces exported with ``audio=True`` have it.

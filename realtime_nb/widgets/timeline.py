@@ -62,12 +62,12 @@ LogLike = EventLog | Iterable[LoggedEvent] | Any
 
 
 def _as_log(log: LogLike) -> EventLog | None:
-    """An EventLog from an EventLog, a Session (its ``.events``), a path to a JSONL trace, or
-    None."""
+    """An EventLog from an EventLog, a Session (its ``.events``), a path to a JSONL trace or a
+    flight recorder's session folder, or None."""
     if log is None or isinstance(log, EventLog):
         return log
     if isinstance(log, str | pathlib.Path):
-        return EventLog.from_jsonl(log)
+        return EventLog.load(log)
     events = getattr(log, "events", None)
     if isinstance(events, EventLog):
         return events
@@ -143,10 +143,11 @@ class Timeline(anywidget.AnyWidget):
 
     @classmethod
     def from_jsonl(cls, path: str | pathlib.Path, **kwargs: Any) -> Timeline:
-        """A timeline of a saved trace (:meth:`EventLog.to_jsonl`), all of it in view."""
+        """A timeline of a saved trace (:meth:`EventLog.to_jsonl`) or of a flight recorder's
+        session folder, all of it in view."""
         kwargs.setdefault("window_s", 0.0)
         kwargs.setdefault("title", pathlib.Path(path).name)
-        return cls(EventLog.from_jsonl(path), **kwargs)
+        return cls(EventLog.load(path), **kwargs)
 
     # ------------------------------------------------------------------ the log
     @property
