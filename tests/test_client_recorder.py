@@ -236,3 +236,45 @@ def test_recordings_are_listed_and_old_ones_removed(tmp_path):
     assert remove_recordings(roots, keep_last=1) == sorted(made)[:2]
     assert remove_recordings(roots, older_than_days=0) == sorted(made)[2:]
     assert recordings(roots) == [] and (roots / "not-a-session").is_dir()
+
+
+async def test_audio_beyond_the_memory_window_is_read_back_from_the_recording(root, speech_wav):
+    """With a tiny audio_memory_mb the event log keeps only recent audio in memory; older
+    payloads (and the items' audio, which only refers to them) come back from the files."""
+    session = Session(backend="local", audio_memory_mb=0.1)
+    try:
+        await _two_turns(session, speech_wav)
+        await session.send_audio(Audio.decode(speech_wav))
+        await session.send_audio(Audio(np.random.default_rng(2).normal(0, 30, 36_000)
+                                       .astype(np.int16), 24_000))
+        await session.wait_for("response.done", timeout=60)
+        assert session.recorder.flush(10)
+        await session.send_audio(Audio(np.random.default_rng(3).normal(0, 30, 4800)
+                                       .astype(np.int16), 24_000))  # one more put: spills now
+        store = session.events.audio
+        assert store.spilled > 0 and store.ram_bytes <= 0.1 * 2**20 + 48_000
+        assert store.nbytes > 4 * store.ram_bytes
+        items = session.items.list()
+        user = next(it for it in items if it.role == "user" and it.audio_chunks)
+        reply = next(it for it in items if it.role == "assistant" and it.audio_chunks)
+        assert store._chunks[user.audio_chunks[0].ref] is None  # its audio has left memory
+        assert store._chunks[reply.audio_chunks[0].ref] is None
+        user_pcm, reply_pcm = user.audio_bytes, reply.audio_bytes  # read back from the files
+    finally:
+        await session.close()
+    back = EventLog.from_folder(session.recording_folder)
+    _same(session.events, back)  # every payload still reads whole, wherever it lives
+    sent = b"".join(back.audio_of(e) for e in back if e.type == "input_audio_buffer.append")
+    heard = b"".join(back.audio_of(e) for e in back if e.type == "response.output_audio.delta")
+    assert user_pcm and user_pcm in sent
+    assert reply_pcm and reply_pcm in heard
+
+
+def test_the_store_never_drops_what_the_recorder_has_not_written():
+    from realtime_nb.client.eventlog import AudioStore
+
+    store = AudioStore(ram_limit=10)
+    for i in range(5):
+        store.put(bytes([i]) * 8)
+    assert store.spilled == 0 and store.ram_bytes == 40  # nothing located: all kept
+    assert [store.get(i) for i in range(5)] == [bytes([i]) * 8 for i in range(5)]

@@ -39,6 +39,7 @@ __all__ = [
     "B64Audio",
     "EventLog",
     "LoggedEvent",
+    "StoredAudio",
     "audio_ref",
     "raw_bytes",
 ]
@@ -87,29 +88,100 @@ class B64Audio:
         return self.nbytes
 
 
-def raw_bytes(chunk: bytes | B64Audio) -> bytes:
+class StoredAudio:
+    """Bytes ``[lo, hi)`` of payload ``ref`` of an :class:`AudioStore`, read from the store when
+    used. The mirror's items hold these instead of the bytes, so audio the store has spilled
+    to the flight recorder's files leaves memory for good."""
+
+    __slots__ = ("hi", "lo", "ref", "store")
+
+    def __init__(self, store: AudioStore, ref: int, lo: int = 0, hi: int | None = None) -> None:
+        self.store = store
+        self.ref = ref
+        self.lo = lo
+        self.hi = store.size(ref) if hi is None else hi
+
+    def __len__(self) -> int:
+        return self.hi - self.lo
+
+    def slice(self, lo: int, hi: int) -> StoredAudio:
+        """A sub-range, ``lo``/``hi`` relative to this one (clamped)."""
+        n = len(self)
+        lo, hi = max(0, min(lo, n)), max(0, min(hi, n))
+        return StoredAudio(self.store, self.ref, self.lo + lo, self.lo + max(lo, hi))
+
+    def decode(self) -> bytes:
+        data = self.store.get(self.ref)
+        return data if self.lo == 0 and self.hi >= len(data) else data[self.lo:self.hi]
+
+
+def raw_bytes(chunk: bytes | B64Audio | StoredAudio) -> bytes:
     """The raw bytes of a stored chunk (decoding it if it is still base64)."""
-    return chunk.decode() if isinstance(chunk, B64Audio) else chunk
+    return chunk.decode() if isinstance(chunk, B64Audio | StoredAudio) else chunk
 
 
 class AudioStore:
-    """Audio payloads of a log, by reference number (raw bytes; base64 decoded on first use)."""
+    """Audio payloads of a log, by reference number (raw bytes; base64 decoded on first use).
 
-    __slots__ = ("_chunks", "nbytes")
+    With ``ram_limit`` (bytes; set by a recording Session) the oldest payloads already written
+    to the flight recorder's files (:meth:`locate`) are dropped from memory whenever the
+    payloads in memory exceed it, and read back from those files when asked for.
+    """
 
-    def __init__(self) -> None:
-        self._chunks: list[bytes | B64Audio] = []
-        self.nbytes = 0
+    __slots__ = ("_chunks", "_cursor", "_disk", "_sizes", "nbytes", "ram_bytes", "ram_limit",
+                 "spilled")
+
+    def __init__(self, ram_limit: int | None = None) -> None:
+        self._chunks: list[bytes | B64Audio | None] = []
+        self._sizes: list[int] = []
+        self._disk: dict[int, tuple[str, int]] = {}
+        self._cursor = 0
+        self.nbytes = 0  # every payload ever stored
+        self.ram_bytes = 0  # the payloads held in memory
+        self.spilled = 0  # payloads dropped from memory (on disk)
+        self.ram_limit = ram_limit
 
     def put(self, data: bytes | B64Audio) -> int:
         """Store ``data`` (raw bytes, or a :class:`B64Audio`); returns its reference number."""
         self._chunks.append(data)
-        self.nbytes += len(data)
+        n = len(data)
+        self._sizes.append(n)
+        self.nbytes += n
+        self.ram_bytes += n
+        if self.ram_limit is not None and self.ram_bytes > self.ram_limit:
+            self._spill()
         return len(self._chunks) - 1
+
+    def locate(self, ref: int, path: str, offset: int) -> None:
+        """Payload ``ref`` is in file ``path`` at byte ``offset`` (flushed): it may leave memory.
+        (Called by the flight recorder's writer thread.)"""
+        self._disk[ref] = (path, offset)
+
+    def _spill(self) -> None:
+        assert self.ram_limit is not None
+        target = self.ram_limit * 3 // 4
+        chunks, disk = self._chunks, self._disk
+        while self.ram_bytes > target and self._cursor < len(chunks):
+            ref = self._cursor
+            if ref not in disk:
+                break  # not written yet: keep it until the recorder has
+            if chunks[ref] is not None:
+                chunks[ref] = None
+                self.ram_bytes -= self._sizes[ref]
+                self.spilled += 1
+            self._cursor += 1
+
+    def _read(self, ref: int) -> bytes:
+        path, offset = self._disk[ref]
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read(self._sizes[ref])
 
     def get(self, ref: int) -> bytes:
         """The raw bytes of payload ``ref``."""
         chunk = self._chunks[ref]
+        if chunk is None:
+            return self._read(ref)
         if isinstance(chunk, B64Audio):
             chunk = self._chunks[ref] = chunk.decode()
         return chunk
@@ -117,17 +189,19 @@ class AudioStore:
     def peek(self, ref: int) -> bytes:
         """The raw bytes of payload ``ref`` without caching a decode (safe from another thread:
         the flight recorder's writer uses it)."""
-        return raw_bytes(self._chunks[ref])
+        chunk = self._chunks[ref]
+        return self._read(ref) if chunk is None else raw_bytes(chunk)
 
     def size(self, ref: int) -> int:
         """Raw byte count of payload ``ref`` (without decoding it)."""
-        return len(self._chunks[ref])
+        return self._sizes[ref]
 
     def __len__(self) -> int:
         return len(self._chunks)
 
     def __repr__(self) -> str:
-        return f"AudioStore({len(self._chunks)} payloads, {self.nbytes} bytes)"
+        return (f"AudioStore({len(self._chunks)} payloads, {self.nbytes} bytes, "
+                f"{self.ram_bytes} in memory)")
 
 
 class LoggedEvent:

@@ -26,7 +26,7 @@ from typing import Any
 
 from realtime_nb.protocol import InputBuffer, bytes_per_ms
 
-from .eventlog import B64Audio, raw_bytes
+from .eventlog import B64Audio, StoredAudio, raw_bytes
 
 __all__ = ["ItemState", "Items", "Mirror", "ResponseState"]
 
@@ -73,6 +73,9 @@ class ItemState:
     def audio_bytes(self) -> bytes:
         """The item's audio in its wire format (``audio_format``), joined."""
         chunks = self.audio_chunks
+        if any(isinstance(c, StoredAudio) for c in chunks):
+            # held by the event log's store (maybe on disk by now): joined, never kept here
+            return b"".join(raw_bytes(c) for c in chunks)
         if len(chunks) > 1 or (chunks and not isinstance(chunks[0], bytes)):
             chunks[:] = [b"".join(raw_bytes(c) for c in chunks)]
         return chunks[0] if chunks else b""
@@ -382,8 +385,9 @@ class Mirror:
         return it
 
     # ------------------------------------------------------------------ client side
-    def client_append(self, data: bytes) -> None:
-        """Audio bytes (session input format) just sent in ``input_audio_buffer.append``."""
+    def client_append(self, data: bytes | StoredAudio) -> None:
+        """Audio bytes (session input format) just sent in ``input_audio_buffer.append`` (or a
+        :class:`StoredAudio` handle on them in the event log)."""
         buf = self.buffer
         self._bounds.append(buf.timeline_bytes)
         buf.timeline_bytes += len(data)
@@ -445,7 +449,7 @@ class Mirror:
         if handler is not None:
             handler(event)
 
-    def audio_delta(self, event: dict[str, Any], data: bytes | B64Audio) -> None:
+    def audio_delta(self, event: dict[str, Any], data: bytes | B64Audio | StoredAudio) -> None:
         """``response.output_audio.delta`` with its audio (raw, or still base64: hot path)."""
         item_id = event.get("item_id")
         it = self.all_items.get(item_id) if item_id else None  # type: ignore[arg-type]
@@ -586,7 +590,9 @@ class Mirror:
                 continue
             if pos >= end_b:
                 break
-            out.append(memoryview(chunk)[max(0, start_b - pos):min(len(chunk), end_b - pos)])
+            lo, hi = max(0, start_b - pos), min(len(chunk), end_b - pos)
+            out.append(chunk.slice(lo, hi) if isinstance(chunk, StoredAudio)
+                       else memoryview(chunk)[lo:hi])
         while rec and rec[0][0] + len(rec[0][1]) <= end_b:
             rec.popleft()
         return out

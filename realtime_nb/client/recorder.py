@@ -104,6 +104,7 @@ class _WavStream:
                        + struct.pack("<I", len(fmt)) + fmt + b"data"
                        + struct.pack("<I", 0xFFFFFFFF))
         self.f.write(self.header)
+        self.data_start = len(self.header)
         self.size = 0
         self.patched = -1
 
@@ -133,6 +134,7 @@ class _RawStream:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.f: BinaryIO = path.open("wb")
+        self.data_start = 0
         self.size = 0
 
     def write(self, data: bytes) -> int:
@@ -170,6 +172,7 @@ class FlightRecorder:
             queue.SimpleQueue())
         self._streams: dict[str, _WavStream | _RawStream] = {}
         self._written: set[int] = set()
+        self._located: list[tuple[int, str, int]] = []  # written, not yet flushed
         self.events_written = 0
         self.audio_bytes_written = 0
         self.error: BaseException | None = None
@@ -260,6 +263,7 @@ class FlightRecorder:
             data = self.log.audio.peek(ref)
             offset = out.write(data)
             self.audio_bytes_written += len(data)
+            self._located.append((ref, str(out.path), out.data_start + offset))
             self._events.write(json.dumps({"audio": ref, "file": name, "offset": offset,
                                            "nbytes": len(data)}) + "\n")
         self._events.write(json.dumps(entry.to_dict(), default=str) + "\n")
@@ -279,6 +283,10 @@ class FlightRecorder:
             s.f.flush()  # audio first: an event line never names bytes not yet written
         self._events.flush()
         self._config.flush()
+        located, self._located = self._located, []
+        audio = self.log.audio
+        for ref, path, offset in located:  # now readable from the file: may leave memory
+            audio.locate(ref, path, offset)
 
     def _write_meta(self) -> None:
         tmp = self.folder / "meta.json.tmp"

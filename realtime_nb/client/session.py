@@ -84,7 +84,7 @@ from .errors import (
     RealtimeTimeout,
     RealtimeWarning,
 )
-from .eventlog import B64Audio, EventLog, audio_ref
+from .eventlog import B64Audio, EventLog, StoredAudio, audio_ref
 from .hints import BETA_SERVER_EVENTS, explain_commit_empty, hint_for
 from .mirror import Items, Mirror, ResponseState
 
@@ -250,6 +250,10 @@ class Session:
             kernel loses at most the last moment (``EventLog.from_folder`` reads it back).
             ``False`` (or ``$REALTIME_NB_RECORD=0``) turns it off; a path puts the folder
             under that directory instead. The folder is :attr:`recording_folder`.
+        audio_memory_mb: while recording, how much audio the event log keeps in memory; the
+            oldest audio beyond it is read back from the recorder's files when needed (players,
+            exports, ``item_audio``), so an hour-long session does not hold an hour of audio in
+            the kernel. ``None``: keep everything in memory. Without recording, everything stays.
     """
 
     def __init__(
@@ -268,6 +272,7 @@ class Session:
         settle_s: float = 0.4,
         transport: str = "websocket",
         record: bool | str | os.PathLike[str] | None = None,
+        audio_memory_mb: float | None = 64.0,
     ) -> None:
         self._backend: Backend = resolve_backend(backend, url, api_key, model, headers=headers)
         self._transport = _check_transport(transport, intent)
@@ -294,6 +299,7 @@ class Session:
         self._record = record is not False
         #: The flight recorder writing this session's folder (from the first connect).
         self.recorder: Any = None
+        self.audio_memory_mb = audio_memory_mb
         self.mirror = Mirror()
         self.last_error: RealtimeError | None = None
         self.warnings: list[Any] = []
@@ -611,6 +617,8 @@ class Session:
 
         folder = new_folder(self._record_root)
         url = self._backend.url.split("?", 1)[0] if self._backend.url else ""
+        if self.audio_memory_mb is not None:
+            self.events.audio.ram_limit = int(self.audio_memory_mb * 2**20)
         self.recorder = FlightRecorder(
             self.events, folder,
             formats=lambda: (self._input_format(), self.mirror.output_format),
@@ -813,7 +821,7 @@ class Session:
             ev["delta"] = audio_ref(audio.nbytes, ref)
             self.events.add("server", ev, (ref,), t=t)
             try:
-                self.mirror.audio_delta(ev, audio)
+                self.mirror.audio_delta(ev, StoredAudio(self.events.audio, ref))
             except Exception as exc:
                 self._protocol_warning(f"bad {etype}: {exc!r}")
             cbs = self._callbacks
@@ -1137,7 +1145,7 @@ class Session:
             ref = self.events.audio.put(raw)
             view = {**ev, "audio": audio_ref(len(raw), ref)}
             self.events.add("client", view, (ref,), note=note)
-            self.mirror.client_append(raw)
+            self.mirror.client_append(StoredAudio(self.events.audio, ref))
             self._last_append_t = time.monotonic()
             return
         view, refs = self.events.elide(ev)
@@ -1292,7 +1300,7 @@ class Session:
         view = {"type": "input_audio_buffer.append", "event_id": eid,
                 "audio": audio_ref(len(raw), ref)}
         events.add("client", view, (ref,))
-        self.mirror.client_append(raw)
+        self.mirror.client_append(StoredAudio(events.audio, ref))
         self._last_append_t = time.monotonic()
         await self._send_text(ws, text)
         return view
