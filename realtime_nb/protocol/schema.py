@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import threading
 import types
 import typing
 from collections.abc import Callable, Iterable
@@ -447,15 +448,24 @@ def _is_union(t: Any) -> bool:
 
 
 def compile_schema(tp: Any, info: FieldInfo | None = None) -> Node:
-    """Compile a type annotation (usually a dataclass) into a validator :class:`Node`."""
+    """Compile a type annotation (usually a dataclass) into a validator :class:`Node`.
+
+    Thread-safe: a dataclass's node enters the cache before its fields are compiled (to allow
+    recursion), so compiling holds a lock that other threads wait on instead of seeing a node
+    with no fields yet (which rejected every field as unknown).
+    """
     info = info or FieldInfo()
-    if info.ge is None and info.le is None and info.max_length is None and tp in _CACHE:
-        return _CACHE[tp]
-    node = _compile(tp, info)
-    if info.ge is None and info.le is None and info.max_length is None:
-        with contextlib.suppress(TypeError):
-            _CACHE[tp] = node
-    return node
+    with _COMPILE_LOCK:
+        if info.ge is None and info.le is None and info.max_length is None and tp in _CACHE:
+            return _CACHE[tp]
+        node = _compile(tp, info)
+        if info.ge is None and info.le is None and info.max_length is None:
+            with contextlib.suppress(TypeError):
+                _CACHE[tp] = node
+        return node
+
+
+_COMPILE_LOCK = threading.RLock()
 
 
 def _compile(tp: Any, info: FieldInfo) -> Node:
