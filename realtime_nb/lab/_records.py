@@ -218,6 +218,9 @@ class SweepResult(Sequence[SettingResult]):
         self.backend = backend
         self.tail_ms = tail_ms
         self.tolerance_ms = tolerance_ms
+        #: How semantic_vad settings were judged: the end-of-turn model's name, ``"length-rule
+        #: fallback: <why>"``, ``"the service"`` (OpenAI backend) or ``None`` (none swept).
+        self.semantic_vad: str | None = None
 
     # ------------------------------------------------------------------ sequence
     @overload

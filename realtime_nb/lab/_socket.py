@@ -148,11 +148,13 @@ class LocalServerThread:
     """A private local server on its own thread and event loop (for the length of a sweep).
 
     It does VAD only for the lab (nothing is warmed up: no ASR/TTS model is loaded unless a
-    session asks for it). ``speech_model`` replaces the server's default Silero model.
+    session asks for it). ``speech_model`` replaces the server's default Silero model,
+    ``turn_model`` its end-of-turn model (``False``: none, the semantic_vad length-rule fallback).
     """
 
-    def __init__(self, speech_model: Any = None) -> None:
+    def __init__(self, speech_model: Any = None, *, turn_model: Any = None) -> None:
         self.speech_model = speech_model
+        self.turn_model = turn_model
         self.server: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -168,6 +170,7 @@ class LocalServerThread:
 
         engines = Engines.default()
         engines.vad = self.speech_model
+        engines.turn = self.turn_model
         self.server = LocalServer(engines=engines, workers=1)
         ready = threading.Event()
         failure: list[BaseException] = []

@@ -14,6 +14,12 @@ Backends:
 
 The replayed audio is the recording at 24 kHz followed by ``tail_ms`` of digital silence, so the
 last turn can close; every backend gets these very samples.
+
+semantic_vad settings are judged by the end-of-turn model (Smart Turn v3.2) exactly as the local
+server judges them live: offline, each pause's question is answered once per recording and shared
+by every eagerness. Without the model (``pipecat-ai`` missing, or ``turn_model=False``) both the
+offline backend and the private local server use the length-rule fallback; a warning says so and
+:attr:`SweepResult.semantic_vad` records it.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import math
 import multiprocessing
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -84,12 +91,14 @@ def offline_batch(
     settings: Sequence[TurnDetectionSettings],
     reference: Reference,
     tolerance_ms: float,
+    decide: Callable[[int, int], float] | None = None,
 ) -> list[SettingResult]:
-    """Segment and measure a batch of settings (a picklable job for any executor)."""
+    """Segment and measure a batch of settings (a picklable job for any executor; ``decide``
+    answers semantic_vad's end-of-turn questions, see :func:`realtime_nb.vad.segment`)."""
     out: list[SettingResult] = []
     for s in settings:
         turns = []
-        for seg in segment(probs, frame_ms, s, end_ms=end_ms):
+        for seg in segment(probs, frame_ms, s, end_ms=end_ms, decide=decide):
             onset_frame = round(seg.onset_ms / frame_ms)
             turns.append(Turn(
                 start_ms=seg.start_ms, end_ms=seg.end_ms, closed=seg.closed,
@@ -200,12 +209,13 @@ def _run_socket(
     settings: list[TurnDetectionSettings], replay: Audio, backend: str, url: str | None,
     realtime: bool, reference: Reference, tolerance_ms: float, executor: Any,
     concurrency: int | None, progress: bool, speech_model: Any, realtime_model: str,
+    turn_model: Any = None,
 ) -> list[SettingResult]:
     pcm = replay.to_pcm16()
     end_ms = _end_ms(replay)
     server: LocalServerThread | None = None
     if backend == "local" and url is None:
-        server = LocalServerThread(speech_model).start()
+        server = LocalServerThread(speech_model, turn_model=turn_model).start()
         url = server.url
     own_pool = executor is None
     if own_pool:
@@ -252,6 +262,7 @@ def sweep(
     speech_model: Any = None,
     realtime_model: str = "gpt-realtime",
     progress: bool = True,
+    turn_model: Any = None,
 ) -> SweepResult:
     """Replay one recording under every setting of ``grid``; one :class:`SettingResult` each.
 
@@ -277,6 +288,10 @@ def sweep(
         speech_model: the speech model (default Silero, as the local server).
         realtime_model: the OpenAI model for ``backend="openai"``.
         progress: show a progress bar (tqdm) for sweeps that take more than half a second.
+        turn_model: the end-of-turn model for semantic_vad settings (default: Smart Turn v3.2
+            when ``pipecat-ai`` is installed, as the local server; ``False``: the length-rule
+            fallback). Compare ``grid=[{"eagerness": [...]}, {"silence_duration_ms": [...]}]``
+            to see semantic_vad and server_vad on the same recording.
 
     The speech probabilities are always computed once (they feed the offline segmentation and
     the default yardstick). Returns a :class:`SweepResult` in grid order. Blocks until done: from
@@ -305,15 +320,49 @@ def sweep(
     end_ms = _end_ms(replay)
     ref = (auto_reference(probs, frame_ms, pause_ms=pause_ms) if reference is None
            else Reference.coerce(reference))
+    semantic = [s for s in settings if isinstance(s, SemanticVadSettings)]
+    model, rule = _turn_model(turn_model, bool(semantic), backend)
     if backend == "offline":
-        records = _run_offline(settings, probs, frame_ms, end_ms, ref, tolerance_ms, executor,
-                               progress)
+        plain = [s for s in settings if not isinstance(s, SemanticVadSettings)]
+        done = (_run_offline(plain, probs, frame_ms, end_ms, ref, tolerance_ms, executor,
+                             progress) if plain else [])
+        if semantic:  # in this process: the model's answers are shared by every eagerness
+            from realtime_nb.vad.turn import TurnDecisions
+
+            decide = TurnDecisions(model, replay.samples) if model is not None else None
+            done += offline_batch(probs, frame_ms, end_ms, semantic, ref, tolerance_ms, decide)
+        by_setting = {r.settings: r for r in done}
+        records = [by_setting[s] for s in settings]
     else:
         pace = (backend == "openai") if realtime is None else bool(realtime)
         records = _run_socket(settings, replay, backend, url, pace, ref, tolerance_ms, executor,
-                              concurrency, progress, speech_model, realtime_model)
-    return SweepResult(records, audio=replay, probabilities=probs, frame_ms=frame_ms,
-                       reference=ref, backend=backend, tail_ms=tail, tolerance_ms=tolerance_ms)
+                              concurrency, progress, speech_model, realtime_model,
+                              turn_model=False if turn_model is False else model)
+    result = SweepResult(records, audio=replay, probabilities=probs, frame_ms=frame_ms,
+                         reference=ref, backend=backend, tail_ms=tail, tolerance_ms=tolerance_ms)
+    result.semantic_vad = rule
+    return result
+
+
+def _turn_model(turn_model: Any, needed: bool, backend: str) -> tuple[Any, str | None]:
+    """The end-of-turn model for semantic settings and how semantic_vad was judged (for the
+    result), warning when the length-rule fallback stands in for the model."""
+    if not needed or backend == "openai":
+        return None, ("the service" if needed else None)
+    from realtime_nb.vad.turn import default_turn_model, turn_model_status
+
+    if turn_model is False:
+        model, why = None, "length-rule fallback: turn_model=False"
+    elif turn_model is not None:
+        model, why = turn_model, str(getattr(turn_model, "name", type(turn_model).__name__))
+    else:
+        model = default_turn_model()
+        why = turn_model_status()
+    if model is None:
+        warnings.warn(f"semantic_vad settings are judged by the {why} — it does not listen to "
+                      "what was said; install the 'smartturn' extra (pipecat-ai) for the model.",
+                      stacklevel=3)
+    return model, why
 
 
 

@@ -58,9 +58,12 @@ class Job:
     ``speculation`` = the id of a ``"speculate"`` job whose result may be reused, or None),
     ``"speculate"`` (payload: ``speculation`` id, ``audio`` of the turn so far: transcribe it early,
     the turn may be about to end; the work may be dropped once :attr:`SessionCore.open_speculation`
-    stops naming it, unless a transcription job names it) or ``"respond"`` (payload: ``response_id``
+    stops naming it, unless a transcription job names it), ``"respond"`` (payload: ``response_id``
     and ``request``, a dict with instructions, conversation items, tools, tool_choice,
-    max_output_tokens, output_modalities, voice, speed).
+    max_output_tokens, output_modalities, voice, speed) or ``"turn_check"`` (payload: ``check``, a
+    :class:`realtime_nb.vad.TurnCheck`, and ``audio``, the int16 24 kHz samples it judges: run
+    the end-of-turn model on them and call :meth:`SessionCore.turn_decision`; the work may be
+    dropped once :meth:`SessionCore.turn_check_open` is False).
     """
 
     kind: str
@@ -114,6 +117,12 @@ class SessionCore:
     samples) -> probabilities`` and ``frame_ms``; ``make_segmenter(turn_detection_dict, frame_ms)``
     builds the segmenter for the current turn-detection settings. Both come from
     :mod:`realtime_nb.vad` by default.
+
+    ``turn_model`` (e.g. :class:`realtime_nb.vad.turn.SmartTurn`, with ``predict(int16 24 kHz
+    samples) -> probability``) answers semantic_vad's end-of-turn questions when the segmenter
+    asks them (a segmenter built with ``decisions=True``). By default it is run right away; with
+    :attr:`defer_turn` each question becomes a ``"turn_check"`` :class:`Job` for the owner to
+    batch (answer with :meth:`turn_decision`).
     """
 
     def __init__(
@@ -125,6 +134,7 @@ class SessionCore:
         wall_clock: Callable[[], float] = time.time,
         vad_model: Any = None,
         make_segmenter: Callable[[dict[str, Any], float], Any] | None = None,
+        turn_model: Any = None,
         max_duration_s: float = 3600.0,
         session_defaults: dict[str, Any] | None = None,
         transport: str = "websocket",
@@ -165,6 +175,10 @@ class SessionCore:
         self.close_code: int | None = None
         self._vad_model = vad_model
         self._make_segmenter = make_segmenter
+        self._turn_model = turn_model
+        self._held: list[float] = []  # probabilities waiting for an end-of-turn answer
+        self._ring: list[np.ndarray] = []  # VAD input (int16 24 kHz) kept for end-of-turn checks
+        self._ring_start = 0  # VAD-timeline sample index of the first sample in _ring
         self._vad_stream: Any = None
         self._vad_pending: list[np.ndarray] = []
         self._spec_silence: float | None = None  # silence start (segmenter ms) speculated on
@@ -234,7 +248,7 @@ class SessionCore:
             event_id = None
         try:
             validate_client_event(event)
-            if self._vad_pending and event["type"] != "input_audio_buffer.append":
+            if (self._vad_pending or self._held) and event["type"] != "input_audio_buffer.append":
                 self.run_pending_vad()
             getattr(self, "_on_" + event["type"].replace(".", "_"))(event)
         except ProtocolError as err:
@@ -303,6 +317,8 @@ class SessionCore:
         self._turn_audio += data
         if self._segmenter is not None:
             samples = self._decode_input(data)
+            if self._asks_turn_model():
+                self._ring.append(samples)
             if self.defer_vad:
                 self._vad_pending.append(samples)
             else:
@@ -312,6 +328,19 @@ class SessionCore:
 
     #: When True, VAD input is queued for batched inference (see :meth:`append_audio`).
     defer_vad: bool = False
+    #: When True, end-of-turn questions become ``"turn_check"`` jobs instead of running at once.
+    defer_turn: bool = False
+
+    def _asks_turn_model(self) -> bool:
+        return (self._turn_model is not None
+                and getattr(self._segmenter, "semantic_rule", None) == "model")
+
+    @property
+    def semantic_rule(self) -> str | None:
+        """How this session's semantic_vad decides: ``"model"`` (the end-of-turn model),
+        ``"length-fallback"`` (no model: the utterance-length rule) or ``None`` (not
+        semantic_vad)."""
+        return getattr(self._segmenter, "semantic_rule", None)
 
     @property
     def vad_stream(self) -> Any:
@@ -326,30 +355,101 @@ class SessionCore:
         return pending[0] if len(pending) == 1 else np.concatenate(pending)
 
     def run_pending_vad(self) -> None:
-        """Run queued VAD input through this session's own stream (unbatched)."""
+        """Run queued VAD input through this session's own stream (unbatched), answering any
+        end-of-turn question it waits on right here, so that everything appended so far has
+        been decided."""
         samples = self.take_vad_input()
         if samples is not None and self._vad_stream is not None:
             self.feed_probabilities(self._vad_stream.process(samples))
+        while self._held and self._segmenter is not None:
+            check = self._segmenter.pending_check
+            if check is None:  # pragma: no cover - held frames always wait on a check
+                break
+            self.turn_decision(check, self._turn_model.predict(self._check_audio(check)))
 
     def feed_probabilities(self, probs: Any) -> None:
-        """Apply speech probabilities for the next frames (from this session's VAD stream)."""
+        """Apply speech probabilities for the next frames (from this session's VAD stream).
+
+        Frames that must wait for an end-of-turn answer are held and applied by
+        :meth:`turn_decision`."""
         if self._segmenter is None:
             return
         seg = self._segmenter
-        for p in probs:
-            for event in seg.push(float(p)):
+        if self._held:
+            self._held.extend(float(p) for p in probs)
+            return
+        values = [float(p) for p in probs]
+        for k, p in enumerate(values):
+            if getattr(seg, "blocked", False):
+                self._held = values[k:]
+                break
+            for event in seg.push(p):
                 name = type(event).__name__
                 if name == "SpeechStarted":
                     self._speech_started(self._vad_origin_ms + event.audio_start_ms)
                 elif name == "SpeechStopped":
                     spec = self._spec_open if event.offset_ms == self._spec_silence else None
                     self._speech_stopped(self._vad_origin_ms + event.audio_end_ms, spec)
+                elif name == "TurnCheck":
+                    self._turn_check(event)
             if seg.in_speech:
                 silence = getattr(seg, "silence_started_ms", None)
                 if silence is not None and silence != self._spec_silence:
                     self._speculate(silence)
+        self._trim_ring()
         if not self.buffer.speaking:
             self._trim_idle()
+
+    # ------------------------------------------------------------------ end of turn (semantic)
+    def _check_audio(self, check: Any) -> np.ndarray:
+        """The VAD input samples (int16 24 kHz) a TurnCheck judges."""
+        lo = check.audio_start_ms * 24 - self._ring_start
+        hi = check.audio_end_ms * 24 - self._ring_start
+        if lo < 0:  # pragma: no cover - the ring always keeps TURN_AUDIO_MS before the pause
+            raise RuntimeError("end-of-turn audio no longer held")
+        ring = np.concatenate(self._ring) if len(self._ring) != 1 else self._ring[0]
+        self._ring = [ring]
+        return ring[lo:hi].copy()
+
+    def _turn_check(self, check: Any) -> None:
+        if self._turn_model is None:  # pragma: no cover - decisions=True needs a model
+            raise RuntimeError("the segmenter asks an end-of-turn question but no turn_model")
+        audio = self._check_audio(check)
+        if self.defer_turn:
+            self.jobs.append(Job("turn_check", {"check": check, "audio": audio}))
+        else:
+            self._segmenter.decide(check, self._turn_model.predict(audio))
+
+    def turn_check_open(self, check: Any) -> bool:
+        """Whether ``check`` still waits for its answer (else the work may be dropped)."""
+        seg = self._segmenter
+        return seg is not None and getattr(seg, "pending_check", None) is check
+
+    def turn_decision(self, check: Any, p_complete: float) -> None:
+        """The end-of-turn model's answer to a ``"turn_check"`` job: apply it and the frames
+        that waited for it. A stale answer (speech resumed, VAD reset, answered already) is
+        ignored."""
+        seg = self._segmenter
+        if seg is None or not seg.decide(check, p_complete):
+            return
+        held, self._held = self._held, []
+        if held:
+            self.feed_probabilities(held)
+
+    def _trim_ring(self) -> None:
+        """Keep only the VAD input an end-of-turn question may still need."""
+        if not self._ring or self._segmenter is None:
+            return
+        from realtime_nb.vad.segmenter import TURN_AUDIO_MS
+
+        keep_from = (self._segmenter.now_ms - TURN_AUDIO_MS - 200) * 24
+        ring = self._ring
+        dropped = 0
+        while dropped + 1 < len(ring) and self._ring_start + len(ring[dropped]) <= keep_from:
+            self._ring_start += len(ring[dropped])
+            dropped += 1
+        if dropped:
+            del ring[:dropped]
 
     def _speculate(self, silence_ms: float) -> None:
         """The speaker paused: ask for a transcription of the turn so far, ahead of time.
@@ -566,6 +666,8 @@ class SessionCore:
     # ------------------------------------------------------------------ input buffer and VAD
     def _reset_vad(self, keep_timeline: bool = False) -> None:
         self._vad_pending = []
+        self._held = []
+        self._ring, self._ring_start = [], 0
         self._spec_silence = self._spec_open = None  # a new segmenter: no pause speculated on
         td = self._turn_detection
         self._pending_item_id = None

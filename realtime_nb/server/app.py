@@ -12,6 +12,14 @@ checkpoint) as soon as the speaker resumes, so the pause that really ends the tu
 behind a stale one. When the turn ends at that pause its transcript is usually ready by the time
 the silence window has passed. Replies (responder, speech synthesis) run in their own pool.
 
+semantic_vad: at each pause the session's segmenter asks the end-of-turn model (Smart Turn v3.2,
+:mod:`realtime_nb.vad.turn`, when ``pipecat-ai`` is installed) whether the turn is complete. The
+questions of every session are batched and answered in a dedicated thread, started as soon as the
+pause is 64 ms old; a session's later VAD frames wait for its answer only if they could end the
+turn, so the answer never changes what is decided, only (rarely) when. Without the model
+semantic_vad uses the utterance-length fallback; :attr:`LocalServer.semantic_vad` says which, and a
+warning is logged.
+
 Use it three ways:
 
 * ``python -m realtime_nb.server --port 8765`` (prints the URL it serves);
@@ -147,6 +155,7 @@ class LocalServer:
         allow_remote: bool = False,
         workers: int = 2,
         vad_batch_s: float = 0.005,
+        turn_batch: int = 8,
         allowed_origins: tuple[str, ...] = (),
         asr_workers: int = 1,
         ssl_certfile: str | os.PathLike[str] | None = None,
@@ -189,6 +198,38 @@ class LocalServer:
         self._call_tasks: set[asyncio.Task[Any]] = set()
         self._vad_dirty: dict[_Connection, None] = {}
         self._vad_timer: asyncio.TimerHandle | None = None
+        self.turn_batch = turn_batch
+        self._turn_pool: ThreadPoolExecutor | None = None
+        self._turn_queue: list[tuple[_Connection, Any, Any]] = []
+        self._turn_busy = False
+
+    @property
+    def turn_model(self) -> Any:
+        """The end-of-turn model semantic_vad sessions use (``None``: the length-rule fallback).
+
+        ``engines.turn`` when set (``False`` turns the model off), else the shared Smart Turn
+        model if ``pipecat-ai`` is installed."""
+        chosen = getattr(self.engines, "turn", None)
+        if chosen is False:
+            return None
+        if chosen is not None:
+            return chosen
+        from realtime_nb.vad.turn import default_turn_model
+
+        return default_turn_model()
+
+    @property
+    def semantic_vad(self) -> str:
+        """How this server's semantic_vad decides: the model's name (e.g.
+        ``"smart-turn-v3.2"``) or ``"length-rule fallback: <why>"``."""
+        model = self.turn_model
+        if model is not None:
+            return str(getattr(model, "name", type(model).__name__))
+        if getattr(self.engines, "turn", None) is False:
+            return "length-rule fallback: engines.turn is False"
+        from realtime_nb.vad.turn import turn_model_status
+
+        return turn_model_status()
 
     @property
     def tls(self) -> bool:
@@ -231,6 +272,7 @@ class LocalServer:
         self.loop = asyncio.get_running_loop()
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="realtime_nb-engine")
         self._asr_pool = ThreadPoolExecutor(self.asr_workers, thread_name_prefix="realtime_nb-asr")
+        self._turn_pool = ThreadPoolExecutor(1, thread_name_prefix="realtime_nb-turn")
         self._server = await serve(
             self._handle,
             self.host,
@@ -264,6 +306,10 @@ class LocalServer:
         ]
         if getattr(self.engines, "vad", None) is None:
             jobs.append((self._pool, default_speech_model))
+        if getattr(self.engines, "turn", None) is None:
+            from realtime_nb.vad.turn import default_turn_model
+
+            jobs.append((self._turn_pool, default_turn_model))
         for pool, fn in jobs:
             if callable(fn):
                 fut = self.loop.run_in_executor(pool, fn)
@@ -286,10 +332,12 @@ class LocalServer:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._server.wait_closed(), 5)
             self._server = None
-        for pool in (self._pool, self._asr_pool):
+        for pool in (self._pool, self._asr_pool, self._turn_pool):
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
-        self._pool = self._asr_pool = None
+        self._pool = self._asr_pool = self._turn_pool = None
+        self._turn_queue.clear()
+        self._turn_busy = False
 
     async def __aenter__(self) -> LocalServer:
         return await self.start()
@@ -325,6 +373,55 @@ class LocalServer:
             for (conn, _, _), p in zip(work, probs, strict=True):
                 conn.core.feed_probabilities(p)
                 conn.flush()
+
+    # ------------------------------------------------------------------ batched end of turn
+    def schedule_turn(self, conn: _Connection, check: Any, audio: Any) -> None:
+        """Queue a session's end-of-turn question; questions queued while the model is busy are
+        answered together in its next batch (``turn_batch`` per inference call)."""
+        self._turn_queue.append((conn, check, audio))
+        if not self._turn_busy:
+            self._next_turn_batch()
+
+    def _next_turn_batch(self) -> None:
+        # questions whose pause already ended (speech resumed, session gone) are dropped unrun
+        queue = [(c, chk, a) for c, chk, a in self._turn_queue
+                 if not c.core.closed and c.core.turn_check_open(chk)]
+        batch, self._turn_queue = queue[:self.turn_batch], queue[self.turn_batch:]
+        if not batch:
+            return
+        if self._turn_pool is None or self.loop is None:  # not started / stopping: answer here
+            self._turn_answered(batch, None)
+            return
+        model = batch[0][0].turn_model
+        self._turn_busy = True
+        fut = self.loop.run_in_executor(
+            self._turn_pool, functools.partial(model.predict_many, [a for _, _, a in batch],
+                                               batch_size=self.turn_batch))
+        fut.add_done_callback(lambda f: self._turn_answered(batch, f))
+
+    def _turn_answered(self, batch: list[tuple[_Connection, Any, Any]], fut: Any) -> None:
+        self._turn_busy = False
+        probs: list[float] | None = None
+        if fut is not None and not fut.cancelled() and fut.exception() is None:
+            probs = fut.result()
+        elif fut is not None and not fut.cancelled():
+            logger.error("end-of-turn batch failed", exc_info=fut.exception())
+        for k, (conn, check, audio) in enumerate(batch):
+            if conn.core.closed:
+                continue
+            if probs is not None:
+                p = probs[k]
+            else:
+                try:  # the batch failed (or the server is stopping): this question alone
+                    p = conn.turn_model.predict(audio)
+                except Exception:
+                    # without a judgement the turn waits the full eagerness timeout
+                    logger.exception("end-of-turn model failed; waiting the maximum")
+                    p = 0.0
+            conn.core.turn_decision(check, p)
+            conn.flush()
+        if self._turn_queue:
+            self._next_turn_batch()
 
     # ------------------------------------------------------------------ handshake
     def _key_of(self, request: Request) -> str | None:
@@ -736,16 +833,20 @@ class _Connection:
         vad_model = engines.vad if getattr(engines, "vad", None) is not None else (
             default_speech_model())
         self.vad_model = vad_model
+        self.turn_model = server.turn_model
         self.core = SessionCore(
             kind=info.kind,
             model=info.model,
             vad_model=vad_model,
-            make_segmenter=make_segmenter,
+            make_segmenter=functools.partial(make_segmenter,
+                                             decisions=self.turn_model is not None),
+            turn_model=self.turn_model,
             max_duration_s=server.max_duration_s,
             session_defaults=info.defaults,
             transport=transport,
         )
         self.core.defer_vad = hasattr(vad_model, "process_many")
+        self.core.defer_turn = self.turn_model is not None
         self.deferred: dict[str, dict[str, Any]] = {}
         self.speculations: dict[int, _Speculation] = {}  # not yet claimed by a turn
         self.claimed: dict[str, _Speculation] = {}  # item id -> the speculation of its turn
@@ -774,6 +875,9 @@ class _Connection:
         for job in self.core.take_jobs():
             if job.kind == "speculate":
                 self._speculate(job.payload)
+                continue
+            if job.kind == "turn_check":
+                self.server.schedule_turn(self, job.payload["check"], job.payload["audio"])
                 continue
             if job.kind == "transcribe":
                 spec = self.speculations.pop(job.payload.get("speculation"), None)
@@ -1057,11 +1161,15 @@ def _sentences(text: str) -> list[str]:
     return [p for p in parts if p]
 
 
-def make_segmenter(turn_detection: dict[str, Any], frame_ms: float) -> Any:
-    """Build the VAD segmenter for a wire ``turn_detection`` object (server_vad or semantic_vad)."""
+def make_segmenter(turn_detection: dict[str, Any], frame_ms: float, *,
+                   decisions: bool = False) -> Any:
+    """Build the VAD segmenter for a wire ``turn_detection`` object (server_vad or semantic_vad).
+
+    ``decisions``: an end-of-turn model answers semantic_vad's questions (else the length-rule
+    fallback)."""
     from realtime_nb.vad import Segmenter, settings_from_wire
 
-    return Segmenter(settings_from_wire(turn_detection), frame_ms=frame_ms)
+    return Segmenter(settings_from_wire(turn_detection), frame_ms=frame_ms, decisions=decisions)
 
 
 # ---------------------------------------------------------------------- process-wide server

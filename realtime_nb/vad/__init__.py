@@ -15,17 +15,30 @@ Offline::
     probs = speech_probabilities(audio)      # once per recording
     for settings in grid:
         turns = segment(probs, 32.0, settings)   # microseconds per setting
+
+semantic_vad with the end-of-turn model (Smart Turn v3.2, the ``smartturn`` extra)::
+
+    turn = SmartTurn()
+    seg = Segmenter(SemanticVadSettings("auto"), 32.0, decisions=True)
+    for event in seg.push(prob):             # also TurnCheck(audio_start_ms, audio_end_ms, ...)
+        if isinstance(event, TurnCheck):     # judge that span of the 24 kHz VAD input
+            seg.decide(event, turn.predict(samples[event.audio_start_ms * 24:
+                                                   event.audio_end_ms * 24]))
+    segment(probs, 32.0, SemanticVadSettings("high"), decide=TurnDecisions(turn, samples))
 """
 
 from realtime_nb.vad.energy import EnergyStream, EnergyVAD
 from realtime_nb.vad.segmenter import (
+    ASK_MS,
     HYSTERESIS,
+    TURN_AUDIO_MS,
     Segment,
     Segmenter,
     SemanticVadSettings,
     ServerVadSettings,
     SpeechStarted,
     SpeechStopped,
+    TurnCheck,
     TurnDetectionSettings,
     VadEvent,
     neg_threshold,
@@ -43,10 +56,20 @@ from realtime_nb.vad.silero import (
     silero_available,
 )
 from realtime_nb.vad.speech import SpeechModel, SpeechStream, speech_probabilities
+from realtime_nb.vad.turn import (
+    SmartTurn,
+    TurnDecisions,
+    TurnModelUnavailable,
+    default_turn_model,
+    turn_model_available,
+    turn_model_status,
+)
 
 __all__ = [
+    "ASK_MS",
     "HYSTERESIS",
     "MODEL_SHA256",
+    "TURN_AUDIO_MS",
     "EnergyStream",
     "EnergyVAD",
     "Segment",
@@ -56,13 +79,18 @@ __all__ = [
     "SileroStream",
     "SileroUnavailable",
     "SileroVAD",
+    "SmartTurn",
     "SpeechModel",
     "SpeechStarted",
     "SpeechStopped",
     "SpeechStream",
+    "TurnCheck",
+    "TurnDecisions",
     "TurnDetectionSettings",
+    "TurnModelUnavailable",
     "VadEvent",
     "default_speech_model",
+    "default_turn_model",
     "find_model_file",
     "neg_threshold",
     "segment",
@@ -70,4 +98,6 @@ __all__ = [
     "settings_from_wire",
     "silero_available",
     "speech_probabilities",
+    "turn_model_available",
+    "turn_model_status",
 ]

@@ -29,28 +29,47 @@ covers ``[t(i), t(i + 1))`` with ``t(i) = round(i * frame_ms)``):
 * **End of audio.** Offline, a segment still open when the probabilities run out is reported with
   ``end_ms`` = end of the audio and ``closed=False`` (:meth:`Segmenter.flush` live).
 
-semantic_vad has no language model here; it is emulated by a documented rule on the trailing
-silence (see :class:`SemanticVadSettings`), with the fixed threshold 0.5 and padding 300 ms.
+semantic_vad (fixed threshold 0.5, padding 300 ms) ends a turn at a pause only when an
+end-of-turn model judges the turn complete (:mod:`realtime_nb.vad.turn`, Smart Turn v3.2):
+
+* **Ask.** Once a silence run inside speech has lasted ``ASK_MS`` (64 ms, 2 frames) the segmenter
+  emits a :class:`TurnCheck` naming the audio to judge: the turn from ``audio_start_ms`` to the
+  start of the silence run (at most the last ``TURN_AUDIO_MS`` of it). Once per silence run.
+* **Answer.** The owner computes the model's probability that the turn is complete on exactly that
+  audio and hands it back with :meth:`Segmenter.decide` (offline: the ``decide`` callable of
+  :func:`segment`). Until then the segmenter refuses frames that could end the turn
+  (:attr:`Segmenter.blocked`), so when the answer arrives never changes what is decided.
+* **Wait.** The silence that then ends the turn is :meth:`SemanticVadSettings.wait_ms` of that
+  probability (complete → a short wait, unfinished → up to the eagerness's maximum wait); speech
+  resuming before that keeps the turn open and the next pause is judged afresh.
+
+Without a model (``decisions=False`` / no ``decide``) semantic_vad falls back to a rule on the
+utterance length (:meth:`SemanticVadSettings.required_silence_ms`), which cannot tell "What time
+is it?" from "I would like to order, um"; the segmenter says so in :attr:`Segmenter.semantic_rule`.
 """
 
 from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 __all__ = [
+    "ASK_MS",
     "HYSTERESIS",
+    "TURN_AUDIO_MS",
+    "Decide",
     "Segment",
     "Segmenter",
     "SemanticVadSettings",
     "ServerVadSettings",
     "SpeechStarted",
     "SpeechStopped",
+    "TurnCheck",
     "TurnDetectionSettings",
     "VadEvent",
     "neg_threshold",
@@ -61,6 +80,11 @@ __all__ = [
 
 #: How far below ``threshold`` a probability must fall to count as silence inside speech.
 HYSTERESIS = 0.15
+#: semantic_vad asks the end-of-turn model once a pause has lasted this long (rounded up to frames).
+ASK_MS = 64
+#: The longest stretch of a turn the end-of-turn model is given (the model uses the last 8 s; the
+#: extra 100 ms keep the resampler's edge outside its window).
+TURN_AUDIO_MS = 8100
 
 Eagerness = Literal["low", "medium", "high", "auto"]
 
@@ -106,19 +130,27 @@ class ServerVadSettings:
 
 @dataclass(frozen=True)
 class SemanticVadSettings:
-    """``turn_detection: {"type": "semantic_vad", "eagerness": ...}`` — emulated, no language model.
+    """``turn_detection: {"type": "semantic_vad", "eagerness": ...}``.
 
     The service waits for the user to *finish their thought*, up to a maximum wait of about
-    8 s (``low``), 4 s (``medium``, and ``auto`` which is medium) or 2 s (``high``). Here the
-    completeness judgement is replaced by the length of what was said, on the idea that a short
-    utterance is more likely to be unfinished ("So…", "I want to"):
+    8 s (``low``), 4 s (``medium``, and ``auto`` which is medium) or 2 s (``high``). Here an
+    end-of-turn model (Smart Turn v3.2, :mod:`realtime_nb.vad.turn`) gives, at each pause, the
+    probability ``p`` that the turn is complete, and the pause must last
 
+    ``wait_ms(p) = base`` if ``p >= confidence``, else ``base + (max_wait - base) * (1 - p /
+    confidence)``
+
+    with ``base = max_wait / 8`` (low 1000 ms, medium 500 ms, high 250 ms) and ``confidence`` how
+    sure the model must be (low 0.7, medium 0.5, high 0.3): a complete turn ends after ``base``,
+    an unfinished one waits longer the surer the model is that it is unfinished, up to the max
+    wait. For every ``p``, high < medium < low.
+
+    **Fallback without the model** (``pipecat-ai`` not installed — see
+    :func:`realtime_nb.vad.turn.turn_model_status`): the completeness judgement is replaced by the
+    length of what was said, on the idea that a short utterance is more likely to be unfinished:
     ``required_silence_ms(speech_ms) = base + (max_wait - base) * max(0, 1 - speech_ms / 1000)**2``
-
-    with ``base = max_wait / 8`` (low 1000 ms, medium 500 ms, high 250 ms) and ``speech_ms`` the
-    time from the onset to the start of the current silence. Anything spoken for at least a second
-    ends after ``base``; a blip ends only after (almost) the full max wait. For every length,
-    high < medium < low. Threshold (0.5) and prefix padding (300 ms) are fixed: the service
+    with ``speech_ms`` the time from the onset to the start of the current silence. It does not
+    listen to what was said. Threshold (0.5) and prefix padding (300 ms) are fixed: the service
     rejects them for semantic_vad.
     """
 
@@ -128,6 +160,7 @@ class SemanticVadSettings:
     threshold: ClassVar[float] = 0.5
     prefix_padding_ms: ClassVar[int] = 300
     MAX_WAIT_MS: ClassVar[dict[str, int]] = {"low": 8000, "medium": 4000, "high": 2000}
+    CONFIDENCE: ClassVar[dict[str, float]] = {"low": 0.7, "medium": 0.5, "high": 0.3}
     SHORT_UTTERANCE_MS: ClassVar[float] = 1000.0
 
     def __post_init__(self) -> None:
@@ -142,8 +175,30 @@ class SemanticVadSettings:
         level = "medium" if self.eagerness == "auto" else self.eagerness
         return self.MAX_WAIT_MS[level]
 
+    @property
+    def confidence(self) -> float:
+        """How sure the end-of-turn model must be that the turn is complete to end it fast."""
+        return self.CONFIDENCE["medium" if self.eagerness == "auto" else self.eagerness]
+
+    @property
+    def base_wait_ms(self) -> float:
+        """The pause that ends a complete turn (``max_wait_ms / 8``)."""
+        return self.max_wait_ms / 8.0
+
+    def wait_ms(self, p_complete: float) -> float:
+        """Pause that ends the turn when the model says it is complete with ``p_complete``."""
+        p = float(p_complete)
+        if not math.isfinite(p):
+            raise ValueError(f"p_complete must be a finite probability, got {p_complete!r}")
+        p = min(1.0, max(0.0, p))
+        base, top, conf = self.base_wait_ms, float(self.max_wait_ms), self.confidence
+        if p >= conf:
+            return base
+        return base + (top - base) * (1.0 - p / conf)
+
     def required_silence_ms(self, speech_ms: float) -> float:
-        """Trailing silence that ends a turn after ``speech_ms`` of speech (rule above)."""
+        """Fallback without a model: trailing silence that ends a turn after ``speech_ms`` of
+        speech (the length rule above)."""
         top = float(self.max_wait_ms)
         base = top / 8.0
         shortness = max(0.0, 1.0 - speech_ms / self.SHORT_UTTERANCE_MS)
@@ -151,6 +206,8 @@ class SemanticVadSettings:
 
 
 TurnDetectionSettings = ServerVadSettings | SemanticVadSettings
+#: ``decide(audio_start_ms, audio_end_ms) -> probability that the turn is complete``.
+Decide = Callable[[int, int], float]
 
 
 def settings_from_wire(turn_detection: Mapping[str, Any] | None) -> TurnDetectionSettings | None:
@@ -195,7 +252,22 @@ class SpeechStopped:
     offset_ms: int
 
 
-VadEvent = SpeechStarted | SpeechStopped
+@dataclass(frozen=True)
+class TurnCheck:
+    """semantic_vad asks whether the turn is complete (see the module docstring).
+
+    Judge the audio ``[audio_start_ms, audio_end_ms)`` of the segmenter's timeline — the turn up
+    to where the current pause began, at most its last ``TURN_AUDIO_MS`` — and answer with
+    :meth:`Segmenter.decide`. ``due_ms`` is the end of the first frame that cannot be pushed
+    before the answer (the earliest the turn could end).
+    """
+
+    audio_start_ms: int
+    audio_end_ms: int
+    due_ms: int
+
+
+VadEvent = SpeechStarted | SpeechStopped | TurnCheck
 
 
 @dataclass(frozen=True)
@@ -231,6 +303,11 @@ def _check_frame_ms(frame_ms: float) -> float:
     return value
 
 
+def _check_span(start_ms: int, silence_ms: int) -> tuple[int, int]:
+    """The audio a TurnCheck judges: the turn up to the pause, at most its last TURN_AUDIO_MS."""
+    return max(start_ms, silence_ms - TURN_AUDIO_MS), silence_ms
+
+
 def _check_hysteresis(hysteresis: float) -> float:
     value = float(hysteresis)
     if not (math.isfinite(value) and value >= 0):
@@ -244,6 +321,10 @@ class Segmenter:
     ``frame_ms`` is the frame length of the probabilities (32.0 for Silero). ``start_frame`` is the
     index of the first frame you will push on the session timeline (0 when the speech stream was
     started with the session), so every reported time is a session offset.
+
+    ``decisions=True`` says an end-of-turn model will answer semantic_vad's :class:`TurnCheck`
+    events (via :meth:`decide`); with ``False`` semantic_vad uses the length-rule fallback.
+    server_vad never asks.
     """
 
     def __init__(
@@ -253,11 +334,16 @@ class Segmenter:
         *,
         hysteresis: float = HYSTERESIS,
         start_frame: int = 0,
+        decisions: bool = False,
     ) -> None:
         if not isinstance(start_frame, int) or start_frame < 0:
             raise ValueError(f"start_frame must be an int >= 0, got {start_frame!r}")
         self._frame_ms = _check_frame_ms(frame_ms)
         self._hysteresis = _check_hysteresis(hysteresis)
+        self._decisions = bool(decisions)
+        self._ask = _frame_count(ASK_MS, self._frame_ms)
+        self._check: TurnCheck | None = None  # the current pause's question, once asked
+        self._answer: float | None = None  # the model's probability for it, once given
         self._frame = start_frame
         self._floor = self._ms(start_frame)
         self._onset: int | None = None  # frame index of the onset while in speech
@@ -280,8 +366,47 @@ class Segmenter:
         self._threshold = float(settings.threshold)
         self._neg = neg_threshold(self._threshold, self._hysteresis)
         self._prefix = settings.prefix_padding_ms
+        self._model_rule = self._decisions and isinstance(settings, SemanticVadSettings)
+        self._base = (_frame_count(settings.base_wait_ms, self._frame_ms)
+                      if isinstance(settings, SemanticVadSettings) else 1)
+        if not self._model_rule:
+            self._check = self._answer = None
         if self._silence_start is not None and self._onset is not None:
             self._needed = self._silence_frames(self._silence_start - self._onset)
+
+    @property
+    def semantic_rule(self) -> str | None:
+        """How semantic_vad decides here: ``"model"`` (an end-of-turn model answers
+        :class:`TurnCheck`), ``"length-fallback"`` (no model: the utterance-length rule), or
+        ``None`` for server_vad."""
+        if not isinstance(self._settings, SemanticVadSettings):
+            return None
+        return "model" if self._model_rule else "length-fallback"
+
+    @property
+    def pending_check(self) -> TurnCheck | None:
+        """The question asked at the current pause and not answered yet (else ``None``)."""
+        return self._check if self._answer is None else None
+
+    @property
+    def blocked(self) -> bool:
+        """True when the next frame must not be pushed before :meth:`decide` answers the pending
+        check (it could be the frame that ends the turn)."""
+        if self._check is None or self._answer is not None or self._silence_start is None:
+            return False
+        return self._frame + 1 - self._silence_start >= self._base
+
+    def decide(self, check: TurnCheck, p_complete: float) -> bool:
+        """Answer ``check`` with the model's probability that the turn is complete.
+
+        Returns False (and changes nothing) when ``check`` is no longer the current question —
+        speech resumed, the turn ended or it was answered already — so a late answer is harmless.
+        """
+        if check is not self._check or self._answer is not None:
+            return False
+        self._answer = min(1.0, max(0.0, float(p_complete)))
+        self._needed = self._silence_frames(0)
+        return True
 
     def reset_floor(self, ms: float) -> None:
         """The current input buffer now starts at ``ms`` (after a commit or clear): no later
@@ -338,18 +463,31 @@ class Segmenter:
             return []
         if p >= self._neg:
             self._silence_start = None
+            self._check = self._answer = None
             return []
+        if (self._model_rule and self._check is not None and self._answer is None
+                and self._silence_start is not None and i + 1 - self._silence_start >= self._base):
+            self._frame = i
+            raise RuntimeError("semantic_vad: answer the pending TurnCheck with decide() before "
+                               "pushing this frame")
         if self._silence_start is None:
             self._silence_start = i
             self._needed = self._silence_frames(i - self._onset)
-        if i + 1 - self._silence_start >= self._needed:
+        run = i + 1 - self._silence_start
+        events: list[VadEvent] = []
+        if self._model_rule and self._check is None and run >= self._ask:
+            lo, hi = _check_span(self._start_ms, self._ms(self._silence_start))
+            self._check = TurnCheck(lo, hi, self._ms(self._silence_start + self._base))
+            events.append(self._check)
+        if run >= self._needed:
             end_ms = self._ms(i + 1)
             offset_ms = self._ms(self._silence_start)
             self._onset = None
             self._silence_start = None
+            self._check = self._answer = None
             self._floor = max(self._floor, end_ms)
-            return [SpeechStopped(end_ms, offset_ms)]
-        return []
+            events.append(SpeechStopped(end_ms, offset_ms))
+        return events
 
     def push_many(self, probs: Iterable[float]) -> list[VadEvent]:
         """``push`` every probability in order; all events concatenated."""
@@ -374,6 +512,7 @@ class Segmenter:
         open_segment = Segment(self._start_ms, end, self._ms(self._onset), offset, closed=False)
         self._onset = None
         self._silence_start = None
+        self._check = self._answer = None
         self._floor = max(self._floor, end)
         return open_segment
 
@@ -382,7 +521,13 @@ class Segmenter:
         return round(frame * self._frame_ms)
 
     def _silence_frames(self, speech_frames: int) -> int:
-        required = self._settings.required_silence_ms(speech_frames * self._frame_ms)
+        settings = self._settings
+        if self._model_rule:
+            assert isinstance(settings, SemanticVadSettings)
+            if self._answer is None:
+                return 1 << 62  # no answer yet: this pause cannot end the turn
+            return _frame_count(settings.wait_ms(self._answer), self._frame_ms)
+        required = settings.required_silence_ms(speech_frames * self._frame_ms)
         return _frame_count(required, self._frame_ms)
 
 
@@ -393,16 +538,22 @@ def segment_stepwise(
     *,
     hysteresis: float = HYSTERESIS,
     end_ms: int | None = None,
+    decide: Decide | None = None,
 ) -> list[Segment]:
     """Reference for :func:`segment`: the same segments, computed by pushing frame by frame
-    through a :class:`Segmenter` (what the live server does)."""
-    segmenter = Segmenter(settings, frame_ms, hysteresis=hysteresis)
+    through a :class:`Segmenter` (what the live server does); each :class:`TurnCheck` is
+    answered at once with ``decide(audio_start_ms, audio_end_ms)``."""
+    segmenter = Segmenter(settings, frame_ms, hysteresis=hysteresis,
+                          decisions=decide is not None)
     segments: list[Segment] = []
     opened: SpeechStarted | None = None
     for p in probs:
         for event in segmenter.push(p):
             if isinstance(event, SpeechStarted):
                 opened = event
+            elif isinstance(event, TurnCheck):
+                assert decide is not None
+                segmenter.decide(event, decide(event.audio_start_ms, event.audio_end_ms))
             else:
                 assert opened is not None
                 segments.append(
@@ -424,12 +575,18 @@ def segment(
     *,
     hysteresis: float = HYSTERESIS,
     end_ms: int | None = None,
+    decide: Decide | None = None,
 ) -> list[Segment]:
     """All turns in a recording's probabilities (offline; one call per setting in a sweep).
 
     Identical to :func:`segment_stepwise` (and so to the live :class:`Segmenter`), but it finds
     threshold crossings and silence runs with numpy and walks only those. ``end_ms`` is the end of
     the audio for a segment left open (default ``len(probs)`` frames).
+
+    ``decide(audio_start_ms, audio_end_ms) -> probability`` is the end-of-turn model for
+    semantic_vad, called at every pause the live segmenter would ask about (same spans; cache it
+    across settings — a span's answer never depends on the setting). Without it semantic_vad uses
+    the length-rule fallback; server_vad ignores it.
     """
     settings = settings if settings is not None else ServerVadSettings()
     if not isinstance(settings, ServerVadSettings | SemanticVadSettings):
@@ -461,6 +618,7 @@ def segment(
     trailing_silence = bool(n_runs) and run_starts[-1] + run_lengths[-1] == n
 
     fixed = isinstance(settings, ServerVadSettings)
+    ask = _frame_count(ASK_MS, frame_ms)
     needed = _frame_count(settings.required_silence_ms(0.0), frame_ms) if fixed else 0
     long_runs: list[int] = np.flatnonzero(run_length_arr >= needed).tolist() if fixed else []
 
@@ -481,6 +639,16 @@ def segment(
             q = bisect_left(long_runs, first_run)
             if q < len(long_runs):
                 stop_run, stop_frames = long_runs[q], needed
+        elif decide is not None:
+            for r in range(first_run, n_runs):
+                if run_lengths[r] < ask:
+                    continue
+                s = run_starts[r]
+                lo, hi = _check_span(start_ms, round(s * frame_ms))
+                k = _frame_count(settings.wait_ms(decide(lo, hi)), frame_ms)
+                if run_lengths[r] >= k:
+                    stop_run, stop_frames = r, k
+                    break
         else:
             for r in range(first_run, n_runs):
                 s = run_starts[r]

@@ -16,6 +16,9 @@ follows the matching protocol (or, for the responder, a plain function)::
   ``text -> str`` (see :func:`as_responder`)
 * ``vad`` — the server's voice-activity slot (a speech model or factory, whatever
   :mod:`realtime_nb.server` documents); ``None`` means "the server's default" (Silero).
+* ``turn`` — the end-of-turn model of semantic_vad (``predict(int16 24 kHz samples) ->
+  probability the turn is complete`` and ``predict_many``); ``None`` means the default (Smart Turn
+  v3.2 when ``pipecat-ai`` is installed, else the length-rule fallback), ``False`` means none.
 
 Models load lazily, once per process; :meth:`Engines.warm_up` loads them all up front. The server
 calls engines from worker threads, never from its event loop; the shipped engines are all
@@ -107,6 +110,7 @@ class Engines:
     synthesizer: Synthesizer = field(default_factory=EspeakSynthesizer)
     responder: Responder = field(default_factory=EchoResponder)
     vad: Any = None
+    turn: Any = None
 
     def __post_init__(self) -> None:
         self.responder = as_responder(self.responder)
