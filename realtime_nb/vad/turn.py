@@ -27,8 +27,8 @@ always gives the very same probability — live in the server or offline in the 
 inference is bit-identical to one call per input (checked by the tests), so the batch a decision
 happens to share with other sessions never changes it.
 
-Cost, measured on this project's machine (2 cores, AMD EPYC without AVX-512/VNNI; see
-``benchmarks/bench_turn.py``): about 0.1 s of CPU per decision — not the ~10 ms quoted for
+Cost, measured on this project's machine (2 cores, AMD EPYC without AVX-512/VNNI): about 0.1 s
+of CPU per decision — not the ~10 ms quoted for
 faster CPUs — so a decision costs as much as several seconds of Silero VAD.
 """
 
