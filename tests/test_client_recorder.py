@@ -241,7 +241,7 @@ def test_recordings_are_listed_and_old_ones_removed(tmp_path):
 async def test_audio_beyond_the_memory_window_is_read_back_from_the_recording(root, speech_wav):
     """With a tiny audio_memory_mb the event log keeps only recent audio in memory; older
     payloads (and the items' audio, which only refers to them) come back from the files."""
-    session = Session(backend="local", audio_memory_mb=0.1)
+    session = Session(backend="local", audio_memory_mb=0.1, events_in_memory=40)
     try:
         await _two_turns(session, speech_wav)
         await session.send_audio(Audio.decode(speech_wav))
@@ -258,6 +258,8 @@ async def test_audio_beyond_the_memory_window_is_read_back_from_the_recording(ro
         user = next(it for it in items if it.role == "user" and it.audio_chunks)
         reply = next(it for it in items if it.role == "assistant" and it.audio_chunks)
         assert store._chunks[user.audio_chunks[0].ref] is None  # its audio has left memory
+        assert session.events[0]._event is None  # so has the view of an old event
+        assert session.events[0].event["type"] == session.events[0].type == "session.created"
         assert store._chunks[reply.audio_chunks[0].ref] is None
         user_pcm, reply_pcm = user.audio_bytes, reply.audio_bytes  # read back from the files
     finally:

@@ -140,6 +140,21 @@ def test_without_a_loop_entries_wait_for_the_interval_or_flush() -> None:
     assert tl.flush() == 0
 
 
+def test_live_history_is_capped_and_nothing_unsent_is_lost() -> None:
+    """An hour of events must not pile up in the kernel: beyond history_limit the oldest live
+    entries go (all were sent already), and every entry still reaches the view once."""
+    log = EventLog()
+    tl = Timeline(log)
+    tl.history_limit = 100
+    for i in range(1000):
+        add_append(log, i * 0.2)  # 200 ms apart in log time, flushed as they come
+        if i % 7 == 0:
+            tl.flush()
+    tl.flush()
+    assert seqs(event_batches(tl, sync=False)) == list(range(1000))
+    assert len(tl.events) <= 100 and tl.events[-1]["s"] == 999
+
+
 def test_sync_request_sends_the_asked_range_in_chunks() -> None:
     log = synthetic_log(5000)
     tl = Timeline(log)

@@ -205,9 +205,14 @@ class AudioStore:
 
 
 class LoggedEvent:
-    """One logged event. ``event`` is the audio-free view (read-only); see :class:`EventLog`."""
+    """One logged event. ``event`` is the audio-free view (read-only); see :class:`EventLog`.
 
-    __slots__ = ("audio", "direction", "event", "note", "refused", "seq", "t", "type")
+    In a long recording session the views of old entries leave memory (see
+    :attr:`EventLog.event_limit`); ``event`` then reads the entry back from the recorder's
+    ``events.jsonl`` when asked for it.
+    """
+
+    __slots__ = ("_event", "_loc", "audio", "direction", "note", "refused", "seq", "t", "type")
 
     def __init__(
         self,
@@ -224,10 +229,22 @@ class LoggedEvent:
         self.t = t
         self.direction = direction
         self.type = type
-        self.event = event
+        self._event: dict[str, Any] | None = event
+        self._loc: tuple[str, int] | None = None
         self.audio = audio
         self.refused = refused
         self.note = note
+
+    @property
+    def event(self) -> dict[str, Any]:
+        ev = self._event
+        if ev is None:
+            assert self._loc is not None
+            path, offset = self._loc
+            with open(path, "rb") as f:
+                f.seek(offset)
+                ev = json.loads(f.readline())["event"]
+        return ev
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (as written by :meth:`EventLog.to_jsonl`)."""
@@ -258,6 +275,10 @@ class EventLog(Sequence[LoggedEvent]):
         self.audio = AudioStore()
         self.t0 = time.monotonic()
         self.listeners: list[Callable[[LoggedEvent], Any]] = []
+        #: Keep at most this many entries' views in memory (None: all). Set by a recording
+        #: Session; only entries the flight recorder has written (:meth:`locate_entry`) leave.
+        self.event_limit: int | None = None
+        self._ev_cursor = 0
         #: Set by :meth:`from_folder`: what was found in the folder (events, audio bytes,
         #: closed cleanly or not, damaged lines skipped).
         self.recovered: dict[str, Any] | None = None
@@ -301,7 +322,26 @@ class EventLog(Sequence[LoggedEvent]):
         if self.listeners:
             for listener in list(self.listeners):
                 listener(entry)
+        if self.event_limit is not None and len(self.entries) - self._ev_cursor > (
+                self.event_limit):
+            self._evict()
         return entry
+
+    def locate_entry(self, seq: int, path: str, offset: int) -> None:
+        """Entry ``seq`` is line ``offset`` of ``path`` (flushed): its view may leave memory.
+        (Called by the flight recorder's writer thread.)"""
+        self.entries[seq]._loc = (path, offset)
+
+    def _evict(self) -> None:
+        assert self.event_limit is not None
+        target = len(self.entries) - self.event_limit * 3 // 4
+        entries = self.entries
+        while self._ev_cursor < target:
+            entry = entries[self._ev_cursor]
+            if entry._loc is None:
+                break  # not written yet
+            entry._event = None
+            self._ev_cursor += 1
 
     def add_event(
         self,

@@ -182,8 +182,11 @@ class FlightRecorder:
                       "closed_at": None, "session_ids": [], **(meta or {})}
         self._write_meta()
         self._events = (self.folder / "events.jsonl").open("w", encoding="utf-8")
-        self._events.write(json.dumps({"format": FORMAT_NAME, "version": 1,
-                                       "recording": True}) + "\n")
+        head = json.dumps({"format": FORMAT_NAME, "version": 1, "recording": True}) + "\n"
+        self._events.write(head)
+        self._events_pos = len(head)  # bytes: every line is ASCII (json.dumps escapes)
+        self._events_path = str(self.folder / "events.jsonl")
+        self._located_events: list[tuple[int, int]] = []
         self._config = (self.folder / "config.jsonl").open("w", encoding="utf-8")
         self._done = threading.Event()
         self._idle = threading.Event()
@@ -264,9 +267,10 @@ class FlightRecorder:
             offset = out.write(data)
             self.audio_bytes_written += len(data)
             self._located.append((ref, str(out.path), out.data_start + offset))
-            self._events.write(json.dumps({"audio": ref, "file": name, "offset": offset,
-                                           "nbytes": len(data)}) + "\n")
-        self._events.write(json.dumps(entry.to_dict(), default=str) + "\n")
+            self._line(json.dumps({"audio": ref, "file": name, "offset": offset,
+                                   "nbytes": len(data)}) + "\n")
+        self._located_events.append((entry.seq, self._events_pos))
+        self._line(json.dumps(entry.to_dict(), default=str) + "\n")
         self.events_written += 1
         if entry.type in ("session.created", "session.updated", "transcription_session.created",
                           "transcription_session.updated") and entry.direction == "server":
@@ -278,6 +282,10 @@ class FlightRecorder:
                 self._meta["session_ids"].append(sid)
                 self._write_meta()
 
+    def _line(self, text: str) -> None:
+        self._events.write(text)
+        self._events_pos += len(text)
+
     def _flush(self) -> None:
         for s in self._streams.values():
             s.f.flush()  # audio first: an event line never names bytes not yet written
@@ -287,6 +295,10 @@ class FlightRecorder:
         audio = self.log.audio
         for ref, path, offset in located:  # now readable from the file: may leave memory
             audio.locate(ref, path, offset)
+        lines, self._located_events = self._located_events, []
+        for seq, offset in lines:
+            if seq < len(self.log.entries) and self.log.entries[seq].seq == seq:
+                self.log.locate_entry(seq, self._events_path, offset)
 
     def _write_meta(self) -> None:
         tmp = self.folder / "meta.json.tmp"

@@ -254,6 +254,9 @@ class Session:
             oldest audio beyond it is read back from the recorder's files when needed (players,
             exports, ``item_audio``), so an hour-long session does not hold an hour of audio in
             the kernel. ``None``: keep everything in memory. Without recording, everything stays.
+        events_in_memory: while recording, how many logged events keep their view in memory;
+            older ones are read back from the recorder's ``events.jsonl`` when asked for
+            (``entry.event``), so the log of an hour stays small. ``None``: keep all.
     """
 
     def __init__(
@@ -273,6 +276,7 @@ class Session:
         transport: str = "websocket",
         record: bool | str | os.PathLike[str] | None = None,
         audio_memory_mb: float | None = 64.0,
+        events_in_memory: int | None = 20_000,
     ) -> None:
         self._backend: Backend = resolve_backend(backend, url, api_key, model, headers=headers)
         self._transport = _check_transport(transport, intent)
@@ -300,6 +304,7 @@ class Session:
         #: The flight recorder writing this session's folder (from the first connect).
         self.recorder: Any = None
         self.audio_memory_mb = audio_memory_mb
+        self.events_in_memory = events_in_memory
         self.mirror = Mirror()
         self.last_error: RealtimeError | None = None
         self.warnings: list[Any] = []
@@ -619,6 +624,7 @@ class Session:
         url = self._backend.url.split("?", 1)[0] if self._backend.url else ""
         if self.audio_memory_mb is not None:
             self.events.audio.ram_limit = int(self.audio_memory_mb * 2**20)
+        self.events.event_limit = self.events_in_memory
         self.recorder = FlightRecorder(
             self.events, folder,
             formats=lambda: (self._input_format(), self.mirror.output_format),

@@ -114,6 +114,11 @@ class Timeline(anywidget.AnyWidget):
     max_rate_hz: float = 10.0
     #: Events per message when sending history.
     chunk_size: int = 2000
+    #: Live events the kernel keeps for re-sending to a newly displayed view (a reloaded page):
+    #: beyond it the oldest go (the view already drawn keeps them; the session's log and its
+    #: recording keep everything), so an hour-long session's timeline stays small in the
+    #: kernel. None: keep all.
+    history_limit: int | None = 30_000
 
     def __init__(self, log: LogLike = None, *, window_s: float = 60.0, follow: bool = True,
                  title: str = "", **kwargs: Any) -> None:
@@ -237,6 +242,11 @@ class Timeline(anywidget.AnyWidget):
         pending, self._pending = self._pending, []
         new = [self._compactor(e) for e in pending]
         self._history.extend(new)
+        limit = self.history_limit
+        if limit is not None and len(self._history) > limit:
+            drop = len(self._history) - limit * 3 // 4
+            del self._history[:drop]
+            self._sent_upto = max(0, self._sent_upto - drop)
         return new
 
     def flush(self) -> int:
