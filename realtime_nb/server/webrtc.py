@@ -107,10 +107,33 @@ def _track_class() -> Any:
     if _TRACK_CLASS is not None:
         return _TRACK_CLASS
     from aiortc.mediastreams import MediaStreamTrack
-    from av import AudioFrame
+    from av import AudioFrame, CodecContext, Packet
+
+    def opus_encoder() -> Any:
+        codec = CodecContext.create("libopus", "w")
+        codec.bit_rate = 48_000
+        codec.format = "s16"
+        codec.layout = "mono"
+        codec.sample_rate = _RATE
+        codec.time_base = fractions.Fraction(1, _RATE)
+        codec.options = {"application": "voip"}
+        return codec
+
+    def frame_of(samples: np.ndarray, pts: int) -> Any:
+        out = AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        out.sample_rate = _RATE
+        out.pts = pts
+        out.time_base = fractions.Fraction(1, _RATE)
+        return out
 
     class _SpeechTrack(MediaStreamTrack):  # type: ignore[misc]
+        """Yields Opus packets it encodes itself (aiortc then only packs them): speech and
+        ``HANGOVER`` frames of silence after it go through a libopus encoder; the long quiet
+        between replies is one cached silence packet, repeated — no encoding, no audio-level
+        loop, no codec thread hand-off for most of a call."""
+
         kind = "audio"
+        HANGOVER = 10  # silent frames still encoded after speech, so the encoder settles
 
         def __init__(self, on_idle: Callable[[str], None]) -> None:
             super().__init__()
@@ -119,6 +142,13 @@ def _track_class() -> Any:
             self._start: float | None = None
             self._pts = 0
             self._silence = np.zeros(_FRAME, dtype=np.int16)
+            self._encoder = opus_encoder()
+            self._quiet_for = self.HANGOVER
+            silent = opus_encoder()
+            packets: list[Any] = []
+            for i in range(3):
+                packets += silent.encode(frame_of(self._silence, i * _FRAME))
+            self._silent_packet = bytes(packets[-1])
             #: Response id -> monotonic time its first sample left (for latency figures).
             self.first_sent: dict[str, float] = {}
 
@@ -147,12 +177,17 @@ def _track_class() -> Any:
                     await asyncio.sleep(wait)
                 elif wait < -0.2:  # the loop stalled: restart the clock rather than burst
                     self._start = now - self._pts / _RATE
+            speaking = bool(self._queue)
             frame = self._next_samples()
-            out = AudioFrame.from_ndarray(frame.reshape(1, -1), format="s16", layout="mono")
-            out.sample_rate = _RATE
-            out.pts = self._pts
-            out.time_base = fractions.Fraction(1, _RATE)
-            return out
+            self._quiet_for = 0 if speaking else self._quiet_for + 1
+            data = None
+            if self._quiet_for <= self.HANGOVER:
+                encoded = self._encoder.encode(frame_of(frame, self._pts))
+                data = bytes(encoded[0]) if encoded else None
+            packet = Packet(data if data is not None else self._silent_packet)
+            packet.pts = self._pts
+            packet.time_base = fractions.Fraction(1, _RATE)
+            return packet
 
         def _next_samples(self) -> np.ndarray:
             if not self._queue:
