@@ -315,10 +315,11 @@ async def _socket_turns(url: str, pcm: bytes, eagerness: str) -> list[dict]:
         return [e for e in events if e["type"].startswith("input_audio_buffer.speech_")]
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 async def test_server_semantic_vad_through_a_socket(
         model: SmartTurn, recordings: dict[str, np.ndarray],
-        probs: dict[str, np.ndarray]) -> None:
-    async with LocalServer(engines=Engines.light()) as server:
+        probs: dict[str, np.ndarray], workers: int) -> None:
+    async with LocalServer(engines=Engines.light(), turn_workers=workers) as server:
         assert server.semantic_vad == "smart-turn-v3.2"
         results = await asyncio.gather(*(
             _socket_turns(server.url, x.astype("<i2").tobytes(), "high")

@@ -140,7 +140,9 @@ class LocalServer:
     Engines run in two thread pools so a reply never waits behind speech recognition:
     ``asr_workers`` threads transcribe (Whisper runs one call at a time anyway, and a queued
     speculative transcription the turn no longer needs can still be dropped), ``workers`` threads
-    run the responder and speech synthesis.
+    run the responder and speech synthesis. semantic_vad's end-of-turn questions run in
+    ``turn_workers`` threads (default 1, leaving a core to the event loop), ``turn_batch`` per
+    inference call.
     """
 
     def __init__(
@@ -156,6 +158,7 @@ class LocalServer:
         workers: int = 2,
         vad_batch_s: float = 0.005,
         turn_batch: int = 8,
+        turn_workers: int = 1,
         allowed_origins: tuple[str, ...] = (),
         asr_workers: int = 1,
         ssl_certfile: str | os.PathLike[str] | None = None,
@@ -199,9 +202,10 @@ class LocalServer:
         self._vad_dirty: dict[_Connection, None] = {}
         self._vad_timer: asyncio.TimerHandle | None = None
         self.turn_batch = turn_batch
+        self.turn_workers = max(1, int(turn_workers))
         self._turn_pool: ThreadPoolExecutor | None = None
         self._turn_queue: list[tuple[_Connection, Any, Any]] = []
-        self._turn_busy = False
+        self._turn_busy = 0  # batches running
 
     @property
     def turn_model(self) -> Any:
@@ -272,7 +276,8 @@ class LocalServer:
         self.loop = asyncio.get_running_loop()
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="realtime_nb-engine")
         self._asr_pool = ThreadPoolExecutor(self.asr_workers, thread_name_prefix="realtime_nb-asr")
-        self._turn_pool = ThreadPoolExecutor(1, thread_name_prefix="realtime_nb-turn")
+        self._turn_pool = ThreadPoolExecutor(self.turn_workers,
+                                             thread_name_prefix="realtime_nb-turn")
         self._server = await serve(
             self._handle,
             self.host,
@@ -337,7 +342,7 @@ class LocalServer:
                 pool.shutdown(wait=False, cancel_futures=True)
         self._pool = self._asr_pool = self._turn_pool = None
         self._turn_queue.clear()
-        self._turn_busy = False
+        self._turn_busy = 0
 
     async def __aenter__(self) -> LocalServer:
         return await self.start()
@@ -376,10 +381,11 @@ class LocalServer:
 
     # ------------------------------------------------------------------ batched end of turn
     def schedule_turn(self, conn: _Connection, check: Any, audio: Any) -> None:
-        """Queue a session's end-of-turn question; questions queued while the model is busy are
-        answered together in its next batch (``turn_batch`` per inference call)."""
+        """Queue a session's end-of-turn question; questions queued while every end-of-turn
+        thread (``turn_workers``) is busy are answered together in the next batch (``turn_batch``
+        per inference call)."""
         self._turn_queue.append((conn, check, audio))
-        if not self._turn_busy:
+        if self._turn_busy < self.turn_workers:
             self._next_turn_batch()
 
     def _next_turn_batch(self) -> None:
@@ -393,14 +399,15 @@ class LocalServer:
             self._turn_answered(batch, None)
             return
         model = batch[0][0].turn_model
-        self._turn_busy = True
+        self._turn_busy += 1
         fut = self.loop.run_in_executor(
             self._turn_pool, functools.partial(model.predict_many, [a for _, _, a in batch],
                                                batch_size=self.turn_batch))
         fut.add_done_callback(lambda f: self._turn_answered(batch, f))
 
     def _turn_answered(self, batch: list[tuple[_Connection, Any, Any]], fut: Any) -> None:
-        self._turn_busy = False
+        if fut is not None:
+            self._turn_busy = max(0, self._turn_busy - 1)
         probs: list[float] | None = None
         if fut is not None and not fut.cancelled() and fut.exception() is None:
             probs = fut.result()
@@ -420,8 +427,11 @@ class LocalServer:
                     p = 0.0
             conn.core.turn_decision(check, p)
             conn.flush()
-        if self._turn_queue:
+        while self._turn_queue and self._turn_busy < self.turn_workers:
+            before = len(self._turn_queue)
             self._next_turn_batch()
+            if len(self._turn_queue) == before:
+                break
 
     # ------------------------------------------------------------------ handshake
     def _key_of(self, request: Request) -> str | None:
