@@ -12,7 +12,9 @@ It also keeps the recordings: the audio appended between two commits becomes the
 item's audio (``ItemState.audio()``), response audio deltas accumulate per assistant item, and
 transcripts accumulate per item (input transcription for user audio, output audio transcript or
 output text for assistant items). Items and recordings survive a reconnect (``ItemState.session_id``
-tells which server session an item belongs to).
+tells which server session an item belongs to). After a renewal (``Session(renew=True)``) the
+items carried into the new server session keep their state, recording and first ``session_id``;
+``ItemState.carried_into`` lists the sessions they were re-created in.
 """
 
 from __future__ import annotations
@@ -68,6 +70,9 @@ class ItemState:
     audio_start_ms: float | None = None
     audio_end_ms: float | None = None
     truncated_ms: int | None = None
+    #: Server sessions this item was re-created in by a renewal (as text; see
+    #: :mod:`realtime_nb.client.renew`); ``session_id`` stays the session it was born in.
+    carried_into: list[str] = field(default_factory=list)
 
     @property
     def audio_bytes(self) -> bytes:
@@ -221,6 +226,8 @@ class Items(Mapping[str, ItemState]):
 
 # Session markers after which the server holds nothing live (see Mirror.connection_lost).
 _LOST = {"realtime_nb.disconnected": "disconnected", "realtime_nb.closed": "closed"}
+#: The renewal seam marker (see :meth:`Mirror.renewed`).
+RENEWED = "realtime_nb.renewed"
 
 
 def _add_usage(total: dict[str, Any], usage: Mapping[str, Any]) -> None:
@@ -261,6 +268,7 @@ class Mirror:
         # stores) — item recordings are views into them, so audio is held once.
         self._rec: deque[tuple[int, bytes]] = deque()
         self._created_audio: dict[str, tuple[bytes, dict[str, Any]]] = {}
+        self._carrying: set[str] = set()  # item ids being re-created in a renewed session
         self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
             "session.created": self._on_session,
             "session.updated": self._on_session,
@@ -315,6 +323,8 @@ class Mirror:
                     mirror.client_event(ev)
             elif entry.direction == "local" and entry.type in _LOST:
                 mirror.connection_lost(_LOST[entry.type])
+            elif entry.direction == "local" and entry.type == RENEWED:
+                mirror.renewed(ev.get("carried") or ())
             elif entry.direction == "server":
                 if entry.type == "response.output_audio.delta" and entry.audio:
                     mirror.audio_delta(ev, log.audio.get(entry.audio[0]))
@@ -470,6 +480,15 @@ class Mirror:
         self._vad_item = None
         self._rec.clear()
         self.connection_lost()
+
+    def renewed(self, carried: Any = ()) -> None:
+        """A renewal seam (the ``realtime_nb.renewed`` marker): the old server session is left
+        (a response still streaming ends ``incomplete``, reason ``"renewed"``), and the items
+        ``carried`` (ids) are about to be re-created in the next one: their
+        ``conversation.item.added`` then marks them ``carried_into`` that session instead of
+        replacing what the mirror knows (recording, transcript, original content)."""
+        self.connection_lost("renewed")
+        self._carrying = {i for i in carried if isinstance(i, str)}
 
     def connection_lost(self, reason: str = "disconnected") -> None:
         """The socket is gone (dropped or closed): nothing the server held is live any more.
@@ -641,6 +660,13 @@ class Mirror:
         if not isinstance(item, dict) or not isinstance(item.get("id"), str):
             return
         it = self.item(item["id"])
+        if it.id in self._carrying:
+            self._carrying.discard(it.id)
+            it.in_conversation = True
+            if self.session_id is not None:
+                it.carried_into.append(self.session_id)
+            self.items.insert(it, ev.get("previous_item_id"), self.session_id)
+            return
         self._set_item(it, item)
         it.in_conversation = True
         it.session_id = self.session_id
@@ -655,6 +681,9 @@ class Mirror:
         if not isinstance(item, dict) or not isinstance(item.get("id"), str):
             return
         it = self.item(item["id"])
+        if it.carried_into and it.carried_into[-1] == self.session_id and (
+                ev.get("type") == "conversation.item.done"):
+            return  # the text copy of an item the mirror knows in full
         self._set_item(it, item)
 
     def _on_item_deleted(self, ev: dict[str, Any]) -> None:

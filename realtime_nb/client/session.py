@@ -87,11 +87,12 @@ from .errors import (
 from .eventlog import B64Audio, EventLog, StoredAudio, audio_ref
 from .hints import BETA_SERVER_EVENTS, explain_commit_empty, hint_for
 from .mirror import Items, Mirror, ResponseState
+from .renew import RenewPolicy, plan_carry
 
 if TYPE_CHECKING:
     from .tools import Tools
 
-__all__ = ["AudioSent", "ReconnectPolicy", "Session"]
+__all__ = ["AudioSent", "ReconnectPolicy", "RenewPolicy", "Session"]
 
 logger = logging.getLogger("realtime_nb.client")
 
@@ -257,6 +258,13 @@ class Session:
         events_in_memory: while recording, how many logged events keep their view in memory;
             older ones are read back from the recorder's ``events.jsonl`` when asked for
             (``entry.event``), so the log of an hour stays small. ``None``: keep all.
+        renew: outlive the service's 60-minute session limit: ``True`` (the default
+            :class:`~realtime_nb.client.renew.RenewPolicy`) or a ``RenewPolicy``. Shortly
+            before ``expires_at`` (and on an unexpected ``session_expired``) a new server
+            session is opened with your config and the conversation carried over as text,
+            within a documented limit; the log, mirror, timeline and transcript go on across
+            the seam (marker ``realtime_nb.renewed``). See :mod:`realtime_nb.client.renew` and
+            :meth:`renew`. Off by default: ``session_expired`` then ends the session as before.
     """
 
     def __init__(
@@ -277,6 +285,7 @@ class Session:
         record: bool | str | os.PathLike[str] | None = None,
         audio_memory_mb: float | None = 64.0,
         events_in_memory: int | None = 20_000,
+        renew: bool | RenewPolicy = False,
     ) -> None:
         self._backend: Backend = resolve_backend(backend, url, api_key, model, headers=headers)
         self._transport = _check_transport(transport, intent)
@@ -329,11 +338,23 @@ class Session:
         self._last_server_t = 0.0
         self._last_append_t = 0.0
         self._reconnects = 0
+        if renew and self._transport == "webrtc":
+            raise ValueError("renew= is for WebSocket sessions: a WebRTC call is the session")
+        #: How the server session is renewed before it expires (None: it is not).
+        self.renew_policy: RenewPolicy | None = (
+            renew if isinstance(renew, RenewPolicy) else RenewPolicy() if renew else None)
+        self._renew_timer: asyncio.TimerHandle | None = None
+        self._renew_task: asyncio.Task[None] | None = None
+        self._renew_now: asyncio.Event | None = None
+        self._old_dead = False
+        self._renew_again: str | None = None
+        self._renew_switched = False  # the renewal under way has left the old socket
 
     # ------------------------------------------------------------------ presentation
     @property
     def state(self) -> str:
-        """One of new, connecting, connected, reconnecting, disconnected, closed."""
+        """One of new, connecting, connected, renewing, reconnecting, disconnected, closed
+        (``renewing``: between two server sessions of a renewal; sends are queued)."""
         return self._state
 
     @property
@@ -559,6 +580,163 @@ class Session:
         self._reconnects += 1
         return self
 
+    # ------------------------------------------------------------------ renewal
+    @property
+    def seams(self) -> list[dict[str, Any]]:
+        """The renewal seams so far: the ``realtime_nb.renewed`` markers of the log (old and new
+        session ids, reason, carried and dropped items), oldest first."""
+        return [dict(e.event) for e in self.events.of_type("realtime_nb.renewed")]
+
+    def _schedule_renewal(self) -> None:
+        """Arm the timer that renews ``margin_s`` before this server session's ``expires_at``."""
+        if self._renew_timer is not None:
+            self._renew_timer.cancel()
+            self._renew_timer = None
+        policy = self.renew_policy
+        cfg = self.mirror.config or {}
+        expires = cfg.get("expires_at")
+        if policy is None or not isinstance(expires, int | float) or expires <= 0:
+            return
+        delay = max(0.0, float(expires) - policy.margin_s - time.time())
+        sid = self.mirror.session_id
+        loop = asyncio.get_running_loop()
+        self._renew_timer = loop.call_later(delay, self._renew_due, sid)
+
+    def _renew_due(self, session_id: str | None) -> None:
+        self._renew_timer = None
+        if self._state == "connected" and self.mirror.session_id == session_id:
+            self._start_renewal("expires_at")
+
+    def _start_renewal(self, reason: str) -> asyncio.Task[None]:
+        task = self._renew_task
+        if task is None or task.done():
+            self._renew_now = asyncio.Event()
+            task = self._renew_task = asyncio.get_running_loop().create_task(
+                self._renew(reason), name="realtime_nb-session-renew")
+        return task
+
+    def _cancel_renewal(self) -> None:
+        if self._renew_timer is not None:
+            self._renew_timer.cancel()
+            self._renew_timer = None
+        task = self._renew_task
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
+
+    async def renew(self) -> dict[str, Any]:
+        """Renew the server session now (what ``renew=`` does before expiry); returns the seam.
+
+        Waits (up to ``wait_s`` of the policy) for the active response and speech to end, opens
+        a new server session, closes the old one, restores your config and carries the
+        conversation over (see :mod:`realtime_nb.client.renew` for what is carried and the
+        limit). Sends made meanwhile are queued and go to the new session. Works without
+        ``renew=`` too (with the default :class:`RenewPolicy`). Raises RealtimeError when no
+        new session could be opened (the old one then goes on if it still can).
+        """
+        if self._state not in ("connected", "renewing"):
+            raise RealtimeError("not_connected", f"The session is {self._state}: there is "
+                                "nothing to renew.", source="client", fatal=False,
+                                hint="connect() (or reconnect()) instead.")
+        before = len(self.seams)
+        await asyncio.shield(self._start_renewal("manual"))
+        seams = self.seams
+        if len(seams) == before:
+            raise self.last_error or RealtimeError("renew_failed", "The session was not "
+                                                   "renewed.", source="client", fatal=False)
+        return seams[-1]
+
+    async def _quiesce(self, limit: float) -> None:
+        """Wait until no response is active and the VAD hears no speech (at most ``limit`` s,
+        less if the old session dies meanwhile)."""
+        deadline = time.monotonic() + limit
+        now_ev = self._renew_now
+        while time.monotonic() < deadline and not (now_ev is not None and now_ev.is_set()):
+            if self.mirror.active_response_id is None and not self.mirror.speaking:
+                return
+            step = min(0.05, max(0.0, deadline - time.monotonic()))
+            if now_ev is None:
+                await asyncio.sleep(step)
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(step):
+                    await now_ev.wait()
+
+    async def _renew(self, reason: str) -> None:
+        policy = self.renew_policy or RenewPolicy()
+        timeout = policy.connect_timeout or self.connect_timeout
+        old_ws = self._ws
+        old_id = self.mirror.session_id
+        t0 = time.monotonic()
+        if reason != "session_expired" and not self._old_dead:
+            await self._quiesce(policy.wait_s)
+        waited = time.monotonic() - t0
+        if self._state == "connected":
+            self._state = "renewing"
+        ws: ClientConnection | None = None
+        err: RealtimeError | None = None
+        for attempt in range(max(1, policy.attempts)):
+            if attempt:
+                await asyncio.sleep(min(8.0, 0.5 * 2 ** (attempt - 1)))
+            if self._state == "closed":
+                return
+            try:
+                ws = await self._dial(timeout)
+                break
+            except RealtimeError as exc:
+                err = exc
+                if exc.fatal:
+                    break
+        if ws is None:
+            self._renew_failed(err, old_ws)
+            return
+        # The switch: from here the old socket's frames and end are no news.
+        self._renew_switched = True
+        self._gen += 1
+        old_task, self._recv_task = self._recv_task, None
+        if old_task is not None and old_task is not asyncio.current_task():
+            old_task.cancel()
+        if old_ws is not None:
+            closing = asyncio.get_running_loop().create_task(_close_quietly(old_ws))
+            self._tasks.add(closing)
+            closing.add_done_callback(self._tasks.discard)
+        realtime = self._kind() == "realtime"
+        plan = plan_carry(self.mirror.items.list(), policy) if realtime else None
+        renewal = {"old_session_id": old_id, "reason": reason,
+                   "carried": plan.carried if plan else [],
+                   "dropped": [list(d) for d in plan.dropped] if plan else [],
+                   "waited_s": round(waited, 3)}
+        try:
+            await self._attach(ws, timeout, restore=True, renewal=renewal,
+                               carry=plan.items if plan else None)
+        except RealtimeError as exc:
+            self._renew_failed(exc, None)
+            return
+        finally:
+            self._old_dead = False
+            self._renew_switched = False
+        self._reconnects += 1
+        again, self._renew_again = self._renew_again, None
+        if again is not None and self._state == "connected":
+            # The new session expired while it was being set up (very short limits).
+            self._renew_task = None
+            self._start_renewal(again)
+
+    def _renew_failed(self, err: RealtimeError | None, old_ws: ClientConnection | None) -> None:
+        """No new session: go on with the old one while it lives, else report the loss."""
+        err = err or RealtimeError("renew_failed", "No new session could be opened.",
+                                   source="client", fatal=False)
+        self.events.marker("realtime_nb.renew_failed", error=err.to_dict())
+        self.last_error = err
+        if (old_ws is not None and not self._old_dead and self._ws is old_ws
+                and old_ws.protocol.state is State.OPEN):
+            self._state = "connected"
+            task = asyncio.get_running_loop().create_task(self._flush_queue())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        self._old_dead = False
+        self._connection_lost(self._gen, err, force=True)
+
     async def close(self) -> None:
         """Close the socket and stop background work (pending waits raise ``session_closed``).
 
@@ -571,6 +749,7 @@ class Session:
         if self._reconnect_task is not None and self._reconnect_task is not \
                 asyncio.current_task():
             self._reconnect_task.cancel()
+        self._cancel_renewal()
         ws, self._ws = self._ws, None
         if ws is not None:
             with contextlib.suppress(Exception):
@@ -632,13 +811,18 @@ class Session:
                   "transport": self._transport, "intent": self.intent})
 
     async def _open(self, timeout: float, restore: bool) -> None:
-        backend = self._backend
         if self._record and (self.recorder is None or self.recorder.closed):
             try:
                 self._start_recorder()
             except OSError as exc:  # an unwritable folder must not stop the session
                 self._record = False
                 self._protocol_warning(f"The flight recorder is off: {exc}")
+        ws = await self._dial(timeout)
+        await self._attach(ws, timeout, restore)
+
+    async def _dial(self, timeout: float) -> ClientConnection:
+        """Open the WebSocket (no event is read yet). Raises RealtimeError."""
+        backend = self._backend
         if backend.name == "local" and not backend.url:
             await asyncio.to_thread(backend.start_local)
         url = backend.url
@@ -685,15 +869,38 @@ class Session:
                       "offline server for you."))
             self._record_error(err, dispatch=True)
             raise err from None
+        return ws
+
+    async def _attach(self, ws: ClientConnection, timeout: float, restore: bool,
+                      renewal: dict[str, Any] | None = None,
+                      carry: list[dict[str, Any]] | None = None) -> None:
+        """Make ``ws`` the live socket: receive, await ``session.created``, restore, flush.
+
+        ``renewal`` (the seam marker's fields) makes this the far side of a renewal seam: the
+        marker is logged just before the new ``session.created``, and the ``carry`` items are
+        re-created after the config."""
+        backend = self._backend
         self._gen += 1
         gen = self._gen
         self._ws = ws
         loop = asyncio.get_running_loop()
+        first: bytes | None = None
+        if renewal is not None:
+            first = await self._first_frame(ws, timeout)
+            renewal["new_session_id"] = _session_id_of(first)
+            if renewal["new_session_id"] is None:  # an error instead: fails below, no seam
+                renewal = None
+                carry = None
+            else:
+                self.events.marker("realtime_nb.renewed", **renewal)
+                self.mirror.renewed(renewal.get("carried") or ())
         created: asyncio.Future[Any] = loop.create_future()
         waiter = _Waiter(_matcher("session.created"), created, set(), True)
         self._waiters.append(waiter)
         self._recv_task = loop.create_task(self._recv_loop(ws, gen),
                                            name="realtime_nb-session-recv")
+        if first is not None:
+            self._on_frame(first)
         try:
             async with asyncio.timeout(timeout):
                 await created
@@ -712,10 +919,11 @@ class Session:
         self._state = "connected"
         where = ({"transport": "webrtc", "call_id": self.call_id}
                  if self._transport == "webrtc" else {})
-        self.events.marker("realtime_nb.connected", url=backend.display_url,
-                           session_id=self.mirror.session_id, restored=restore, **where)
-        self._dispatch("realtime_nb.connected", {"type": "realtime_nb.connected",
-                                                 "session_id": self.mirror.session_id})
+        if renewal is None:
+            self.events.marker("realtime_nb.connected", url=backend.display_url,
+                               session_id=self.mirror.session_id, restored=restore, **where)
+            self._dispatch("realtime_nb.connected", {"type": "realtime_nb.connected",
+                                                     "session_id": self.mirror.session_id})
         self._pending_updates.clear()
         if restore and self._user_patch:
             patch = _copy_json(self._user_patch)
@@ -724,13 +932,37 @@ class Session:
             self._record_client(ev, json.dumps(ev), note="restored")
             with contextlib.suppress(ConnectionClosed):  # a new drop is reported by recv
                 await ws.send(json.dumps(ev))
-        if restore:
+        for item in carry or ():
+            ev = {"type": "conversation.item.create", "event_id": self._next_id(), "item": item}
+            text = json.dumps(ev)
+            self._record_client(ev, text, note="carried")
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(text)
+        self._schedule_renewal()
+        if renewal is not None:
+            self._dispatch("realtime_nb.renewed", {"type": "realtime_nb.renewed", **renewal})
+        elif restore:
             self.events.marker("realtime_nb.reconnected", session_id=self.mirror.session_id,
                                restored_config=bool(self._user_patch),
                                queued=len(self._queue))
             self._dispatch("realtime_nb.reconnected", {"type": "realtime_nb.reconnected",
                                                        "session_id": self.mirror.session_id})
         await self._flush_queue()
+
+    async def _first_frame(self, ws: ClientConnection, timeout: float) -> bytes:
+        """The new socket's first frame (``session.created``), read before anything else."""
+        try:
+            async with asyncio.timeout(timeout):
+                data = await ws.recv(decode=False)
+        except TimeoutError:
+            await self._discard(ws)
+            raise RealtimeTimeout(f"No session.created within {timeout:g} s of connecting to "
+                                  f"{self._backend.display_url}.") from None
+        except ConnectionClosed as exc:
+            await self._discard(ws)
+            raise RealtimeError("connect_failed", f"The new connection closed at once ({exc}).",
+                                source="connection", fatal=False) from None
+        return data if isinstance(data, bytes) else data.encode()
 
     async def _discard(self, ws: ClientConnection) -> None:
         """Drop a socket whose session never started (its end is not reported)."""
@@ -892,6 +1124,22 @@ class Session:
             err.hint = self._commit_hint() or err.hint
         if eid and self._pending_updates:
             self._pending_updates = deque(p for p in self._pending_updates if p[0] != eid)
+        if code == "session_expired" and self.renew_policy is not None and self._state in (
+                "connected", "renewing"):
+            # Expected with renewal: no failure for anyone, the old socket's end is no news,
+            # and the renewal (now, or the one already under way) carries on.
+            task = self._renew_task
+            if task is not None and not task.done() and self._renew_switched:
+                self._renew_again = "session_expired"  # the new session, being set up
+                return
+            self._old_dead = True
+            self._gen += 1
+            if self._renew_now is not None:
+                self._renew_now.set()
+            if self._state == "connected":
+                self._state = "renewing"
+            self._start_renewal("session_expired")
+            return
         if err.fatal:
             self._fatal = err
         self._record_error(err, dispatch=False)
@@ -924,14 +1172,25 @@ class Session:
                                                         "event_id")},
                                      "realtime_error": err})
 
-    def _connection_lost(self, gen: int, exc: BaseException) -> None:
+    def _connection_lost(self, gen: int, exc: BaseException, force: bool = False) -> None:
         if gen != self._gen or self._state == "closed":
             return
+        task = self._renew_task
+        if not force and task is not None and not task.done():
+            # The old session went away while a renewal is under way: it goes on.
+            self._old_dead = True
+            self._gen += 1
+            if self._renew_now is not None:
+                self._renew_now.set()
+            return
+        if self._renew_timer is not None:
+            self._renew_timer.cancel()
+            self._renew_timer = None
         code = reason = None
         if isinstance(exc, ConnectionClosed):
             rcvd = exc.rcvd
             code, reason = (rcvd.code, rcvd.reason) if rcvd is not None else (None, None)
-        err = self._fatal or RealtimeError(
+        err = self._fatal or (exc if isinstance(exc, RealtimeError) else None) or RealtimeError(
             "connection_closed",
             f"The connection closed unexpectedly (close code {code}"
             f"{': ' + reason if reason else ''}).",
@@ -1181,7 +1440,7 @@ class Session:
         """
         ev.setdefault("event_id", self._next_id())
         self._validate(ev)
-        if not wait or self._state != "connected":
+        if not wait or self._state not in ("connected", "renewing"):
             await self._transmit(ev)
             return ev
         eid = ev["event_id"]
@@ -1656,6 +1915,27 @@ class Session:
                 lambda e: e.get("type") == "response.done"
                 and (e.get("response") or {}).get("id") == rid, timeout)
         return self.mirror.responses[rid]
+
+
+def _session_id_of(frame: bytes | str) -> str | None:
+    """The session id of a ``session.created`` frame (None for any other frame)."""
+    try:
+        ev = json.loads(frame)
+    except ValueError:
+        return None
+    if not isinstance(ev, dict) or ev.get("type") != "session.created":
+        return None
+    session = ev.get("session")
+    sid = session.get("id") if isinstance(session, dict) else None
+    return sid if isinstance(sid, str) else None
+
+
+async def _close_quietly(ws: ClientConnection) -> None:
+    try:
+        async with asyncio.timeout(2.0):
+            await ws.close()
+    except BaseException:
+        ws.transport.abort()
 
 
 def _check_transport(transport: str, intent: str | None) -> str:

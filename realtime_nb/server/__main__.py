@@ -52,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--beta", choices=["translate", "retired"], default="translate",
                         help="serve the retired beta dialect by translation, or answer it as "
                              "today's service does (beta_api_shape_disabled, close 4000)")
-    parser.add_argument("--max-duration", type=float, default=3600.0,
-                        help="session age limit in seconds (service: 3600)")
+    parser.add_argument("--max-duration", "--max-session-s", dest="max_duration", type=float,
+                        default=3600.0,
+                        help="session age limit in seconds (service: 3600): then session_expired "
+                             "and close 1001. A few seconds (e.g. 3) tests Session(renew=...)")
     parser.add_argument("--light", action="store_true",
                         help="use the light engines (pocketsphinx instead of Whisper)")
     parser.add_argument("--ssl-certfile", default=None,
