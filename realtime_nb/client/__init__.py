@@ -22,6 +22,7 @@ from .errors import (
 from .eventlog import AudioStore, EventLog, LoggedEvent
 from .hints import explain_commit_empty, hint_for
 from .mirror import Items, ItemState, Mirror, ResponseState
+from .renew import RenewPolicy
 from .session import AudioSent, ReconnectPolicy, Session
 from .tools import ToolCall, Tools, function_tool
 
@@ -41,6 +42,7 @@ __all__ = [
     "RealtimeTimeout",
     "RealtimeWarning",
     "ReconnectPolicy",
+    "RenewPolicy",
     "ResponseState",
     "Session",
     "ToolCall",

@@ -73,6 +73,18 @@ CATEGORIES: dict[str, dict[str, Any]] = {
 LANE_ROWS = {"c": 2, "s": 4, "l": 1}
 
 _OUT_AUDIO = ("response.output_audio.delta", "response.audio.delta")
+#: The renewal seam marker (``Session(renew=...)``): drawn as a boundary between two server
+#: sessions, labelled with both ids.
+SEAM = "realtime_nb.renewed"
+SEAM_COLOR = "#6a1b9a"
+
+
+def seam_label(old: Any, new: Any) -> str:
+    """The seam's label: ``renewed sess_ab12… → sess_cd34…`` (ids shortened to 12 chars)."""
+    def short(v: Any) -> str:
+        v = str(v) if v else "?"
+        return v if len(v) <= 13 else v[:12] + "…"
+    return f"renewed {short(old)} → {short(new)}"
 _REF = re.compile(r"^<audio (\d+) bytes #\d+>$")
 #: Longest string kept in a payload shown in the browser.
 MAX_STRING = 600
@@ -296,7 +308,7 @@ class Compactor:
                 m.client_event(view)
             return out
         if d == "l":
-            if etype == "realtime_nb.reconnected":
+            if etype in ("realtime_nb.reconnected", SEAM):
                 m.new_session()
                 out["b"] = self._level()
             return out
@@ -408,6 +420,24 @@ class ErrorMark:
 
 
 @dataclass
+class Seam:
+    """A renewal seam: the local ``realtime_nb.renewed`` marker at ``t`` — the old server
+    session ends and the new one (its conversation carried over) begins."""
+
+    t: float
+    seq: int
+    old_session_id: str | None
+    new_session_id: str | None
+    reason: str | None
+    carried: int
+    dropped: int
+
+    @property
+    def label(self) -> str:
+        return seam_label(self.old_session_id, self.new_session_id)
+
+
+@dataclass
 class Lanes:
     """What the timeline draws (see :func:`build_lanes`)."""
 
@@ -416,6 +446,7 @@ class Lanes:
     buffer: list[tuple[float, float, float]] = field(default_factory=list)
     responses: list[ResponseSpan] = field(default_factory=list)
     errors: list[ErrorMark] = field(default_factory=list)
+    seams: list[Seam] = field(default_factory=list)
     t_first: float = 0.0
     t_last: float = 0.0
     count: int = 0
@@ -431,6 +462,7 @@ class Lanes:
             "buffer": len(self.buffer),
             "last_buffer": list(self.buffer[-1][1:]) if self.buffer else None,
             "marks": {d: [[m.seq0, m.count] for m in ms] for d, ms in self.marks.items()},
+            "seams": [[s.seq, s.old_session_id, s.new_session_id] for s in self.seams],
         }
 
 
@@ -488,7 +520,13 @@ def build_lanes(events: Sequence[dict[str, Any]], bin_s: float | None = None) ->
                                           str(x.get("message", "")), x.get("hint"),
                                           bool(x.get("refused"))))
         if e["d"] != "s":
-            if y in ("realtime_nb.disconnected", "realtime_nb.closed"):
+            if y == SEAM:
+                p = e.get("p") or {}
+                lanes.seams.append(Seam(t, e["s"], p.get("old_session_id"),
+                                        p.get("new_session_id"), p.get("reason"),
+                                        len(p.get("carried") or ()),
+                                        len(p.get("dropped") or ())))
+            if y in ("realtime_nb.disconnected", "realtime_nb.closed", SEAM):
                 for s in lanes.speech:
                     if s.t1 is None:
                         s.t1, s.seq1 = t, e["s"]

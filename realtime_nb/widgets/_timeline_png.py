@@ -7,7 +7,7 @@ import textwrap
 from collections import defaultdict
 from typing import Any
 
-from ._lanes import CATEGORIES, LANE_ROWS, build_lanes
+from ._lanes import CATEGORIES, LANE_ROWS, SEAM_COLOR, build_lanes
 
 _ERR = "#d32f2f"
 _LANES = (("c", "client"), ("s", "server"))
@@ -120,13 +120,16 @@ def draw_png(
             ax.broken_barh(xs, (row + 0.15, 0.7), facecolors=CATEGORIES[cat]["color"],
                            edgecolor="none", zorder=2)
     # -- local markers (connect, disconnect, close)
+    seams = {s.seq: s for s in lanes.seams}
     for m in lanes.marks["l"]:
         if t_lo <= m.t0 <= t_hi:
+            seam = seams.get(m.seq0)
+            color = SEAM_COLOR if seam else CATEGORIES["local"]["color"]
             for ax in axes:
-                ax.axvline(m.t0, color=CATEGORIES["local"]["color"], lw=0.7, ls=":")
-            ax_c.text(m.t0, -0.05, m.type.removeprefix("realtime_nb."), fontsize=6,
-                      color=CATEGORIES["local"]["color"], ha="left", va="bottom",
-                      rotation=0, clip_on=False)
+                ax.axvline(m.t0, color=color, lw=1.6 if seam else 0.7, ls="-" if seam else ":")
+            ax_c.text(m.t0, -0.05, seam.label if seam else m.type.removeprefix("realtime_nb."),
+                      fontsize=6, color=color, ha="left", va="bottom", rotation=0,
+                      clip_on=False)
 
     # -- VAD speech
     ax_sp.set_ylim(0, 1)

@@ -19,6 +19,14 @@ const LABEL_W = 84;
 const FONT = "10px system-ui, -apple-system, 'Segoe UI', sans-serif";
 const CHAR_W = 5.6; // average glyph width of FONT, to fit labels without measuring
 const KEEP_TIMINGS = 2000;
+const SEAM = "realtime_nb.renewed"; // renewal seam marker (Session(renew=...))
+const SEAM_COLOR = "#6a1b9a";
+
+// Same text as _lanes.seam_label.
+function seamLabel(oldId, newId) {
+  const short = (v) => { v = v ? String(v) : "?"; return v.length <= 13 ? v : v.slice(0, 12) + "…"; };
+  return `renewed ${short(oldId)} → ${short(newId)}`;
+}
 
 const STATES = new Map();
 
@@ -64,6 +72,7 @@ class Store {
     this.buffer = []; // [t, buffered_ms, appended_ms]
     this.errors = []; // compact events carrying x
     this.locals = []; // local markers
+    this.seams = []; // renewal seams (realtime_nb.renewed markers)
   }
 
   // Add a batch; returns the first missing seq range [from, to) if the store has a hole.
@@ -118,7 +127,8 @@ class Store {
     if (e.x) this.errors.push(e);
     if (e.d !== "s") {
       if (e.d === "l") this.locals.push(e);
-      if (y === "realtime_nb.disconnected" || y === "realtime_nb.closed") {
+      if (y === SEAM) this.seams.push(e);
+      if (y === "realtime_nb.disconnected" || y === "realtime_nb.closed" || y === SEAM) {
         for (const s of this.speech) if (s.t1 === null) { s.t1 = t; s.seq1 = e.s; }
       }
       return;
@@ -219,6 +229,8 @@ export function lanesSummary(uid, binS = null) {
     buffer: s.buffer.length,
     last_buffer: last ? [last[1], last[2]] : null,
     marks,
+    seams: s.seams.map((e) => [e.s, (e.p || {}).old_session_id ?? null,
+      (e.p || {}).new_session_id ?? null]),
   };
 }
 
@@ -802,13 +814,27 @@ class View {
     g.strokeStyle = (cats.local && cats.local.color) || "#455a64";
     g.fillStyle = g.strokeStyle;
     g.textAlign = "left";
+    const localColor = g.strokeStyle;
     for (let i = lowerBound(locals, t0, byT); i < locals.length && locals[i].t <= t1; i++) {
       const x = Math.round(X(locals[i].t)) + 0.5;
+      const seam = locals[i].y === SEAM;
+      if (seam) { // a renewal seam: a solid boundary labelled with both session ids
+        g.setLineDash([]);
+        g.lineWidth = 2;
+        g.strokeStyle = SEAM_COLOR;
+      }
       g.beginPath();
       g.moveTo(x, 12);
       g.lineTo(x, top.resp[1]);
       g.stroke();
-      labels.push([x + 3, locals[i].y.replace("realtime_nb.", ""), g.strokeStyle, false]);
+      const p = locals[i].p || {};
+      labels.push([x + 3, seam ? seamLabel(p.old_session_id, p.new_session_id)
+        : locals[i].y.replace("realtime_nb.", ""), g.strokeStyle, false]);
+      if (seam) {
+        g.lineWidth = 1;
+        g.strokeStyle = localColor;
+        g.setLineDash([2, 3]);
+      }
       hits.push({ kind: "mark", prio: 1, x0: x - 2, x1: x + 2, y0: 0, y1: top.resp[1],
         m: { d: "l", y: locals[i].y, k: "local", t0: locals[i].t, t1: locals[i].t, count: 1,
           seq0: locals[i].s, seq1: locals[i].s, i: lowerBound(store.events, locals[i].s, byS),
