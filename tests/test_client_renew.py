@@ -138,14 +138,23 @@ async def test_function_calls_and_outputs_are_carried(short_server) -> None:
     await s.close()
 
 
-async def test_audio_turns_before_and_after_the_seam(short_server, tmp_path) -> None:
+@pytest.fixture
+async def audio_server(engines):
+    """Warm engines and a 6 s limit: a cold Whisper load must not outlast the session."""
+    srv = LocalServer(port=0, engines=engines, max_duration_s=6)
+    await srv.start(warm_up=True)
+    yield srv
+    await srv.stop()
+
+
+async def test_audio_turns_before_and_after_the_seam(audio_server, tmp_path) -> None:
     from conftest import espeak_wav
 
     from realtime_nb.audio import to_pcm16
 
     first = to_pcm16(espeak_wav(tmp_path / "a.wav", "The blue whale is big."))
     second = to_pcm16(espeak_wav(tmp_path / "b.wav", "Green apples are sour."))
-    s = Session(url=short_server.url, renew=RenewPolicy(margin_s=1.2, wait_s=5),
+    s = Session(url=audio_server.url, renew=RenewPolicy(margin_s=2.0, wait_s=3),
                 record=False)
     await s.connect()
     await s.update(turn_detection=None, transcription={"model": "whisper-1"})
@@ -339,3 +348,24 @@ def test_seam_survives_a_saved_log(tmp_path) -> None:
     lanes = build_lanes(compact_log(back))
     assert [(x.old_session_id, x.new_session_id) for x in lanes.seams] == [
         ("sess_old", "sess_new")]
+
+
+async def test_the_recording_folder_holds_one_log_across_the_seam(tmp_path) -> None:
+    async with FakeRealtimeServer() as fake:
+        s = Session(url=fake.url, renew=True, record=tmp_path)
+        await s.connect()
+        await s.say("before", output_modalities=["text"])
+        seam = await s.renew()
+        await s.say("after", output_modalities=["text"])
+        folder = s.recording_folder
+        live = [(i.id, i.content_text, i.carried_into) for i in s.items.list()]
+        await s.close()
+    assert folder is not None and folder.parent == tmp_path
+    back = EventLog.from_folder(folder)
+    marks = back.of_type("realtime_nb.renewed")
+    assert [m.event["new_session_id"] for m in marks] == [seam["new_session_id"]]
+    created = [e.event["session"]["id"] for e in back.of_type("session.created")]
+    assert created == [seam["old_session_id"], seam["new_session_id"]]
+    replay = Mirror.from_log(back)
+    assert [(i.id, i.content_text, i.carried_into) for i in replay.items.list()] == live
+    assert [len(i.carried_into) for i in replay.items.list()] == [1, 1, 0, 0]

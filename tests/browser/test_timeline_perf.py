@@ -198,3 +198,41 @@ def test_window_buttons_and_keys_steer_the_view(browser: Any, tmp_path: Path) ->
     page.click("text=All")
     assert page.evaluate(state) == [0, True]
     page.close()
+
+
+def _renewed_log() -> EventLog:
+    """A real log with a renewal seam: a turn, ``session.renew()``, a turn."""
+    import asyncio
+
+    from realtime_nb import Session
+    from realtime_nb.client.testing import FakeRealtimeServer
+
+    async def run() -> EventLog:
+        async with FakeRealtimeServer(reply_text="Fine.", reply_audio_ms=200) as fake:
+            s = Session(url=fake.url, renew=True, record=False)
+            await s.connect()
+            await s.say("before the seam")
+            await s.renew()
+            await s.say("after the seam")
+            await s.close()
+            return s.events
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:  # playwright's sync API holds this thread's loop
+        return pool.submit(asyncio.run, run()).result()
+
+
+def test_the_renewal_seam_is_drawn_with_both_session_ids(browser: Any, tmp_path: Path) -> None:
+    """JS and Python agree on the seam (old and new session ids); screenshot for the eye."""
+    log = _renewed_log()
+    events = compact_log(log)
+    seam = next(e for e in events if e["y"] == "realtime_nb.renewed")
+    page = open_page(browser, timeline_html(log, tmp_path / "seam.html"))
+    page.wait_for_function(f"() => window.rtnbTimeline.lanes(null).count === {len(events)}")
+    js = page.evaluate("() => window.rtnbTimeline.lanes(0.05)")
+    assert js == json.loads(json.dumps(build_lanes(events, 0.05).summary()))
+    assert js["seams"] == [[seam["s"], seam["p"]["old_session_id"], seam["p"]["new_session_id"]]]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "timeline_renewal_seam.png"))
+    page.close()
