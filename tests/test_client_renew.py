@@ -270,12 +270,14 @@ async def test_a_response_cut_by_the_wait_limit_ends_incomplete() -> None:
         fake.audio_interval = 0.1
         s = Session(url=fake.url, renew=RenewPolicy(wait_s=0), record=False)
         await s.connect()
-        await s.create_item(text="Count.")
-        await s.create_response()
+        answer = asyncio.ensure_future(s.say("Count."))
         await until(lambda: s.events.of_type("response.output_audio.delta"))
         rid = s.mirror.active_response_id
-        await s.renew()
-        rs = s.responses[rid]
+        next_seam = asyncio.ensure_future(s.wait_for("realtime_nb.renewed"))
+        seam = await s.renew()
+        assert seam["cut_responses"] == [rid] and (await next_seam)["cut_responses"] == [rid]
+        rs = await asyncio.wait_for(answer, 5)  # say() ends with the cut response
+        assert rs.id == rid and rs is s.responses[rid]
         assert rs.status == "incomplete" and rs.status_details["reason"] == "renewed"
         assert Mirror.from_log(s.events).responses[rid].status_details["reason"] == "renewed"
         await s.close()

@@ -14,7 +14,8 @@ What happens at the seam (see :meth:`Session.renew`):
    response to finish (``response.done``) and for the user to stop speaking (server VAD), so
    that no answer is cut mid-sentence. A response still running after ``wait_s`` is cut: the
    mirror ends it ``incomplete`` (reason ``"renewed"``), and a waiter on its ``response.done``
-   times out. Audio appended but not committed to the old session is not carried (under server
+   times out (``say()`` returns it, as it is; the seam's ``cut_responses`` lists such
+   responses). Audio appended but not committed to the old session is not carried (under server
    VAD, outside speech, that is only idle audio).
 3. **Switch.** Sending pauses (your ``send``/``update``/``append`` calls are queued, in order, and
    ``wait=True`` calls still get their reply), the new socket is opened while the old one still
@@ -38,9 +39,10 @@ What happens at the seam (see :meth:`Session.renew`):
 6. **Record.** One local marker ``realtime_nb.renewed`` is logged at the seam, just before the
    new session's ``session.created``: ``old_session_id``, ``new_session_id``, ``reason``
    (``"expires_at"``, ``"session_expired"``, ``"manual"``), ``carried`` (item ids),
-   ``dropped`` (``[id, why]`` pairs), ``waited_s``. The timeline draws it as a seam; callbacks
-   registered with ``session.on("realtime_nb.renewed")`` get it. The carried items' create
-   events are logged with the note ``"carried"``.
+   ``dropped`` (``[id, why]`` pairs), ``waited_s``, ``cut_responses``. The timeline draws it as
+   a seam; callbacks registered with ``session.on("realtime_nb.renewed")`` get it, and
+   ``await session.wait_for("realtime_nb.renewed")`` waits for the next one. The carried
+   items' create events are logged with the note ``"carried"``.
 
 To try it in seconds, run the local server with a short age limit:
 ``python -m realtime_nb.server --max-session-s 3`` (alias of ``--max-duration``), or

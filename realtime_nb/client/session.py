@@ -704,7 +704,9 @@ class Session:
         renewal = {"old_session_id": old_id, "reason": reason,
                    "carried": plan.carried if plan else [],
                    "dropped": [list(d) for d in plan.dropped] if plan else [],
-                   "waited_s": round(waited, 3)}
+                   "waited_s": round(waited, 3),
+                   "cut_responses": [rid for rid, rs in self.mirror.responses.items()
+                                     if rs.status == "in_progress"]}
         try:
             await self._attach(ws, timeout, restore=True, renewal=renewal,
                                carry=plan.items if plan else None)
@@ -940,7 +942,10 @@ class Session:
                 await ws.send(text)
         self._schedule_renewal()
         if renewal is not None:
-            self._dispatch("realtime_nb.renewed", {"type": "realtime_nb.renewed", **renewal})
+            # Waiters see it too: wait_for("realtime_nb.renewed"), and say() ends on it when
+            # its response was cut at the seam (``cut_responses``).
+            seam = {"type": "realtime_nb.renewed", **renewal}
+            self._deliver("realtime_nb.renewed", seam, seam)
         elif restore:
             self.events.marker("realtime_nb.reconnected", session_id=self.mirror.session_id,
                                restored_config=bool(self._user_patch),
@@ -1912,8 +1917,10 @@ class Session:
         rs = self.mirror.responses[rid]
         if wait and not rs.done:
             await self.wait_for(
-                lambda e: e.get("type") == "response.done"
-                and (e.get("response") or {}).get("id") == rid, timeout)
+                lambda e: (e.get("type") == "response.done"
+                           and (e.get("response") or {}).get("id") == rid)
+                or (e.get("type") == "realtime_nb.renewed"
+                    and rid in (e.get("cut_responses") or ())), timeout)
         return self.mirror.responses[rid]
 
 
