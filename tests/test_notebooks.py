@@ -267,9 +267,12 @@ def test_vad_lab_sweeps_plots_and_recommends(run: Any) -> None:
     default = re.search(r"premature cut-offs: (\d+)", text)
     assert default is not None and int(default.group(1)) >= 1  # 200 ms cuts "Hello there."
     assert "<table" in Executed.text_of(ex.cell("result = lab.sweep("))
-    assert ex.count("image/png") == 3  # the turns plot and two heatmaps
+    assert ex.count("image/png") == 4  # the turns plot, two heatmaps, the corpus heatmap
     assert "made no error" in Executed.text_of(ex.cell("best = result.recommend()"))
     assert re.search(r"applied: \{'type': 'server_vad'.*'create_response': False", text)
+    # section 7: the generated corpus, swept in-process and on a two-worker Dask cluster
+    assert "Over 8 recordings" in Executed.text_of(ex.cell("best_overall = corpus.recommend()"))
+    assert "same as in-process: True" in text
 
 
 def test_openai_without_a_key_skips_every_cell(run: Any) -> None:
