@@ -473,14 +473,16 @@ function render({ model, el }) {
   root.addEventListener("focusout", onFocusOut);
   modeSelect.addEventListener("change", onMode);
 
-  const events = "change:recording change:status change:error change:mode change:muted";
-  model.on(events, draw);
+  // One name per on(): the anywidget model API (marimo's too) takes no space-separated lists.
+  const events = ["change:recording", "change:status", "change:error", "change:mode",
+    "change:muted"];
+  for (const e of events) model.on(e, draw);
   model.on("change:level", drawLevel);
   draw();
   drawLevel();
 
   return () => {
-    model.off(events, draw);
+    for (const e of events) model.off(e, draw);
     model.off("change:level", drawLevel);
     root.remove();
   };

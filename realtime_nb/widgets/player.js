@@ -323,12 +323,14 @@ function render({ model, el }) {
   stopButton.addEventListener("click", onStop);
   volume.addEventListener("input", onVolumeInput);
   if (st) st.events.addEventListener("change", draw);
-  model.on("change:volume change:error", draw);
+  model.on("change:volume", draw);  // one name per on(): the anywidget model API
+  model.on("change:error", draw);
   draw();
 
   return () => {
     if (st) st.events.removeEventListener("change", draw);
-    model.off("change:volume change:error", draw);
+    model.off("change:volume", draw);
+    model.off("change:error", draw);
     root.remove();
   };
 }

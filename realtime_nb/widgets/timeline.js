@@ -467,8 +467,10 @@ class View {
       if (this.follow) this.range = null;
       this.st.requestDraw();
     };
-    this.model.on("change:follow change:window_s", onTraits);
-    this.cleanups.push(() => this.model.off("change:follow change:window_s", onTraits));
+    for (const e of ["change:follow", "change:window_s"]) {  // one name per on() (anywidget)
+      this.model.on(e, onTraits);
+      this.cleanups.push(() => this.model.off(e, onTraits));
+    }
     const onTitle = () => { title.textContent = this.model.get("title") || ""; };
     this.model.on("change:title", onTitle);
     this.cleanups.push(() => this.model.off("change:title", onTitle));

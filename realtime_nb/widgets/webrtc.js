@@ -298,11 +298,12 @@ function render({ model, el }) {
   const onHang = () => model.send({ type: "hangup_request" });
   mute.addEventListener("click", onMute);
   hang.addEventListener("click", onHang);
-  const events = "change:status change:error change:muted change:assistant_speaking";
-  model.on(events, draw);
+  // One name per on(): the anywidget model API (marimo's too) takes no space-separated lists.
+  const events = ["change:status", "change:error", "change:muted", "change:assistant_speaking"];
+  for (const e of events) model.on(e, draw);
   draw();
   return () => {
-    model.off(events, draw);
+    for (const e of events) model.off(e, draw);
     root.remove();
   };
 }

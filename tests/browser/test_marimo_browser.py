@@ -1,0 +1,162 @@
+"""``notebooks/marimo_quickstart.py`` under a real ``marimo run``, headless Chromium, fake mic.
+
+marimo runs every cell when the page opens (top-level ``await session.connect()`` included) and
+renders the anywidget parts of the panel (``marimo_panel``: mic, player, timeline, and HTML
+mirrors of status, gauge, transcript). The app gives the page no code to run in the kernel, so
+everything is checked in the page: the mic streams (the input-buffer gauge counts the appended
+audio), the spoken question and the local server's answer appear in the transcript, the
+player reports the answer played, and moving the marimo slider re-runs the cell that sends
+``session.update``, whose output shows the server's echo. Screenshot:
+``test-artifacts/marimo-quickstart.png``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from realtime_nb.audio import Audio
+
+from .conftest import ARTIFACTS, KNOWN_UNRELATED, REPO, _free_port, chromium, espeak_48k
+
+pytestmark = pytest.mark.browser
+
+QUESTION = "What is the capital of France?"
+SILENCE_MS = 2500
+
+
+@pytest.fixture(scope="module")
+def question_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fake microphone: the spoken question, then silence (48 kHz, 16-bit mono WAV)."""
+    out = tmp_path_factory.mktemp("question") / "question48k.wav"
+    speech = espeak_48k(QUESTION, out.parent)
+    out.write_bytes(Audio.concat([Audio.silence(300, 48_000), speech,
+                                  Audio.silence(SILENCE_MS, 48_000)]).to_wav())
+    return out
+
+
+@contextlib.contextmanager
+def running_marimo(notebook: Path) -> Iterator[str]:
+    """``marimo run notebook --headless`` on 127.0.0.1 on a free port; yield its URL.
+
+    Logs to ``marimo.log`` beside the notebook; terminated (killed after 15 s) on exit.
+    """
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    with open(notebook.parent / "marimo.log", "wb") as log:
+        server = subprocess.Popen(
+            [str(Path(sys.executable).with_name("marimo")), "-y", "run", str(notebook),
+             "--headless", "--host=127.0.0.1", f"--port={port}", "--no-token"],
+            stdout=log, stderr=subprocess.STDOUT, cwd=notebook.parent,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                assert server.poll() is None, f"marimo exited: see {notebook.parent}/marimo.log"
+                try:
+                    with urllib.request.urlopen(f"{url}health", timeout=2):
+                        break
+                except urllib.error.HTTPError:
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, "marimo did not start in 60 s"
+                    time.sleep(0.2)
+            yield url
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory, question_wav: Path) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    root = tmp_path_factory.mktemp("marimo")
+    notebook = root / "marimo_quickstart.py"
+    shutil.copy(REPO / "notebooks" / "marimo_quickstart.py", notebook)
+    with (
+        running_marimo(notebook) as url,
+        sync_playwright() as pw,
+        chromium(pw, tmp_path_factory.mktemp("chromium-marimo"), question_wav,
+                 viewport={"width": 1280, "height": 1600}, origin=url.rstrip("/")) as context,
+    ):
+        pg = context.pages[0]
+        pg.console_errors = []  # type: ignore[attr-defined]
+        pg.on("console", lambda m: m.type == "error" and pg.console_errors.append(m.text))
+        pg.on("pageerror", lambda e: pg.console_errors.append(f"pageerror: {e}"))
+        pg.goto(url, timeout=120_000)
+        pg.wait_for_selector(".rtnb-mic-button", timeout=120_000)
+        pg.wait_for_selector(".rtnb-html-view:has-text('connected')", timeout=60_000)
+        try:
+            yield pg
+        finally:
+            ARTIFACTS.mkdir(exist_ok=True)
+            pg.screenshot(path=str(ARTIFACTS / "marimo-quickstart.png"), full_page=True)
+
+
+def _echoed_silence_ms(page: Any) -> list[int]:
+    """The silence_duration_ms values the update cell's outputs show (the server's echo)."""
+    text = page.inner_text("body")
+    return [int(x) for x in re.findall(r'"silence_duration_ms"\s*:\s*(\d+)', text)]
+
+
+def test_the_anywidget_parts_render(page: Any) -> None:
+    for part in (".rtnb-mic-button", ".rtnb-player-stop", ".rtnb-html-view"):
+        assert page.locator(part).count() >= 1, part
+    status = page.locator(".rtnb-html-view:has-text('connected')").first.inner_text()
+    assert "backend local" in status, status
+    assert page.locator(".rtnb-html-view:has-text('Nothing said yet')").count() == 1
+
+
+def test_slider_cell_sends_session_update(page: Any) -> None:
+    page.wait_for_function("() => /\"silence_duration_ms\"\\s*:\\s*500/.test(document.body"
+                           ".innerText)", timeout=30_000)
+    thumb = page.locator("[role=slider]").first  # marimo's slider (the volume is an <input>)
+    thumb.focus()
+    for _ in range(6):
+        thumb.press("ArrowRight")  # 6 steps of 50 ms: 800
+    page.wait_for_function("() => /\"silence_duration_ms\"\\s*:\\s*800/.test(document.body"
+                           ".innerText)", timeout=30_000)
+    assert 800 in _echoed_silence_ms(page)
+
+
+def test_spoken_turn_is_answered_on_screen_and_played(page: Any) -> None:
+    page.click(".rtnb-mic-button")  # Start: hands-free, server VAD
+    page.wait_for_selector(".rtnb-mic-button:has-text('Stop')", timeout=15_000)
+    # The mic streams: the gauge counts appended audio.
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('*')].some((el) => el.shadowRoot &&
+              /appended since last commit [1-9]/.test(el.shadowRoot.textContent))
+           || /appended since last commit [1-9]/.test(document.body.innerText)""",
+        timeout=15_000)
+    answer = page.locator(".rtnb-turn-assistant .rtnb-turn-text:has-text('You said')").first
+    answer.wait_for(timeout=60_000)
+    user = page.locator(".rtnb-turn-user .rtnb-turn-text").first.inner_text()
+    assert "capital" in user.lower() or "france" in user.lower(), user
+    item = page.locator(".rtnb-turn-assistant").first.get_attribute("data-item-id")
+    status = page.locator(f".rtnb-player:has-text('played {item}')")
+    status.first.wait_for(timeout=30_000)
+    page.click(".rtnb-mic-button")  # Stop
+    played = re.search(rf"played {item} ([0-9.]+) s", status.first.inner_text())
+    assert played and float(played.group(1)) > 0, status.first.inner_text()
+    print(f"\nmarimo: {user!r} → {answer.inner_text()!r}, played {played.group(1)} s")
+
+
+def test_no_console_errors_from_our_widgets(page: Any) -> None:
+    ours = [m for m in page.console_errors if not any(k in m for k in KNOWN_UNRELATED)]
+    assert ours == [], json.dumps(ours, indent=1)
