@@ -106,6 +106,10 @@ def test_refused_microphone_is_reported_and_the_websocket_path_connects(
     jp.page.wait_for_selector(".rtnb-call-error:has-text('refused access to the microphone')",
                               timeout=30_000)
     jp.wait_for_kernel("print(p_s1.errors[-1][1].code)", "webrtc_mic_denied", timeout_s=15)
+    # the kernel knows first; the status line follows with the panel's next redraw
+    jp.page.wait_for_function(
+        """() => document.querySelector('.rtnb-panel .rtnb-status-line')
+                 .innerText.includes('webrtc_mic_denied')""", timeout=10_000)
     status = jp.page.inner_text(".rtnb-panel .rtnb-status-line")
     assert "webrtc_mic_denied" in status and "WebRTC" in status, status
     ARTIFACTS.mkdir(exist_ok=True)
