@@ -1,13 +1,15 @@
-"""``notebooks/marimo_quickstart.py`` under a real ``marimo run``, headless Chromium, fake mic.
+"""``notebooks/marimo_quickstart.py`` under a real marimo server, headless Chromium, fake mic.
 
-marimo runs every cell when the page opens (top-level ``await session.connect()`` included) and
+Twice: ``marimo run`` (the app: every cell runs when the page opens) and ``marimo edit
+--headless`` (the editor: marimo 0.25 runs nothing on open, so the test presses its run-all
+button, as a user would). Top-level ``await session.connect()`` runs in a cell; marimo
 renders the anywidget parts of the panel (``marimo_panel``: mic, player, timeline, and HTML
 mirrors of status, gauge, transcript). The app gives the page no code to run in the kernel, so
 everything is checked in the page: the mic streams (the input-buffer gauge counts the appended
 audio), the spoken question and the local server's answer appear in the transcript, the
 player reports the answer played, and moving the marimo slider re-runs the cell that sends
-``session.update``, whose output shows the server's echo. Screenshot:
-``test-artifacts/marimo-quickstart.png``.
+``session.update``, whose output shows the server's echo. Screenshots:
+``test-artifacts/marimo-{run,edit}.png``.
 """
 
 from __future__ import annotations
@@ -48,8 +50,9 @@ def question_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextlib.contextmanager
-def running_marimo(notebook: Path) -> Iterator[str]:
-    """``marimo run notebook --headless`` on 127.0.0.1 on a free port; yield its URL.
+def running_marimo(notebook: Path, mode: str) -> Iterator[str]:
+    """``marimo {mode} notebook --headless`` (``run`` or ``edit``) on 127.0.0.1 on a free port;
+    yield its URL.
 
     Logs to ``marimo.log`` beside the notebook; terminated (killed after 15 s) on exit.
     """
@@ -57,7 +60,7 @@ def running_marimo(notebook: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}/"
     with open(notebook.parent / "marimo.log", "wb") as log:
         server = subprocess.Popen(
-            [str(Path(sys.executable).with_name("marimo")), "-y", "run", str(notebook),
+            [str(Path(sys.executable).with_name("marimo")), "-y", mode, str(notebook),
              "--headless", "--host=127.0.0.1", f"--port={port}", "--no-token"],
             stdout=log, stderr=subprocess.STDOUT, cwd=notebook.parent,
         )
@@ -82,17 +85,19 @@ def running_marimo(notebook: Path) -> Iterator[str]:
                 server.kill()
 
 
-@pytest.fixture(scope="module")
-def page(tmp_path_factory: pytest.TempPathFactory, question_wav: Path) -> Iterator[Any]:
+@pytest.fixture(scope="module", params=["run", "edit"])
+def page(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+         question_wav: Path) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
-    root = tmp_path_factory.mktemp("marimo")
+    mode = request.param
+    root = tmp_path_factory.mktemp(f"marimo-{mode}")
     notebook = root / "marimo_quickstart.py"
     shutil.copy(REPO / "notebooks" / "marimo_quickstart.py", notebook)
     with (
-        running_marimo(notebook) as url,
+        running_marimo(notebook, mode) as url,
         sync_playwright() as pw,
-        chromium(pw, tmp_path_factory.mktemp("chromium-marimo"), question_wav,
+        chromium(pw, tmp_path_factory.mktemp(f"chromium-marimo-{mode}"), question_wav,
                  viewport={"width": 1280, "height": 1600}, origin=url.rstrip("/")) as context,
     ):
         pg = context.pages[0]
@@ -100,13 +105,28 @@ def page(tmp_path_factory: pytest.TempPathFactory, question_wav: Path) -> Iterat
         pg.on("console", lambda m: m.type == "error" and pg.console_errors.append(m.text))
         pg.on("pageerror", lambda e: pg.console_errors.append(f"pageerror: {e}"))
         pg.goto(url, timeout=120_000)
+        if mode == "edit":  # the editor's own run-all button (the last one; each cell has one)
+            run_all_in_editor(pg)
         pg.wait_for_selector(".rtnb-mic-button", timeout=120_000)
         pg.wait_for_selector(".rtnb-html-view:has-text('connected')", timeout=60_000)
         try:
             yield pg
         finally:
             ARTIFACTS.mkdir(exist_ok=True)
-            pg.screenshot(path=str(ARTIFACTS / "marimo-quickstart.png"), full_page=True)
+            pg.screenshot(path=str(ARTIFACTS / f"marimo-{mode}.png"), full_page=True)
+
+
+def run_all_in_editor(page: Any, timeout_s: float = 90) -> None:
+    """Press the marimo editor's run-all button until the cells run (a press before the
+    editor has connected to its kernel does nothing)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        page.locator("[data-testid=run-button]").last.click(timeout=30_000)
+        try:
+            page.wait_for_selector(".rtnb-mic-button", timeout=10_000)
+            return
+        except Exception:
+            assert time.monotonic() < deadline, "the editor's cells never ran"
 
 
 def _echoed_silence_ms(page: Any) -> list[int]:
