@@ -31,7 +31,7 @@ import concurrent.futures as cf
 import glob
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
@@ -40,7 +40,7 @@ import numpy as np
 
 from realtime_nb.vad import TurnDetectionSettings
 
-from ._records import SettingResult
+from ._records import RecordSequence, SettingResult
 from ._reference import DEFAULT_PAUSE_MS, DEFAULT_TOLERANCE_MS, Reference
 from ._settings import DEFAULT_GRID, Grid, expand_grid
 
@@ -305,7 +305,7 @@ def sweep_corpus(
                         seconds=time.perf_counter() - t0)
 
 
-class CorpusResult(Sequence[SettingResult]):
+class CorpusResult(RecordSequence):
     """A corpus sweep: one pooled :class:`SettingResult` per setting (grid order; see the module
     docstring for how results are pooled), and ``files``, each recording's :class:`FileSweep`.
 
@@ -352,20 +352,6 @@ class CorpusResult(Sequence[SettingResult]):
         return SettingResult(self.settings[i], (), "offline", self.reference.source, **metrics,
                              extra=extra)
 
-    # ------------------------------------------------------------------ sequence
-    @overload
-    def __getitem__(self, i: int) -> SettingResult: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[SettingResult]: ...
-    def __getitem__(self, i: int | slice) -> SettingResult | list[SettingResult]:
-        return self.records[i]
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __iter__(self) -> Iterator[SettingResult]:
-        return iter(self.records)
-
     def __repr__(self) -> str:
         return (f"<CorpusResult {len(self.records)} settings x {len(self.files)} recordings "
                 f"({self.duration_ms / 1000:.0f} s of audio), yardstick "
@@ -384,19 +370,6 @@ class CorpusResult(Sequence[SettingResult]):
         parameters match ``params``)."""
         i = self.settings.index(self.find(settings, **params).settings)
         return {f.name: f.records[i] for f in self.files}
-
-    def find(self, settings: TurnDetectionSettings | None = None, **params: Any
-             ) -> SettingResult:
-        """The pooled record of ``settings``, or the only one matching ``params``."""
-        if settings is not None:
-            for r in self.records:
-                if r.settings == settings:
-                    return r
-            raise KeyError(f"{settings!r} is not in this sweep")
-        hits = [r for r in self.records if all(r.params.get(k) == v for k, v in params.items())]
-        if len(hits) != 1:
-            raise KeyError(f"{len(hits)} settings match {params!r} (expected exactly one)")
-        return hits[0]
 
     def to_records(self) -> list[dict[str, Any]]:
         """One flat dict per setting, pooled over the corpus (without the turn lists)."""

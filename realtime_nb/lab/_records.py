@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from ._recommend import Recommendation
 
-__all__ = ["METRICS", "SettingResult", "SweepResult", "Turn"]
+__all__ = ["METRICS", "RecordSequence", "SettingResult", "SweepResult", "Turn"]
 
 #: Per-setting measurements (see :func:`realtime_nb.lab.measure` for their definitions).
 METRICS = (
@@ -190,7 +190,42 @@ class SettingResult:
                 f"{self.false_starts}, missed {self.missed_utterances}), latency {lat}>")
 
 
-class SweepResult(Sequence[SettingResult]):
+class RecordSequence(Sequence[SettingResult]):
+    """A read-only sequence of :class:`SettingResult` in ``records`` (grid order), with
+    :meth:`find`; shared by :class:`SweepResult` and the corpus sweep's result."""
+
+    records: list[SettingResult]
+
+    # ------------------------------------------------------------------ sequence
+    @overload
+    def __getitem__(self, i: int) -> SettingResult: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[SettingResult]: ...
+    def __getitem__(self, i: int | slice) -> SettingResult | list[SettingResult]:
+        return self.records[i]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[SettingResult]:
+        return iter(self.records)
+
+    def find(self, settings: TurnDetectionSettings | None = None, **params: Any
+             ) -> SettingResult:
+        """The record of ``settings``, or the only one matching ``params`` (wire names)."""
+        if settings is not None:
+            for r in self.records:
+                if r.settings == settings:
+                    return r
+            raise KeyError(f"{settings!r} is not in this sweep")
+        hits = [r for r in self.records
+                if all(r.params.get(k) == v for k, v in params.items())]
+        if len(hits) != 1:
+            raise KeyError(f"{len(hits)} settings match {params!r} (expected exactly one)")
+        return hits[0]
+
+
+class SweepResult(RecordSequence):
     """All settings' results (a read-only sequence of :class:`SettingResult`, grid order).
 
     Also holds what they were measured on: ``audio`` (the replayed audio: 24 kHz, with the tail
@@ -222,20 +257,6 @@ class SweepResult(Sequence[SettingResult]):
         #: fallback: <why>"``, ``"the service"`` (OpenAI backend) or ``None`` (none swept).
         self.semantic_vad: str | None = None
 
-    # ------------------------------------------------------------------ sequence
-    @overload
-    def __getitem__(self, i: int) -> SettingResult: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[SettingResult]: ...
-    def __getitem__(self, i: int | slice) -> SettingResult | list[SettingResult]:
-        return self.records[i]
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __iter__(self) -> Iterator[SettingResult]:
-        return iter(self.records)
-
     def __repr__(self) -> str:
         return (f"<SweepResult {len(self.records)} settings, backend={self.backend!r}, "
                 f"yardstick={self.reference.source!r}, "
@@ -243,20 +264,6 @@ class SweepResult(Sequence[SettingResult]):
                 f"{self.audio.duration_ms / 1000:.1f} s>")
 
     # ------------------------------------------------------------------ lookups
-    def find(self, settings: TurnDetectionSettings | None = None, **params: Any
-             ) -> SettingResult:
-        """The record of ``settings``, or the only one matching ``params`` (wire names)."""
-        if settings is not None:
-            for r in self.records:
-                if r.settings == settings:
-                    return r
-            raise KeyError(f"{settings!r} is not in this sweep")
-        hits = [r for r in self.records
-                if all(r.params.get(k) == v for k, v in params.items())]
-        if len(hits) != 1:
-            raise KeyError(f"{len(hits)} settings match {params!r} (expected exactly one)")
-        return hits[0]
-
     def differences(self, other: SweepResult) -> list[tuple[TurnDetectionSettings, list[Any],
                                                            list[Any]]]:
         """Settings whose turns differ between two sweeps (e.g. offline and socket).
