@@ -35,8 +35,6 @@ chunked, and it is delay-compensated, so frame ``i`` covers ``[32 i, 32 (i + 1))
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import importlib.util
 import logging
 import os
@@ -49,6 +47,8 @@ import numpy as np
 
 from realtime_nb.audio import StreamResampler
 from realtime_nb.vad.speech import SpeechModel
+
+from ._onnx import shared_session, verified_file
 
 __all__ = [
     "MODEL_SHA256",
@@ -93,15 +93,12 @@ def find_model_file() -> Path:
         spec = importlib.util.find_spec(package)  # locates without importing the package
         if spec is None or not spec.submodule_search_locations:
             continue
-        for base in spec.submodule_search_locations:
-            candidate = Path(base) / relative
-            if not candidate.is_file():
-                continue
-            stat = candidate.stat()
-            digest = _sha256(str(candidate), stat.st_size, stat.st_mtime_ns)
-            if digest == MODEL_SHA256:
-                return candidate
-            problems.append(f"{candidate} has SHA-256 {digest}, expected {MODEL_SHA256}")
+        found, wrong = verified_file((Path(base) / relative
+                                      for base in spec.submodule_search_locations),
+                                     MODEL_SHA256)
+        if found is not None:
+            return found
+        problems += wrong
     detail = ("; ".join(problems) + ". ") if problems else ""
     raise SileroUnavailable(
         f"{detail}The Silero VAD v6.2 model file was not found: install "
@@ -109,37 +106,10 @@ def find_model_file() -> Path:
     )
 
 
-@functools.lru_cache(maxsize=8)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    """Hash of a file, cached per (path, size, mtime) so SileroVAD() stays cheap."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-_sessions: dict[str, Any] = {}
-_sessions_lock = threading.Lock()
-
-
 def _shared_session(path: Path) -> Any:
     """One onnxruntime InferenceSession per model file per process (``run`` is thread-safe)."""
-    key = str(path)
-    with _sessions_lock:
-        session = _sessions.get(key)
-        if session is None:
-            try:
-                import onnxruntime as ort
-            except ImportError as exc:  # pragma: no cover - onnxruntime is a hard dependency
-                raise SileroUnavailable(
-                    "onnxruntime is not installed; use realtime_nb.vad.EnergyVAD instead."
-                ) from exc
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = 1
-            options.inter_op_num_threads = 1
-            options.log_severity_level = 3  # the upstream file has unused initializers: no noise
-            session = ort.InferenceSession(
-                key, sess_options=options, providers=["CPUExecutionProvider"]
-            )
-            _sessions[key] = session
-        return session
+    return shared_session(path, SileroUnavailable,
+                          "onnxruntime is not installed; use realtime_nb.vad.EnergyVAD instead.")
 
 
 class SileroStream:

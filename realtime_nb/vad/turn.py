@@ -35,7 +35,6 @@ faster CPUs — so a decision costs as much as several seconds of Silero VAD.
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 import logging
 import os
@@ -48,6 +47,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from realtime_nb.audio._resample import resample_float
+
+from ._onnx import shared_session, verified_file
 
 __all__ = [
     "MODEL_RATE",
@@ -147,16 +148,11 @@ def find_turn_model_file() -> Path:
     """
     package, relative = _CARRIER
     spec = importlib.util.find_spec(package)  # a top-level package: located, not imported
-    problems: list[str] = []
-    for base in (spec.submodule_search_locations or []) if spec is not None else []:
-        candidate = Path(base) / relative
-        if not candidate.is_file():
-            continue
-        stat = candidate.stat()
-        digest = _sha256(str(candidate), stat.st_size, stat.st_mtime_ns)
-        if digest == SMART_TURN_SHA256:
-            return candidate
-        problems.append(f"{candidate} has SHA-256 {digest}, expected {SMART_TURN_SHA256}")
+    bases = (spec.submodule_search_locations or []) if spec is not None else []
+    found, problems = verified_file((Path(base) / relative for base in bases),
+                                    SMART_TURN_SHA256)
+    if found is not None:
+        return found
     detail = ("; ".join(problems) + ". ") if problems else ""
     raise TurnModelUnavailable(
         f"{detail}The Smart Turn v3.2 model was not found: install the 'smartturn' extra "
@@ -164,33 +160,8 @@ def find_turn_model_file() -> Path:
     )
 
 
-@functools.lru_cache(maxsize=4)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-_sessions: dict[str, Any] = {}
-_sessions_lock = threading.Lock()
-
-
 def _shared_session(path: Path) -> Any:
-    key = str(path)
-    with _sessions_lock:
-        session = _sessions.get(key)
-        if session is None:
-            try:
-                import onnxruntime as ort
-            except ImportError as exc:  # pragma: no cover - onnxruntime is a hard dependency
-                raise TurnModelUnavailable("onnxruntime is not installed.") from exc
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = 1
-            options.inter_op_num_threads = 1
-            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            options.log_severity_level = 3
-            session = ort.InferenceSession(key, sess_options=options,
-                                           providers=["CPUExecutionProvider"])
-            _sessions[key] = session
-        return session
+    return shared_session(path, TurnModelUnavailable, "onnxruntime is not installed.")
 
 
 class SmartTurn:
