@@ -22,12 +22,15 @@ from typing import Any, Literal
 from .schema import UNSET, ProtocolError, Unset, default_of, fld, to_wire
 
 __all__ = [
+    "MCP_CONNECTORS",
     "VOICES",
     "AudioConfig",
     "AudioInput",
     "AudioOutput",
     "FunctionTool",
+    "McpApprovalFilter",
     "McpTool",
+    "McpToolFilter",
     "NoiseReduction",
     "PcmFormat",
     "PcmaFormat",
@@ -236,19 +239,86 @@ class FunctionTool:
     parameters: dict[str, Any] | Unset = fld(UNSET, "JSON Schema of the arguments.")
 
 
+MCP_CONNECTORS = (
+    "connector_dropbox",
+    "connector_gmail",
+    "connector_googlecalendar",
+    "connector_googledrive",
+    "connector_microsoftteams",
+    "connector_outlookcalendar",
+    "connector_outlookemail",
+    "connector_sharepoint",
+)
+_MCP_TARGETS = ("server_url", "connector_id", "tunnel_id")
+
+
+@dataclass
+class McpToolFilter:
+    """Which of an MCP server's tools a rule applies to: by name and/or by the server's
+    ``readOnlyHint`` annotation (a tool matches when every given criterion holds)."""
+
+    tool_names: list[str] | Unset = fld(UNSET, "Tool names the rule applies to.")
+    read_only: bool | Unset = fld(UNSET, "Match tools annotated readOnlyHint = this value.")
+
+
+@dataclass
+class McpApprovalFilter:
+    """Per-tool approval: tools matching ``always`` need approval, tools matching ``never``
+    do not; a tool matching neither needs approval."""
+
+    always: McpToolFilter | Unset = fld(UNSET)
+    never: McpToolFilter | Unset = fld(UNSET)
+
+
+def _check_mcp_tool(value: dict[str, Any], path: str) -> None:
+    given = [k for k in _MCP_TARGETS if k in value]
+    if not given:
+        p = f"{path}.server_url"
+        raise ProtocolError(
+            "missing_required_parameter",
+            f"Missing required parameter: '{p}'. One of 'server_url', 'connector_id' or "
+            "'tunnel_id' must be provided.",
+            p,
+        )
+    if len(given) > 1:
+        p = f"{path}.{given[1]}"
+        raise ProtocolError(
+            "invalid_value",
+            f"Invalid '{p}': only one of 'server_url', 'connector_id' or 'tunnel_id' may be "
+            "provided.",
+            p,
+        )
+
+
 @dataclass
 class McpTool:
-    """A remote MCP server's tools (not available on the local server)."""
+    """A remote MCP server (or an OpenAI connector) whose tools the model may call.
+
+    The service (or the local server) lists the server's tools (an ``mcp_list_tools`` item) and
+    runs the calls itself. Exactly one of ``server_url``, ``connector_id`` and ``tunnel_id`` is
+    required (the message for a missing or doubled one is UNCONFIRMED wording). The local server
+    dials ``server_url`` (streamable HTTP, or SSE when the URL path ends in ``/sse``); connectors
+    and tunnels need OpenAI and fail there with ``mcp_list_tools.failed``.
+    """
 
     type: Literal["mcp"] | Unset = fld("mcp", required=True)
-    server_label: str | Unset = fld(UNSET, required=True)
-    server_url: str | Unset = fld(UNSET)
-    connector_id: str | Unset = fld(UNSET)
-    authorization: str | Unset = fld(UNSET)
-    headers: dict[str, str] | None | Unset = fld(UNSET)
-    allowed_tools: list[str] | dict[str, Any] | None | Unset = fld(UNSET)
-    require_approval: Literal["always", "never"] | dict[str, Any] | None | Unset = fld(UNSET)
+    server_label: str | Unset = fld(UNSET, "Label naming this server in items and events.",
+                                    required=True)
+    server_url: str | Unset = fld(UNSET, "URL of the MCP server.")
+    connector_id: Literal[MCP_CONNECTORS] | Unset = fld(  # type: ignore[valid-type]
+        UNSET, "An OpenAI service connector (needs OpenAI).")
+    tunnel_id: str | Unset = fld(UNSET, "A Secure MCP Tunnel (needs OpenAI).")
+    authorization: str | Unset = fld(UNSET, "OAuth access token, sent as a bearer token.")
+    headers: dict[str, str] | None | Unset = fld(UNSET, "Extra HTTP headers for the server.")
+    allowed_tools: list[str] | McpToolFilter | None | Unset = fld(
+        UNSET, "Only these tools are imported (names, or a filter).")
+    require_approval: Literal["always", "never"] | McpApprovalFilter | None | Unset = fld(
+        UNSET, "Which calls wait for an mcp_approval_response.")
     server_description: str | Unset = fld(UNSET)
+    allowed_callers: list[Literal["direct", "programmatic"]] | None | Unset = fld(UNSET)
+    defer_loading: bool | Unset = fld(UNSET)
+
+    __check__ = staticmethod(_check_mcp_tool)
 
 
 @dataclass

@@ -34,6 +34,10 @@ __all__ = [
     "FunctionCallItem",
     "FunctionCallOutputItem",
     "ItemReference",
+    "McpApprovalRequestItem",
+    "McpApprovalResponseItem",
+    "McpCallItem",
+    "McpListToolsItem",
     "MessageItem",
     "ResponseParams",
     "validate_client_event",
@@ -126,6 +130,84 @@ class FunctionCallOutputItem:
 
 
 @dataclass
+class McpListedTool:
+    """One tool of an ``mcp_list_tools`` item, as the MCP server described it."""
+
+    name: str | Unset = fld(UNSET, required=True)
+    input_schema: Any | Unset = fld(UNSET, "JSON Schema of the tool's arguments.", required=True)
+    description: str | None | Unset = fld(UNSET)
+    annotations: Any | None | Unset = fld(UNSET)
+
+
+@dataclass
+class McpListToolsItem:
+    """The tools an MCP server offers (made by the server when an ``mcp`` tool is configured)."""
+
+    type: Literal["mcp_list_tools"] | Unset = fld("mcp_list_tools", required=True)
+    id: str | Unset = fld(UNSET, max_length=256)
+    server_label: str | Unset = fld(UNSET, required=True)
+    tools: list[McpListedTool] | Unset = fld(UNSET, required=True)
+
+
+@dataclass
+class McpProtocolError:
+    type: Literal["protocol_error"] | Unset = fld("protocol_error", required=True)
+    code: int | Unset = fld(UNSET, required=True)
+    message: str | Unset = fld(UNSET, required=True)
+
+
+@dataclass
+class McpToolExecutionError:
+    type: Literal["tool_execution_error"] | Unset = fld("tool_execution_error", required=True)
+    message: str | Unset = fld(UNSET, required=True)
+
+
+@dataclass
+class McpHttpError:
+    type: Literal["http_error"] | Unset = fld("http_error", required=True)
+    code: int | Unset = fld(UNSET, required=True)
+    message: str | Unset = fld(UNSET, required=True)
+
+
+@dataclass
+class McpCallItem:
+    """A call of a tool on an MCP server, run by the server; ``output`` or ``error`` is filled
+    when it has run. ``approval_request_id`` links it to its ``mcp_approval_request``."""
+
+    type: Literal["mcp_call"] | Unset = fld("mcp_call", required=True)
+    id: str | Unset = fld(UNSET, max_length=256, required=True)
+    server_label: str | Unset = fld(UNSET, required=True)
+    name: str | Unset = fld(UNSET, required=True)
+    arguments: str | Unset = fld(UNSET, required=True)
+    approval_request_id: str | None | Unset = fld(UNSET)
+    output: str | None | Unset = fld(UNSET)
+    error: McpProtocolError | McpToolExecutionError | McpHttpError | None | Unset = fld(UNSET)
+
+
+@dataclass
+class McpApprovalRequestItem:
+    """The server asks whether it may run ``name`` with ``arguments`` on ``server_label``."""
+
+    type: Literal["mcp_approval_request"] | Unset = fld("mcp_approval_request", required=True)
+    id: str | Unset = fld(UNSET, max_length=256, required=True)
+    server_label: str | Unset = fld(UNSET, required=True)
+    name: str | Unset = fld(UNSET, required=True)
+    arguments: str | Unset = fld(UNSET, required=True)
+
+
+@dataclass
+class McpApprovalResponseItem:
+    """The client's answer to an ``mcp_approval_request`` (``approve``, optional ``reason``);
+    ``approval_request_id`` must name an approval request of the conversation."""
+
+    type: Literal["mcp_approval_response"] | Unset = fld("mcp_approval_response", required=True)
+    id: str | Unset = fld(UNSET, max_length=256, required=True)
+    approval_request_id: str | Unset = fld(UNSET, required=True)
+    approve: bool | Unset = fld(UNSET, required=True)
+    reason: str | None | Unset = fld(UNSET)
+
+
+@dataclass
 class ItemReference:
     """A reference to an existing item, only inside ``response.create.response.input``."""
 
@@ -133,7 +215,8 @@ class ItemReference:
     id: str | Unset = fld(UNSET, required=True)
 
 
-Item = MessageItem | FunctionCallItem | FunctionCallOutputItem
+Item = (MessageItem | FunctionCallItem | FunctionCallOutputItem | McpListToolsItem | McpCallItem
+        | McpApprovalRequestItem | McpApprovalResponseItem)
 
 
 @dataclass
@@ -187,9 +270,9 @@ class ResponseParams:
     max_output_tokens: int | Literal["inf"] | Unset = fld(UNSET, ge=1, le=4096)
     conversation: Literal["auto", "none"] | Unset = fld(UNSET)
     metadata: dict[str, str] | None | Unset = fld(UNSET, check=_check_metadata)
-    input: list[MessageItem | FunctionCallItem | FunctionCallOutputItem | ItemReference] | Unset = (
-        fld(UNSET)
-    )
+    input: list[MessageItem | FunctionCallItem | FunctionCallOutputItem | McpListToolsItem
+                | McpCallItem | McpApprovalRequestItem | McpApprovalResponseItem
+                | ItemReference] | Unset = fld(UNSET)
     prompt: Prompt | None | Unset = fld(UNSET)
     parallel_tool_calls: bool | Unset = fld(UNSET)
     reasoning: Reasoning | Unset = fld(UNSET)
@@ -245,7 +328,8 @@ class ConversationItemCreate:
     )
     event_id: str | Unset = EVENT_ID
     previous_item_id: str | None | Unset = fld(UNSET)
-    item: MessageItem | FunctionCallItem | FunctionCallOutputItem | Unset = fld(
+    item: (MessageItem | FunctionCallItem | FunctionCallOutputItem | McpListToolsItem
+           | McpCallItem | McpApprovalRequestItem | McpApprovalResponseItem | Unset) = fld(
         UNSET, required=True
     )
 
@@ -342,6 +426,14 @@ SERVER_EVENTS: tuple[str, ...] = (
     "response.output_audio_transcript.done",
     "response.function_call_arguments.delta",
     "response.function_call_arguments.done",
+    "mcp_list_tools.in_progress",
+    "mcp_list_tools.completed",
+    "mcp_list_tools.failed",
+    "response.mcp_call_arguments.delta",
+    "response.mcp_call_arguments.done",
+    "response.mcp_call.in_progress",
+    "response.mcp_call.completed",
+    "response.mcp_call.failed",
     "rate_limits.updated",
 )
 

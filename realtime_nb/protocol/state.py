@@ -36,6 +36,7 @@ import numpy as np
 from .buffer import COMMIT_MIN_MS, InputBuffer, bytes_per_ms, commit_empty_message
 from .config import default_session, merge_session
 from .events import validate_client_event
+from .mcp import allowed, fingerprint, mcp_tools, needs_approval, without_authorization
 from .schema import ProtocolError
 
 __all__ = ["Job", "Reply", "SessionCore", "new_id"]
@@ -63,7 +64,11 @@ class Job:
     max_output_tokens, output_modalities, voice, speed) or ``"turn_check"`` (payload: ``check``, a
     :class:`realtime_nb.vad.TurnCheck`, and ``audio``, the int16 24 kHz samples it judges: run
     the end-of-turn model on them and call :meth:`SessionCore.turn_decision`; the work may be
-    dropped once :meth:`SessionCore.turn_check_open` is False).
+    dropped once :meth:`SessionCore.turn_check_open` is False), ``"mcp_list"`` (payload:
+    ``item_id`` and ``server``, the session's ``mcp`` tool: list its tools and call
+    :meth:`SessionCore.mcp_list_done`) or ``"mcp_call"`` (payload: ``item_id``, ``server``,
+    ``name``, ``arguments`` JSON: run the tool and call :meth:`SessionCore.mcp_call_done`).
+    The ``server`` dicts carry the ``authorization`` token: never log them.
     """
 
     kind: str
@@ -77,6 +82,8 @@ class Reply:
     text: str = ""
     function_calls: list[tuple[str, str]] = field(default_factory=list)  # (name, arguments JSON)
     truncated: bool = False
+    #: MCP tool calls: (server_label, tool name, arguments JSON), run by the server after the text.
+    mcp_calls: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -96,6 +103,9 @@ class _Response:
     audio_bytes: int = 0
     audio_chunks: list[bytes] = field(default_factory=list)
     pending_calls: list[tuple[str, str]] = field(default_factory=list)
+    pending_mcp: list[tuple[str, str, str]] = field(default_factory=list)
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    waiting_call: str | None = None  # an mcp_call item whose job this response waits for
     input_tokens: int = 0
     output_text_tokens: int = 0
     output_audio_tokens: int = 0
@@ -191,6 +201,13 @@ class SessionCore:
         self._turn_audio = bytearray()  # audio of the current buffer, input format
         self._turn_start_bytes = 0
         self._idle_deadline: float | None = None
+        #: MCP servers by ``server_label``: ``tool`` (the config), ``fp`` (its fingerprint),
+        #: ``item_id`` (its ``mcp_list_tools`` item), ``status`` (in_progress / completed /
+        #: failed) and ``tools`` (listed and allowed).
+        self.mcp_servers: dict[str, dict[str, Any]] = {}
+        self._approvals: dict[str, dict[str, Any]] = {}  # approval request id -> call to run
+        self._running_calls: dict[str, dict[str, Any]] = {}  # approved calls being run
+        self._deferred: dict[str, tuple[Job, bool]] = {}  # responses waiting for MCP work
         self.buffer = InputBuffer(bytes_per_ms(self._in_format))
         self.buffer.vad = self._turn_detection is not None
         self._reset_vad()
@@ -214,6 +231,8 @@ class SessionCore:
                else "realtime.transcription_session", "id": self.id,
                "expires_at": self.expires_at}
         cfg = copy.deepcopy(self.config)
+        if "tools" in cfg:
+            cfg["tools"] = without_authorization(cfg["tools"])
         return {"type": cfg.pop("type"), **obj, **cfg}
 
     # ------------------------------------------------------------------ output helpers
@@ -291,6 +310,8 @@ class SessionCore:
             self.buffer.vad = self._turn_detection is not None
             self._reset_vad()
         self.emit("session.updated", session=self.session_object())
+        if "tools" in patch:
+            self._sync_mcp(self.config.get("tools"))
 
     def _on_input_audio_buffer_append(self, ev: dict[str, Any]) -> None:
         try:
@@ -522,6 +543,9 @@ class SessionCore:
             raise ProtocolError(
                 "duplicate_item_id", f"Item with id '{item['id']}' already exists.", "item.id"
             )
+        approval = None
+        if item["type"] == "mcp_approval_response":
+            approval = self._check_approval(item)
         if item["type"] == "function_call_output" and not any(
             it.get("type") == "function_call" and it.get("call_id") == item["call_id"]
             for it in self.items
@@ -539,8 +563,9 @@ class SessionCore:
                 "previous_item_id",
             )
         item.setdefault("id", new_id("item"))
-        item["object"] = "realtime.item"
-        item["status"] = "completed"
+        if not item["type"].startswith("mcp_"):  # the GA MCP items have neither field
+            item["object"] = "realtime.item"
+            item["status"] = "completed"
         audio = b""
         for part in item.get("content", []):
             if part.get("type") == "input_audio":
@@ -555,6 +580,8 @@ class SessionCore:
             self.item_audio[item["id"]] = audio
             self.jobs.append(Job("transcribe", self._transcribe_payload(item["id"], audio)))
         self._item_added_done(item)
+        if approval is not None:
+            self._answer_approval(approval, item)
 
     def _on_conversation_item_retrieve(self, ev: dict[str, Any]) -> None:
         item = self._get_item(ev["item_id"], "item_id")
@@ -828,6 +855,9 @@ class SessionCore:
         out_cfg = params.get("audio", {}).get("output", {})
         voice = out_cfg.get("voice", cfg["audio"]["output"]["voice"])
         fmt = out_cfg.get("format", cfg["audio"]["output"]["format"])
+        tools = params.get("tools", cfg["tools"])
+        if "tools" in params:
+            self._sync_mcp(tools)
         resp = _Response(
             id=new_id("resp"),
             conversation=conversation,
@@ -836,6 +866,7 @@ class SessionCore:
             out_format=fmt,
             max_output_tokens=params.get("max_output_tokens", cfg["max_output_tokens"]),
             metadata=params.get("metadata"),
+            tools=copy.deepcopy(tools),
         )
         self.responses[resp.id] = resp
         if conversation:
@@ -859,7 +890,7 @@ class SessionCore:
         request = {
             "instructions": params.get("instructions", cfg["instructions"]),
             "conversation": context,
-            "tools": params.get("tools", cfg["tools"]),
+            "tools": tools,
             "tool_choice": params.get("tool_choice", cfg["tool_choice"]),
             "max_output_tokens": resp.max_output_tokens,
             "output_modalities": resp.modalities,
@@ -869,7 +900,9 @@ class SessionCore:
                                  if any(p.get("type") == "input_audio" and p.get("transcript")
                                         is None for p in it.get("content", []))],
         }
-        self.jobs.append(Job("respond", {"response_id": resp.id, "request": request}))
+        job = Job("respond", {"response_id": resp.id, "request": request})
+        self._deferred[resp.id] = (job, "input" not in params)
+        self._release_responses()
         return resp.id
 
     def _response_object(self, resp: _Response, usage: dict[str, Any] | None = None,
@@ -899,8 +932,9 @@ class SessionCore:
         if resp is None or resp.status != "in_progress":
             return
         resp.pending_calls = list(reply.function_calls)
+        resp.pending_mcp = list(reply.mcp_calls)
         resp.incomplete = reply.truncated
-        if reply.text or not reply.function_calls:
+        if reply.text or not (reply.function_calls or reply.mcp_calls):
             item = {"id": new_id("item"), "object": "realtime.item", "type": "message",
                     "status": "in_progress", "role": "assistant", "content": []}
             self._open_item(resp, item)
@@ -1028,7 +1062,8 @@ class SessionCore:
                           output_index=idx, content_index=0, text=part["text"])
             self.emit("response.content_part.done", response_id=resp.id, item_id=item["id"],
                       output_index=idx, content_index=0, part=_part_event(part))
-        item["status"] = status
+        if not item["type"].startswith("mcp_"):
+            item["status"] = status
         self.emit("response.output_item.done", response_id=resp.id, output_index=idx,
                   item=copy.deepcopy(item))
         if resp.conversation:
@@ -1058,6 +1093,12 @@ class SessionCore:
                       item_id=item["id"], output_index=idx, call_id=item["call_id"], name=name,
                       arguments=args)
             self._close_open_item(resp, "completed")
+        resp.pending_calls = []
+        if self._advance_mcp(resp):
+            return  # an MCP call is running; mcp_call_done goes on
+        self._complete(resp)
+
+    def _complete(self, resp: _Response) -> None:
         resp.output_audio_tokens = _audio_tokens(resp.audio_ms)
         if resp.incomplete:
             self._finish(resp, "incomplete", {"type": "incomplete", "reason": "max_output_tokens"})
@@ -1069,12 +1110,15 @@ class SessionCore:
         resp = self.responses.get(response_id)
         if resp is None or resp.status != "in_progress":
             return
+        self._deferred.pop(response_id, None)
         self._close_open_item(resp, "incomplete")
         self._finish(resp, "failed", {"type": "failed", "error": {
             "type": "server_error", "code": "server_error", "message": message}})
 
     def cancel_response(self, response_id: str, reason: str) -> None:
         resp = self.responses[response_id]
+        self._deferred.pop(response_id, None)
+        resp.waiting_call = None
         self._close_open_item(resp, "incomplete")
         resp.output_audio_tokens = _audio_tokens(resp.audio_ms)
         self._finish(resp, "cancelled", {"type": "cancelled", "reason": reason})
@@ -1100,6 +1144,218 @@ class SessionCore:
         if resp.conversation and td and td.get("type") == "server_vad" and td.get(
                 "idle_timeout_ms"):
             self._idle_deadline = self.clock() + resp.audio_ms / 1000 + td["idle_timeout_ms"] / 1000
+
+    # ------------------------------------------------------------------ MCP tools
+    # The order of events follows what the official clients show of the service (UNCONFIRMED
+    # beyond that; see the README's MCP section): listing items are conversation items made
+    # outside any response; a call's arguments stream inside the response, the call runs before
+    # the response ends, and the model does not answer from its output until the next
+    # response.create. A call that needs approval ends its response after the
+    # mcp_approval_request item; an approving mcp_approval_response runs it right away.
+    def _sync_mcp(self, tools: Any) -> None:
+        """List the tools of every ``mcp`` tool that is new or now reached differently."""
+        for tool in mcp_tools(tools):
+            label = tool["server_label"]
+            fp = fingerprint(tool)
+            known = self.mcp_servers.get(label)
+            if known is not None and known["fp"] == fp:
+                known["tool"] = copy.deepcopy(tool)  # require_approval etc. apply at once
+                continue
+            item = {"id": new_id("item"), "type": "mcp_list_tools", "server_label": label,
+                    "tools": []}
+            self.mcp_servers[label] = {"tool": copy.deepcopy(tool), "fp": fp,
+                                       "item_id": item["id"], "status": "in_progress",
+                                       "tools": []}
+            self._insert(item, None)
+            self.emit("conversation.item.added", previous_item_id=self._previous_id(item),
+                      item=copy.deepcopy(item))
+            self.emit("mcp_list_tools.in_progress", item_id=item["id"])
+            self.jobs.append(Job("mcp_list", {"item_id": item["id"],
+                                              "server": copy.deepcopy(tool)}))
+
+    def mcp_list_done(self, item_id: str, tools: list[dict[str, Any]] | None = None,
+                      error: str | None = None) -> None:
+        """Report an ``"mcp_list"`` job: the server's ``tools`` (``mcp_list_tools`` entries), or
+        ``error``, a message saying why listing failed (it must not contain credentials).
+
+        Emits ``mcp_list_tools.completed`` (the item's ``tools`` filled, ``allowed_tools``
+        applied) or ``mcp_list_tools.failed`` followed by an ``error`` event carrying the
+        message (code ``mcp_list_tools_failed``: UNCONFIRMED, the service's wording for this is
+        not documented), then ``conversation.item.done``; responses waiting for it start.
+        """
+        server = next((s for s in self.mcp_servers.values() if s["item_id"] == item_id), None)
+        item = self._index.get(item_id)
+        if server is not None:
+            server["status"] = "completed" if error is None else "failed"
+            server["tools"] = allowed(server["tool"], tools or []) if error is None else []
+            if item is not None:
+                item["tools"] = copy.deepcopy(server["tools"])
+        if error is None:
+            self.emit("mcp_list_tools.completed", item_id=item_id)
+        else:
+            self.emit("mcp_list_tools.failed", item_id=item_id)
+            self.emit("error", error={"type": "invalid_request_error",
+                                      "code": "mcp_list_tools_failed", "message": error,
+                                      "param": None, "event_id": None})
+        if item is not None:
+            self.emit("conversation.item.done", previous_item_id=self._previous_id(item),
+                      item=copy.deepcopy(item))
+        self._release_responses()
+
+    def _mcp_busy(self, resp: _Response) -> bool:
+        if self._running_calls:
+            return True
+        return any(self.mcp_servers.get(t["server_label"], {}).get("status") == "in_progress"
+                   for t in mcp_tools(resp.tools))
+
+    def _release_responses(self) -> None:
+        """Start the responders of responses no longer waiting for MCP listings or calls."""
+        for rid, (job, fresh) in list(self._deferred.items()):
+            resp = self.responses.get(rid)
+            if resp is None or resp.status != "in_progress":
+                del self._deferred[rid]
+                continue
+            if self._mcp_busy(resp):
+                continue
+            del self._deferred[rid]
+            request = job.payload["request"]
+            if fresh:  # the conversation as it is now (with what the MCP work added)
+                context = copy.deepcopy(self.items)
+                request["conversation"] = context
+                request["pending_item_ids"] = [
+                    it["id"] for it in context if any(
+                        p.get("type") == "input_audio" and p.get("transcript") is None
+                        for p in it.get("content", []))]
+            request["tools"] = self._expand_tools(resp.tools)
+            self.jobs.append(job)
+
+    def _expand_tools(self, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Function tools as given; each ``mcp`` tool replaced by its listed, allowed tools as
+        ``{"type": "mcp", "server_label", "name", "description", "input_schema",
+        "annotations"}`` (none when its listing failed)."""
+        out: list[dict[str, Any]] = []
+        for tool in tools:
+            if tool.get("type") != "mcp":
+                out.append(copy.deepcopy(tool))
+                continue
+            server = self.mcp_servers.get(tool["server_label"])
+            if server is None or server["status"] != "completed":
+                continue
+            for listed in allowed(tool, server["tools"]):
+                out.append({"type": "mcp", "server_label": tool["server_label"],
+                            "name": listed["name"], "description": listed.get("description"),
+                            "input_schema": copy.deepcopy(listed.get("input_schema")),
+                            "annotations": copy.deepcopy(listed.get("annotations"))})
+        return out
+
+    def _advance_mcp(self, resp: _Response) -> bool:
+        """Emit the response's next MCP calls; True when one is running (wait for its job)."""
+        while resp.pending_mcp:
+            label, name, args = resp.pending_mcp.pop(0)
+            tool = next((t for t in mcp_tools(resp.tools) if t["server_label"] == label), None)
+            server = self.mcp_servers.get(label) or {}
+            listed = next((t for t in server.get("tools", []) if t["name"] == name),
+                          {"name": name})
+            ask = tool is not None and needs_approval(tool, listed)
+            item: dict[str, Any] = {"id": new_id("item"), "type": "mcp_call",
+                                    "server_label": label, "name": name, "arguments": "",
+                                    "approval_request_id": new_id("item") if ask else None,
+                                    "output": None, "error": None}
+            self._open_item(resp, item)
+            idx = len(resp.output) - 1
+            for piece in _pieces(args, 24):
+                self.emit("response.mcp_call_arguments.delta", response_id=resp.id,
+                          item_id=item["id"], output_index=idx, delta=piece)
+            item["arguments"] = args
+            resp.output_text_tokens += _tokens(args)
+            self.emit("response.mcp_call_arguments.done", response_id=resp.id,
+                      item_id=item["id"], output_index=idx, arguments=args)
+            if tool is None:
+                item["error"] = {"type": "tool_execution_error",
+                                 "message": f"MCP server '{label}' is not among the tools."}
+                self.emit("response.mcp_call.failed", item_id=item["id"], output_index=idx)
+                self._close_open_item(resp, "completed")
+                continue
+            if ask:
+                self._close_open_item(resp, "completed")
+                request = {"id": item["approval_request_id"], "type": "mcp_approval_request",
+                           "server_label": label, "name": name, "arguments": args}
+                self._open_item(resp, request)
+                self._close_open_item(resp, "completed")
+                self._approvals[request["id"]] = {"item": item, "output_index": idx,
+                                                  "server": copy.deepcopy(tool)}
+                continue
+            self.emit("response.mcp_call.in_progress", item_id=item["id"], output_index=idx)
+            resp.waiting_call = item["id"]
+            self._run_call(item, idx, tool, resp.id)
+            return True
+        return False
+
+    def _run_call(self, item: dict[str, Any], idx: int, tool: dict[str, Any],
+                  response_id: str | None) -> None:
+        self._running_calls[item["id"]] = {"item": item, "output_index": idx,
+                                           "response_id": response_id}
+        self.jobs.append(Job("mcp_call", {"item_id": item["id"], "server": copy.deepcopy(tool),
+                                          "name": item["name"],
+                                          "arguments": item["arguments"]}))
+
+    def mcp_call_done(self, item_id: str, output: str | None = None,
+                      error: dict[str, Any] | None = None) -> None:
+        """Report an ``"mcp_call"`` job: the tool's ``output`` text, or ``error`` (the item's
+        error object: ``protocol_error`` / ``tool_execution_error`` / ``http_error``).
+
+        Emits ``response.mcp_call.completed`` or ``.failed``; a call inside a response then
+        closes its item and the response goes on. An approved call (run outside any response)
+        is followed by ``conversation.item.done`` with the filled item (UNCONFIRMED: how the
+        service shows an approved call's output is not documented).
+        """
+        run = self._running_calls.pop(item_id, None)
+        if run is None:
+            return
+        item, idx = run["item"], run["output_index"]
+        if error is None:
+            item["output"] = output
+        else:
+            item["error"] = error
+        resp = self.responses.get(run["response_id"] or "")
+        self.emit("response.mcp_call.completed" if error is None else "response.mcp_call.failed",
+                  item_id=item_id, output_index=idx)
+        if resp is not None and resp.waiting_call == item_id and resp.status == "in_progress":
+            resp.waiting_call = None
+            self._close_open_item(resp, "completed")
+            if not self._advance_mcp(resp):
+                self._complete(resp)
+        elif item_id in self._index:
+            self.emit("conversation.item.done", previous_item_id=self._previous_id(item),
+                      item=copy.deepcopy(item))
+        self._release_responses()
+
+    def _check_approval(self, item: dict[str, Any]) -> dict[str, Any] | None:
+        """Refuse an ``mcp_approval_response`` naming no approval request, or one already
+        answered (codes and wording UNCONFIRMED); returns the call it approves, if any."""
+        rid = item["approval_request_id"]
+        request = self._index.get(rid)
+        if request is None or request.get("type") != "mcp_approval_request":
+            raise ProtocolError(
+                "item_not_found",
+                f"Approval request with id '{rid}' not found in conversation.",
+                "item.approval_request_id",
+            )
+        if any(it.get("type") == "mcp_approval_response" and it.get("approval_request_id") == rid
+               for it in self.items):
+            raise ProtocolError(
+                "invalid_value",
+                f"Approval request '{rid}' has already been answered.",
+                "item.approval_request_id",
+            )
+        return self._approvals.pop(rid, None)
+
+    def _answer_approval(self, pending: dict[str, Any], answer: dict[str, Any]) -> None:
+        if not answer.get("approve"):
+            return  # denied: the call never runs; the model sees the answer next response
+        item, idx = pending["item"], pending["output_index"]
+        self.emit("response.mcp_call.in_progress", item_id=item["id"], output_index=idx)
+        self._run_call(item, idx, pending["server"], None)
 
     # ------------------------------------------------------------------ time
     def next_deadline(self) -> float | None:

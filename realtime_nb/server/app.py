@@ -1043,6 +1043,9 @@ class _Connection:
                     self.deferred[job.payload["item_id"]] = job.payload
             elif job.kind == "respond":
                 await self._respond(job.payload)
+            elif job.kind in ("mcp_list", "mcp_call"):
+                await self._mcp(job)
+                self.flush()
         except asyncio.CancelledError:
             raise
         except Exception as err:  # an engine failed: report it the way the service does
@@ -1050,6 +1053,11 @@ class _Connection:
             if job.kind == "respond":
                 self.core.response_failed(job.payload["response_id"], f"{type(err).__name__}: "
                                           f"{err}")
+            elif job.kind == "mcp_list":
+                self.core.mcp_list_done(job.payload["item_id"], error=f"{type(err).__name__}")
+            elif job.kind == "mcp_call":
+                self.core.mcp_call_done(job.payload["item_id"], error={
+                    "type": "tool_execution_error", "message": type(err).__name__})
             else:
                 fut = self.transcripts.get(job.payload["item_id"])
                 if fut is not None and not fut.done():
@@ -1058,6 +1066,35 @@ class _Connection:
                     self.core.transcription_failed(job.payload["item_id"],
                                                    "The audio could not be transcribed.")
             self.flush()
+
+    async def _mcp(self, job: Job) -> None:
+        """List or call an MCP server's tools (the ``mcp`` extra) and report to the core."""
+        p = job.payload
+        try:
+            from . import mcp_client
+        except ImportError:
+            msg = ("MCP tools need the 'mcp' package on the local server: "
+                   "pip install 'realtime_nb[mcp]'.")
+            if job.kind == "mcp_list":
+                self.core.mcp_list_done(p["item_id"], error=msg)
+            else:
+                self.core.mcp_call_done(p["item_id"], error={"type": "tool_execution_error",
+                                                             "message": msg})
+            return
+        if job.kind == "mcp_list":
+            try:
+                tools = await mcp_client.list_tools(p["server"])
+            except mcp_client.McpFailure as failure:
+                self.core.mcp_list_done(p["item_id"], error=str(failure))
+            else:
+                self.core.mcp_list_done(p["item_id"], tools=tools)
+            return
+        try:
+            output = await mcp_client.call_tool(p["server"], p["name"], p["arguments"])
+        except mcp_client.McpFailure as failure:
+            self.core.mcp_call_done(p["item_id"], error=failure.error)
+        else:
+            self.core.mcp_call_done(p["item_id"], output=output)
 
     def _speculate(self, payload: dict[str, Any]) -> None:
         """Start transcribing a turn at its first pause (older speculations are dropped by
@@ -1146,10 +1183,15 @@ class _Connection:
         reply = await self._in_pool(self.engines.responder.respond, request)
         if not self.core.is_live(rid):
             return
-        calls = [(c.name, c.arguments_json) for c in getattr(reply, "function_calls", ())]
+        all_calls = list(getattr(reply, "function_calls", ()))
+        calls = [(c.name, c.arguments_json) for c in all_calls
+                 if getattr(c, "server_label", None) is None]
+        mcp_calls = [(c.server_label, c.name, c.arguments_json) for c in all_calls
+                     if getattr(c, "server_label", None) is not None]
         text = getattr(reply, "text", "") or ""
         self.core.response_output(rid, Reply(text=text, function_calls=calls,
-                                             truncated=bool(getattr(reply, "truncated", False))))
+                                             truncated=bool(getattr(reply, "truncated", False)),
+                                             mcp_calls=mcp_calls))
         self.flush()
         if text and "audio" in req["output_modalities"]:
             for sentence in _sentences(text):

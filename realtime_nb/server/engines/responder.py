@@ -4,7 +4,8 @@ A responder is anything with ``respond(request: ResponseRequest) -> Reply`` (the
 protocol). The server builds a :class:`ResponseRequest` from the session and the conversation
 (GA wire-shaped items) for every ``response.create``, and turns the :class:`Reply` into output
 items: a message (text, spoken by the synthesizer when the output modality is audio) and/or
-``function_call`` items.
+``function_call`` items, and ``mcp_call`` items (:class:`McpCall`) that the server runs on the
+MCP server itself.
 
 * :class:`EchoResponder` (the default) is deterministic: it repeats what it heard, reports function
   results, and calls tools when the user names them — enough to exercise every event sequence of
@@ -30,6 +31,7 @@ __all__ = [
     "CallableResponder",
     "EchoResponder",
     "FunctionCall",
+    "McpCall",
     "Reply",
     "Responder",
     "ResponseRequest",
@@ -52,10 +54,15 @@ class ResponseRequest:
     ``conversation`` holds GA wire-shaped items in order: ``message`` items (role ``system`` /
     ``user`` / ``assistant``; content parts ``input_text{text}``, ``input_audio{transcript}``,
     ``output_text{text}``, ``output_audio{transcript}``), ``function_call{call_id, name,
-    arguments}`` and ``function_call_output{call_id, output}``. ``tools`` are GA function tools
-    ``{"type": "function", "name", "description", "parameters"}``. ``tool_choice`` is ``"auto"``,
-    ``"none"``, ``"required"`` or ``{"type": "function", "name": ...}``. ``max_output_tokens`` is an
-    int, ``"inf"`` or ``None`` (no limit).
+    arguments}``, ``function_call_output{call_id, output}`` and the MCP items
+    (``mcp_list_tools``, ``mcp_call{server_label, name, arguments, output, error}``,
+    ``mcp_approval_request``, ``mcp_approval_response{approval_request_id, approve, reason}``).
+    ``tools`` are GA function tools ``{"type": "function", "name", "description", "parameters"}``
+    and the tools of the session's MCP servers as listed (allowed ones only)
+    ``{"type": "mcp", "server_label", "name", "description", "input_schema", "annotations"}``:
+    answer with an :class:`McpCall` to call one. ``tool_choice`` is ``"auto"``, ``"none"``,
+    ``"required"``, ``{"type": "function", "name": ...}`` or ``{"type": "mcp", "server_label",
+    "name"?}``. ``max_output_tokens`` is an int, ``"inf"`` or ``None`` (no limit).
     """
 
     instructions: str = ""
@@ -80,14 +87,31 @@ class FunctionCall:
 
 
 @dataclass(frozen=True)
+class McpCall:
+    """A call of tool ``name`` on the MCP server labelled ``server_label`` (one of the request's
+    ``{"type": "mcp"}`` tools), with its arguments as a JSON object string. The server runs it
+    (after approval when the tool's ``require_approval`` asks for it)."""
+
+    server_label: str
+    name: str
+    arguments_json: str = "{}"
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        """The arguments decoded from JSON."""
+        return json.loads(self.arguments_json)
+
+
+@dataclass(frozen=True)
 class Reply:
     """One response: optional ``text`` (a message item, said first) then ``function_calls`` (one
-    ``function_call`` item each). ``truncated`` means the text was cut at ``max_output_tokens``:
+    ``function_call`` item each, or an ``mcp_call`` item for an :class:`McpCall`).
+    ``truncated`` means the text was cut at ``max_output_tokens``:
     the server should finish the response with status ``incomplete``, reason
     ``max_output_tokens``."""
 
     text: str = ""
-    function_calls: tuple[FunctionCall, ...] = ()
+    function_calls: tuple[FunctionCall | McpCall, ...] = ()
     truncated: bool = False
 
     def __post_init__(self) -> None:
@@ -335,7 +359,12 @@ class EchoResponder:
 
     * Latest user turn → ``You said: "<what was heard>".`` (no speech heard →
       "I did not catch that. Could you say it again?").
-    * After ``function_call_output`` items → ``<name> returned <output>.`` for each.
+    * After ``function_call_output`` items → ``<name> returned <output>.`` for each; after MCP
+      calls that ran → ``<name> returned <output>.`` / ``<name> failed: <error message>.``; after
+      a denied approval → ``I did not run <name>: <reason>.``
+    * MCP tools (``{"type": "mcp"}`` entries) are called like function tools, with arguments
+      from their ``input_schema``; ``tool_choice`` ``{"type": "mcp", "server_label", "name"}``
+      calls that one (the server's first tool without ``name``).
     * Tools: ``tool_choice`` ``{"type": "function", "name": X}`` calls X; ``"required"`` calls the
       tool the user mentioned, else the first tool (both even right after a function result, as
       the API does); ``"auto"`` calls a tool when the user's words
@@ -357,13 +386,14 @@ class EchoResponder:
 
     def _respond(self, request: ResponseRequest) -> Reply:
         tools = [
-            t for t in request.tools if t.get("type", "function") == "function" and t.get("name")
+            t for t in request.tools
+            if t.get("type", "function") in ("function", "mcp") and t.get("name")
         ]
         choice = request.tool_choice
         named = self._named_tool(choice, tools)
         must_call = named is not None or (choice == "required" and bool(tools))
         trigger = self._trigger(request.conversation)
-        if not must_call and trigger is not None and trigger[0] == "function_call_output":
+        if not must_call and trigger is not None and trigger[0] != "user":
             return Reply(text=self._report_outputs(request.conversation))
         utterance = latest_user_text(request.conversation)
         words = utterance.split()
@@ -386,9 +416,19 @@ class EchoResponder:
 
     @staticmethod
     def _named_tool(choice: ToolChoice, tools: list[dict[str, Any]]) -> dict[str, Any] | None:
+        if isinstance(choice, dict) and choice.get("type") == "mcp":
+            for tool in tools:
+                if (tool.get("type") == "mcp"
+                        and tool.get("server_label") == choice.get("server_label")
+                        and choice.get("name") in (None, tool.get("name"))):
+                    return tool
+            raise ValueError(
+                f"tool_choice names MCP server {choice.get('server_label')!r} tool "
+                f"{choice.get('name')!r}, which is not among the listed tools.")
         if isinstance(choice, dict) and choice.get("type") == "function":
             for tool in tools:
-                if tool.get("name") == choice.get("name"):
+                if tool.get("type", "function") == "function" and tool.get("name") == choice.get(
+                        "name"):
                     return tool
             raise ValueError(
                 f"tool_choice names function {choice.get('name')!r}, which is not among the tools."
@@ -397,11 +437,14 @@ class EchoResponder:
 
     @staticmethod
     def _trigger(conversation: Sequence[dict[str, Any]]) -> tuple[str, int] | None:
-        """The last item a reply reacts to: a user message or a function_call_output."""
+        """The last item a reply reacts to: a user message, a function_call_output, an MCP call
+        that ran or a denied MCP approval."""
         for index in range(len(conversation) - 1, -1, -1):
             item = conversation[index]
             if item.get("type") == "function_call_output":
                 return ("function_call_output", index)
+            if _ran(item) or _denied(item):
+                return (str(item.get("type")), index)
             if _is_message(item, "user"):
                 return ("user", index)
         return None
@@ -413,27 +456,56 @@ class EchoResponder:
             for item in conversation
             if item.get("type") == "function_call"
         }
+        requests = {item.get("id"): str(item.get("name", "the tool")) for item in conversation
+                    if item.get("type") == "mcp_approval_request"}
         outputs: list[dict[str, Any]] = []
         for item in reversed(conversation):  # the trailing run of outputs (parallel calls)
-            if item.get("type") == "function_call_output":
+            if item.get("type") in ("function_call_output", "mcp_call", "mcp_approval_response",
+                                    "mcp_approval_request", "mcp_list_tools"):
                 outputs.append(item)
             elif not _is_message(item, "system"):
                 break
         sentences = []
         for item in reversed(outputs):
-            name = names.get(item.get("call_id"), "the function")
-            output = str(item.get("output", "")).strip() or "nothing"
-            sentences.append(f"{name} returned {output}.")
+            if item.get("type") == "function_call_output":
+                name = names.get(item.get("call_id"), "the function")
+                output = str(item.get("output", "")).strip() or "nothing"
+                sentences.append(f"{name} returned {output}.")
+            elif _ran(item):
+                name = str(item.get("name", "the tool"))
+                if item.get("error"):
+                    message = str((item["error"] or {}).get("message", "")).strip()
+                    sentences.append(f"{name} failed: {message or 'no reason given'}.")
+                else:
+                    output = str(item.get("output") or "").strip() or "nothing"
+                    sentences.append(f"{name} returned {output}.")
+            elif _denied(item):
+                name = requests.get(item.get("approval_request_id"), "the tool")
+                reason = str(item.get("reason") or "").strip()
+                sentences.append(f"I did not run {name}" + (f": {reason}." if reason else "."))
         return " ".join(sentences)
 
     def _call(self, tool: dict[str, Any], utterance: str, after: list[str]) -> Reply:
         name = str(tool["name"])
-        arguments = arguments_for_schema(
-            tool.get("parameters"), utterance, after_match=_clean_phrase(after)
-        )
-        call = FunctionCall(name, json.dumps(arguments))
+        schema = tool.get("input_schema") if tool.get("type") == "mcp" else tool.get("parameters")
+        arguments = arguments_for_schema(schema, utterance, after_match=_clean_phrase(after))
+        call: FunctionCall | McpCall
+        if tool.get("type") == "mcp":
+            call = McpCall(str(tool.get("server_label")), name, json.dumps(arguments))
+        else:
+            call = FunctionCall(name, json.dumps(arguments))
         text = f"Calling {name}." if self.announce_calls else ""
         return Reply(text=text, function_calls=(call,))
+
+
+def _ran(item: dict[str, Any]) -> bool:
+    """An ``mcp_call`` item whose call has run (output or error filled)."""
+    return item.get("type") == "mcp_call" and (
+        item.get("output") is not None or bool(item.get("error")))
+
+
+def _denied(item: dict[str, Any]) -> bool:
+    return item.get("type") == "mcp_approval_response" and item.get("approve") is False
 
 
 # --------------------------------------------------------------------------------------------
@@ -464,8 +536,8 @@ class CallableResponder:
     By default the function receives the latest user turn's text (``""`` if none) — unless its
     first parameter is annotated ``ResponseRequest``, in which case it gets the whole request;
     force either with ``takes="text"`` or ``takes="request"``. It may return a ``str`` (the reply
-    text), a :class:`Reply`, or a :class:`FunctionCall`. ``max_output_tokens`` is applied to the
-    result. Thread safety is the wrapped function's.
+    text), a :class:`Reply`, a :class:`FunctionCall` or an :class:`McpCall`.
+    ``max_output_tokens`` is applied to the result. Thread safety is the wrapped function's.
     """
 
     def __init__(
@@ -482,14 +554,14 @@ class CallableResponder:
         result = self.fn(arg)
         if isinstance(result, Reply):
             reply = result
-        elif isinstance(result, FunctionCall):
+        elif isinstance(result, FunctionCall | McpCall):
             reply = Reply(function_calls=(result,))
         elif isinstance(result, str):
             reply = Reply(text=result)
         else:
             raise TypeError(
                 f"Responder function {self.fn!r} returned {type(result).__name__}; "
-                "expected str, Reply or FunctionCall."
+                "expected str, Reply, FunctionCall or McpCall."
             )
         return limit_reply(reply, request.max_output_tokens)
 

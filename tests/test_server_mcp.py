@@ -1,0 +1,310 @@
+"""MCP tools on the local server, driven by the official ``openai`` SDK against a real MCP server.
+
+The MCP server is the ``mcp`` package's MCPServer over streamable HTTP on loopback
+(``mcp_fixtures.py``). Every server event is parsed with the SDK's ``RealtimeServerEvent`` type
+adapter, so the MCP items and events have the service's shapes. What these tests pin about the
+order of events is what the official clients show of the service (see the README's MCP section):
+listing items are made outside responses; a call's arguments stream inside the response and the
+call runs before ``response.done``; the model answers from the output only on the next
+``response.create``; a call needing approval ends its response at the approval request, and an
+approving ``mcp_approval_response`` runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from mcp_fixtures import mcp_server  # noqa: F401  (fixture)
+from openai import AsyncOpenAI
+from openai.types.realtime import RealtimeServerEvent
+from pydantic import TypeAdapter
+
+from realtime_nb.server import LocalServer
+
+pytest.importorskip("mcp")
+
+ADAPTER = TypeAdapter(RealtimeServerEvent)
+LABEL = "calc"
+
+
+@pytest.fixture
+async def server():
+    srv = await LocalServer().start(warm_up=False)  # text turns: no speech engines needed
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
+@pytest.fixture
+def mcp(mcp_server):  # noqa: F811
+    mcp_server.reset()
+    return mcp_server
+
+
+def client_for(server: LocalServer) -> AsyncOpenAI:
+    return AsyncOpenAI(api_key="sk-local", base_url="http://127.0.0.1:9/v1",
+                       websocket_base_url=server.base_url)
+
+
+async def collect(conn: Any, until: str, timeout: float = 60.0, *,
+                  where: Any = None) -> list[dict[str, Any]]:
+    """Receive events until one of type ``until`` (and matching ``where``); each one is parsed
+    with the SDK's RealtimeServerEvent adapter."""
+    events: list[dict[str, Any]] = []
+
+    async def run() -> None:
+        while True:
+            ev = json.loads(await conn.recv_bytes())
+            ADAPTER.validate_python(ev)
+            events.append(ev)
+            if ev["type"] == until and (where is None or where(ev)):
+                return
+
+    await asyncio.wait_for(run(), timeout)
+    return events
+
+
+def types_of(events: list[dict[str, Any]]) -> list[str]:
+    return [e["type"] for e in events]
+
+
+def mcp_tool(url: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "mcp", "server_label": LABEL, "server_url": url, **extra}
+
+
+async def configure(conn: Any, *tools: dict[str, Any]) -> list[dict[str, Any]]:
+    """session.update with text output and ``tools``; events up to the listing's item.done."""
+    await collect(conn, "session.created")
+    await conn.session.update(session={"type": "realtime", "output_modalities": ["text"],
+                                       "tools": list(tools)})
+    return await collect(conn, "conversation.item.done",
+                         where=lambda e: e["item"]["type"] == "mcp_list_tools")
+
+
+async def ask(conn: Any, text: str) -> list[dict[str, Any]]:
+    await conn.conversation.item.create(item={"type": "message", "role": "user",
+                                              "content": [{"type": "input_text", "text": text}]})
+    await conn.response.create()
+    return await collect(conn, "response.done")
+
+
+def answer_text(done: dict[str, Any]) -> str:
+    return " ".join(part.get("text", "") for item in done["response"]["output"]
+                    if item["type"] == "message" for part in item["content"])
+
+
+async def test_session_update_with_an_mcp_tool_lists_its_tools(server, mcp):
+    async with client_for(server).realtime.connect(model="gpt-realtime") as conn:
+        events = await configure(conn, mcp_tool(mcp.url, require_approval="never"))
+    kinds = types_of(events)
+    assert kinds.index("session.updated") < kinds.index("mcp_list_tools.in_progress")
+    added = next(e for e in events if e["type"] == "conversation.item.added")
+    item_id = added["item"]["id"]
+    assert added["item"]["type"] == "mcp_list_tools" and added["item"]["tools"] == []
+    assert kinds[kinds.index("conversation.item.added"):] == [
+        "conversation.item.added", "mcp_list_tools.in_progress", "mcp_list_tools.completed",
+        "conversation.item.done"]
+    assert all(e["item_id"] == item_id for e in events if e["type"].startswith("mcp_list"))
+    done = events[-1]["item"]
+    assert done["id"] == item_id and done["server_label"] == LABEL
+    tools = {t["name"]: t for t in done["tools"]}
+    assert set(tools) == {"add_numbers", "fail_loudly", "erase_everything"}
+    assert tools["add_numbers"]["input_schema"]["required"] == ["a", "b"]
+    assert tools["add_numbers"]["description"] == "Add two integers."
+    assert tools["add_numbers"]["annotations"] == {"read_only": True}
+
+
+async def test_a_user_turn_naming_a_tool_runs_the_call_and_the_next_response_uses_its_output(
+        server, mcp):
+    async with client_for(server).realtime.connect(model="gpt-realtime") as conn:
+        await configure(conn, mcp_tool(mcp.url, require_approval="never"))
+        events = await ask(conn, "Please add numbers 2 and 40.")
+        kinds = types_of(events)
+        call_events = [k for k in kinds if "mcp_call" in k or k.startswith("response.output_item")
+                       or k == "response.done"]
+        deltas = kinds.count("response.mcp_call_arguments.delta")
+        assert deltas >= 1
+        assert call_events == (["response.output_item.added"]
+                               + ["response.mcp_call_arguments.delta"] * deltas
+                               + ["response.mcp_call_arguments.done",
+                                  "response.mcp_call.in_progress", "response.mcp_call.completed",
+                                  "response.output_item.done", "response.done"])
+        done = events[-1]["response"]
+        assert done["status"] == "completed"
+        [item] = done["output"]
+        assert item["type"] == "mcp_call" and item["server_label"] == LABEL
+        assert item["name"] == "add_numbers"
+        assert json.loads(item["arguments"]) == {"a": 2, "b": 40}
+        assert item["output"] == "42" and item["error"] is None
+        assert item["approval_request_id"] is None
+        assert mcp.calls == [("add_numbers", {"a": 2, "b": 40})]
+        # the model does not answer in the same response; the next one uses the output
+        await conn.response.create()
+        follow = await collect(conn, "response.done")
+    assert "42" in answer_text(follow[-1])
+    assert "add_numbers" in answer_text(follow[-1])
+
+
+async def test_a_failing_tool_gives_mcp_call_failed_and_the_items_error(server, mcp):
+    async with client_for(server).realtime.connect(model="gpt-realtime") as conn:
+        await configure(conn, mcp_tool(mcp.url, require_approval="never"))
+        events = await ask(conn, "fail loudly reason tuesday")
+        kinds = types_of(events)
+        assert "response.mcp_call.failed" in kinds and "response.mcp_call.completed" not in kinds
+        assert kinds.index("response.mcp_call.in_progress") < kinds.index(
+            "response.mcp_call.failed") < kinds.index("response.output_item.done")
+        [item] = events[-1]["response"]["output"]
+        assert item["name"] == "fail_loudly" and item["output"] is None
+        assert item["error"]["type"] == "tool_execution_error"
+        assert "refused on purpose: tuesday" in item["error"]["message"]
+        await conn.response.create()
+        follow = await collect(conn, "response.done")
+    assert "fail_loudly failed" in answer_text(follow[-1])
+
+
+async def test_an_unreachable_server_url_gives_mcp_list_tools_failed_with_the_reason(server):
+    async with client_for(server).realtime.connect(model="gpt-realtime") as conn:
+        await collect(conn, "session.created")
+        await conn.session.update(session={"type": "realtime", "tools": [
+            mcp_tool("http://127.0.0.1:9/mcp", require_approval="never")]})
+        events = await collect(conn, "conversation.item.done",
+                               where=lambda e: e["item"]["type"] == "mcp_list_tools")
+    kinds = types_of(events)
+    assert "mcp_list_tools.completed" not in kinds
+    assert kinds.index("mcp_list_tools.in_progress") < kinds.index("mcp_list_tools.failed")
+    [err] = [e for e in events if e["type"] == "error"]
+    assert err["error"]["code"] == "mcp_list_tools_failed"
+    assert "Could not reach MCP server 'calc'" in err["error"]["message"]
+    assert events[-1]["item"]["tools"] == []
+
+
+async def test_a_connector_cannot_work_offline_and_says_so(server):
+    async with client_for(server).realtime.connect(model="gpt-realtime") as conn:
+        await collect(conn, "session.created")
+        await conn.session.update(session={"type": "realtime", "tools": [
+            {"type": "mcp", "server_label": "cal", "connector_id": "connector_googlecalendar",
+             "authorization": "ya29.secret-token"}]})
+        events = await collect(conn, "conversation.item.done",
+                               where=lambda e: e["item"]["type"] == "mcp_list_tools")
+    [err] = [e for e in events if e["type"] == "error"]
+    assert "connector_googlecalendar" in err["error"]["message"]
+    assert "mcp_list_tools.failed" in types_of(events)
+    assert "ya29.secret-token" not in json.dumps(events)
+
+
+async def test_allowed_tools_filters_the_listing_and_what_the_model_can_call(server, mcp):
+    async with client_for(server).realtime.connect(model="gpt-realtime") as conn:
+        events = await configure(conn, mcp_tool(mcp.url, require_approval="never",
+                                                allowed_tools=["add_numbers"]))
+        assert [t["name"] for t in events[-1]["item"]["tools"]] == ["add_numbers"]
+        reply = await ask(conn, "erase everything now")
+    output = reply[-1]["response"]["output"]
+    assert [item["type"] for item in output] == ["message"]
+    assert mcp.calls == []
+
+
+async def test_allowed_tools_filter_object_keeps_read_only_tools(server, mcp):
+    async with client_for(server).realtime.connect(model="gpt-realtime") as conn:
+        events = await configure(conn, mcp_tool(mcp.url, allowed_tools={"read_only": True}))
+    assert [t["name"] for t in events[-1]["item"]["tools"]] == ["add_numbers"]
+
+
+async def test_require_approval_always_asks_then_an_approval_runs_the_call(server, mcp):
+    async with client_for(server).realtime.connect(model="gpt-realtime") as conn:
+        await configure(conn, mcp_tool(mcp.url, require_approval="always"))
+        events = await ask(conn, "Please add numbers 2 and 40.")
+        done = events[-1]["response"]
+        call, request = done["output"]
+        assert call["type"] == "mcp_call" and call["output"] is None
+        assert request == {"id": call["approval_request_id"], "type": "mcp_approval_request",
+                           "server_label": LABEL, "name": "add_numbers",
+                           "arguments": call["arguments"]}
+        kinds = types_of(events)
+        assert "response.mcp_call.in_progress" not in kinds
+        assert mcp.calls == []
+        await conn.conversation.item.create(item={
+            "type": "mcp_approval_response", "id": "approval_1",
+            "approval_request_id": request["id"], "approve": True, "reason": "fine"})
+        after = await collect(conn, "conversation.item.done",
+                              where=lambda e: e["item"]["id"] == call["id"])
+        kinds = types_of(after)
+        assert kinds.index("response.mcp_call.in_progress") < kinds.index(
+            "response.mcp_call.completed")
+        ran = after[-1]["item"]
+        assert ran["output"] == "42" and ran["approval_request_id"] == request["id"]
+        assert mcp.calls == [("add_numbers", {"a": 2, "b": 40})]
+        await conn.response.create()
+        follow = await collect(conn, "response.done")
+    assert "add_numbers returned 42" in answer_text(follow[-1])
+
+
+async def test_a_denied_approval_never_runs_the_call(server, mcp):
+    async with client_for(server).realtime.connect(model="gpt-realtime") as conn:
+        await configure(conn, mcp_tool(mcp.url))  # require_approval left out: "always"
+        events = await ask(conn, "Please add numbers 2 and 40.")
+        request = events[-1]["response"]["output"][1]
+        await conn.conversation.item.create(item={
+            "type": "mcp_approval_response", "id": "approval_2",
+            "approval_request_id": request["id"], "approve": False, "reason": "not today"})
+        await collect(conn, "conversation.item.done",
+                      where=lambda e: e["item"]["id"] == "approval_2")
+        await conn.response.create()
+        follow = await collect(conn, "response.done")
+    kinds = types_of(follow)
+    assert "response.mcp_call.in_progress" not in kinds
+    assert mcp.calls == []
+    assert "I did not run add_numbers: not today." in answer_text(follow[-1])
+
+
+async def test_per_tool_approval_never_filter_skips_approval_for_named_tools(server, mcp):
+    async with client_for(server).realtime.connect(model="gpt-realtime") as conn:
+        await configure(conn, mcp_tool(mcp.url, require_approval={
+            "never": {"tool_names": ["add_numbers"]}}))
+        plain = await ask(conn, "Please add numbers 1 and 2.")
+        asked = await ask(conn, "fail loudly reason monday")
+    assert [i["type"] for i in plain[-1]["response"]["output"]] == ["mcp_call"]
+    assert plain[-1]["response"]["output"][0]["output"] == "3"
+    assert [i["type"] for i in asked[-1]["response"]["output"]] == [
+        "mcp_call", "mcp_approval_request"]
+
+
+async def test_an_approval_for_an_unknown_request_is_refused(server):
+    async with client_for(server).realtime.connect(model="gpt-realtime") as conn:
+        await collect(conn, "session.created")
+        await conn.conversation.item.create(item={
+            "type": "mcp_approval_response", "id": "approval_3",
+            "approval_request_id": "item_nope", "approve": True})
+        [err] = await collect(conn, "error")
+    assert err["error"]["code"] == "item_not_found"
+    assert err["error"]["param"] == "item.approval_request_id"
+
+
+async def test_authorization_and_headers_reach_the_mcp_server_but_not_the_echo(server, mcp):
+    async with client_for(server).realtime.connect(model="gpt-realtime") as conn:
+        events = await configure(conn, mcp_tool(mcp.url, authorization="tok-123",
+                                                headers={"X-Tenant": "blue"}))
+    updated = next(e for e in events if e["type"] == "session.updated")
+    [echoed] = updated["session"]["tools"]
+    assert "authorization" not in echoed and echoed["headers"] == {"X-Tenant": "blue"}
+    assert "tok-123" not in json.dumps(events)
+    assert mcp.headers and all(h.get("authorization") == "Bearer tok-123" for h in mcp.headers)
+    assert all(h.get("x-tenant") == "blue" for h in mcp.headers)
+
+
+async def test_a_response_level_mcp_tool_is_listed_before_the_response_runs(server, mcp):
+    async with client_for(server).realtime.connect(model="gpt-realtime") as conn:
+        await collect(conn, "session.created")
+        await conn.conversation.item.create(item={
+            "type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": "add numbers 5 and 6"}]})
+        await conn.response.create(response={
+            "output_modalities": ["text"],
+            "tools": [mcp_tool(mcp.url, require_approval="never")]})
+        events = await collect(conn, "response.done")
+    kinds = types_of(events)
+    assert kinds.index("mcp_list_tools.completed") < kinds.index("response.output_item.added")
+    assert events[-1]["response"]["output"][0]["output"] == "11"
