@@ -308,3 +308,60 @@ async def test_a_response_level_mcp_tool_is_listed_before_the_response_runs(serv
     kinds = types_of(events)
     assert kinds.index("mcp_list_tools.completed") < kinds.index("response.output_item.added")
     assert events[-1]["response"]["output"][0]["output"] == "11"
+
+
+# ------------------------------------------------------------------ our own Session
+
+async def test_session_create_item_sends_an_mcp_approval_response_and_mirrors_the_mcp_items(
+        server, mcp):
+    """Regression: the Session's validator refused ``mcp_approval_response`` items, so an
+    approval could not be sent through ``create_item``."""
+    from realtime_nb import Session
+    from realtime_nb.widgets.transcript import TranscriptView
+
+    async with Session(url=server.url, record=False) as s:
+        await s.update(output_modalities=["text"], tools=[mcp_tool(mcp.url)])
+        await s.wait_for(lambda e: e.get("type") == "conversation.item.done"
+                         and e["item"]["type"] == "mcp_list_tools")
+        reply = await s.say("Please add numbers 2 and 40.")
+        [request] = s.pending_approvals
+        assert (request.server_label, request.name) == (LABEL, "add_numbers")
+        assert [it.type for it in reply.output] == ["mcp_call", "mcp_approval_request"]
+        added = await s.create_item({"type": "mcp_approval_response", "id": "appr_1",
+                                     "approval_request_id": request.id, "approve": False,
+                                     "reason": "ask me later"}, wait=True)
+        assert added["item"]["type"] == "mcp_approval_response"
+        assert s.pending_approvals == []
+        assert request.mcp_state == "denied" and request.reason == "ask me later"
+        assert mcp.calls == []
+        answer = await s.say("Add numbers 3 and 4 please.")
+        [again] = s.pending_approvals
+        await s.approve_mcp(again, reason="ok")  # waits for the call, then asks for the answer
+        final = await s.wait_for("response.done")
+        call = next(it for it in answer.output if it.type == "mcp_call")
+        assert s.items[call.id].output == "7" and s.items[call.id].mcp_state == "completed"
+        assert "add_numbers returned 7" in " ".join(
+            part.get("text", "") for item in final["response"]["output"]
+            for part in item.get("content", []))
+        view = TranscriptView(s, players=False)
+        rows = " ".join(view.rows.values())
+    assert "tools: add_numbers, fail_loudly, erase_everything" in rows
+    assert "may I run add_numbers({&quot;a&quot;: 2, &quot;b&quot;: 40})?" in rows
+    assert "denied (ask me later)" in rows
+    assert "→ 7" in rows
+    assert mcp.calls == [("add_numbers", {"a": 3, "b": 4})]
+
+
+async def test_the_session_log_and_recording_never_hold_the_authorization_token(
+        server, mcp, tmp_path):
+    from realtime_nb import Session
+
+    async with Session(url=server.url, record=tmp_path) as s:
+        await s.update(tools=[mcp_tool(mcp.url, authorization="tok-secret-9")])
+        await s.wait_for("mcp_list_tools.completed")
+        s.events.to_jsonl(tmp_path / "log.jsonl")
+        folder = s.recording_folder
+    assert "tok-secret-9" not in (tmp_path / "log.jsonl").read_text()
+    assert mcp.headers[-1].get("authorization") == "Bearer tok-secret-9"
+    for path in folder.iterdir():
+        assert b"tok-secret-9" not in path.read_bytes(), path.name

@@ -31,7 +31,13 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, overload
 
+from realtime_nb.protocol.mcp import redact_tools
+
 from .errors import RealtimeError
+
+# Events whose session/response may carry MCP tools (with an authorization token).
+_TOOL_EVENTS = frozenset({"session.update", "response.create", "session.created",
+                          "session.updated", "transcription_session.update"})
 
 __all__ = [
     "AUDIO_FIELDS",
@@ -363,8 +369,11 @@ class EventLog(Sequence[LoggedEvent]):
         return self.add("local", {"type": type, **fields})
 
     def elide(self, event: dict[str, Any]) -> tuple[dict[str, Any], tuple[int, ...]]:
-        """Return ``(view, refs)``: ``event`` with its audio moved to the store."""
+        """Return ``(view, refs)``: ``event`` with its audio moved to the store, and any MCP
+        tool's ``authorization`` token replaced by ``***`` (logs and recordings never hold it)."""
         etype = event.get("type")
+        if etype in _TOOL_EVENTS:
+            event = redact_tools(event)
         key = AUDIO_FIELDS.get(etype) if isinstance(etype, str) else None
         if key is not None:
             payload = event.get(key)

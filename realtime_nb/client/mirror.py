@@ -47,6 +47,13 @@ class ItemState:
     ``text`` is the text of text parts (user ``input_text``, assistant ``output_text``).
     ``audio()`` gives the recording (user audio as committed, assistant audio as received);
     ``truncated_ms`` is set when the item was truncated (the audio is kept whole).
+
+    MCP items (``type`` ``mcp_list_tools`` / ``mcp_call`` / ``mcp_approval_request`` /
+    ``mcp_approval_response``) fill ``server_label``, ``name``, ``arguments``, ``tools`` (the
+    listing), ``output`` / ``error`` (a call's result), ``approval_request_id``, ``approve`` and
+    ``reason``; ``mcp_state`` follows their progress: ``"in_progress"`` / ``"completed"`` /
+    ``"failed"`` for listings and calls, ``"pending"`` / ``"approved"`` / ``"denied"`` for an
+    approval request.
     """
 
     id: str
@@ -73,6 +80,14 @@ class ItemState:
     #: Server sessions this item was re-created in by a renewal (as text; see
     #: :mod:`realtime_nb.client.renew`); ``session_id`` stays the session it was born in.
     carried_into: list[str] = field(default_factory=list)
+    server_label: str | None = None
+    mcp_state: str | None = None
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    output: str | None = None
+    error: dict[str, Any] | None = None
+    approval_request_id: str | None = None
+    approve: bool | None = None
+    reason: str | None = None
 
     @property
     def audio_bytes(self) -> bytes:
@@ -296,6 +311,14 @@ class Mirror:
             "response.output_text.done": self._on_text_done,
             "response.function_call_arguments.delta": self._on_args_delta,
             "response.function_call_arguments.done": self._on_args_done,
+            "mcp_list_tools.in_progress": self._on_mcp_state,
+            "mcp_list_tools.completed": self._on_mcp_state,
+            "mcp_list_tools.failed": self._on_mcp_state,
+            "response.mcp_call_arguments.delta": self._on_args_delta,
+            "response.mcp_call_arguments.done": self._on_args_done,
+            "response.mcp_call.in_progress": self._on_mcp_state,
+            "response.mcp_call.completed": self._on_mcp_state,
+            "response.mcp_call.failed": self._on_mcp_state,
             "response.done": self._on_response_done,
             "rate_limits.updated": self._on_rate_limits,
             "error": self._on_error,
@@ -642,6 +665,8 @@ class Mirror:
             it.call_id = item.get("call_id", it.call_id)
             if item.get("arguments"):
                 it.arguments = item["arguments"]
+        elif isinstance(it.type, str) and it.type.startswith("mcp_"):
+            self._set_mcp(it, item)
         for part in item.get("content") or ():
             if not isinstance(part, dict):
                 continue
@@ -654,6 +679,40 @@ class Mirror:
                 or (ptype == "input_audio" and not it.transcript)
             ):
                 it.transcript = part["transcript"]
+
+    def _set_mcp(self, it: ItemState, item: dict[str, Any]) -> None:
+        it.server_label = item.get("server_label", it.server_label)
+        it.name = item.get("name", it.name)
+        if item.get("arguments"):
+            it.arguments = item["arguments"]
+        if it.type == "mcp_list_tools" and isinstance(item.get("tools"), list):
+            it.tools = copy.deepcopy(item["tools"])
+        elif it.type == "mcp_call":
+            it.approval_request_id = item.get("approval_request_id") or it.approval_request_id
+            if item.get("output") is not None:
+                it.output, it.mcp_state = item["output"], "completed"
+            if item.get("error"):
+                it.error, it.mcp_state = item["error"], "failed"
+        elif it.type == "mcp_approval_request":
+            it.mcp_state = it.mcp_state or "pending"
+        elif it.type == "mcp_approval_response":
+            it.approval_request_id = item.get("approval_request_id", it.approval_request_id)
+            it.approve = item.get("approve", it.approve)
+            it.reason = item.get("reason", it.reason)
+            request = self.all_items.get(it.approval_request_id or "")
+            if request is not None and it.approve is not None:
+                request.mcp_state = "approved" if it.approve else "denied"
+                request.approve, request.reason = it.approve, it.reason
+
+    def _on_mcp_state(self, ev: dict[str, Any]) -> None:
+        item_id = ev.get("item_id")
+        if isinstance(item_id, str):
+            self.item(item_id).mcp_state = str(ev["type"]).rsplit(".", 1)[1]
+
+    def pending_approvals(self) -> builtins.list[ItemState]:
+        """``mcp_approval_request`` items not answered yet, oldest first."""
+        return [it for it in self.all_items.values()
+                if it.type == "mcp_approval_request" and it.mcp_state == "pending"]
 
     def _on_item_added(self, ev: dict[str, Any]) -> None:
         item = ev.get("item")

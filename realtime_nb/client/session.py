@@ -1714,6 +1714,51 @@ class Session:
             reply=lambda e: e.get("type") == "conversation.item.added"
             and isinstance(e.get("item"), dict) and e["item"].get("id") == item_id)
 
+    @property
+    def pending_approvals(self) -> list[Any]:
+        """MCP ``mcp_approval_request`` items not answered yet (:class:`~.mirror.ItemState`,
+        with ``server_label``, ``name``, ``arguments``), oldest first: see :meth:`approve_mcp`."""
+        return self.mirror.pending_approvals()
+
+    async def approve_mcp(self, request: Any, approve: bool = True, *,
+                          reason: str | None = None, respond: bool = True,
+                          timeout: float | None = 60.0) -> dict[str, Any]:
+        """Answer an MCP approval request: ``conversation.item.create`` of an
+        ``mcp_approval_response`` (``approve``, optional ``reason``).
+
+        ``request`` is the request's id, its :class:`~.mirror.ItemState` (e.g. from
+        :attr:`pending_approvals`) or its item dict. An approved call then runs on the server
+        (OpenAI, or the local server) without a new response; the model answers from its output
+        (or from the denial) only on the next ``response.create``. With ``respond`` (default)
+        this waits for the approved call to finish (``response.mcp_call.completed`` /
+        ``.failed``, up to ``timeout`` s) and then creates that response; a denial creates it
+        at once. Returns the server's ``conversation.item.added`` for the answer.
+        """
+        rid = getattr(request, "id", None)
+        if rid is None and isinstance(request, Mapping):
+            rid = request.get("id")
+        if rid is None and isinstance(request, str):
+            rid = request
+        if not isinstance(rid, str):
+            raise TypeError("approve_mcp() takes an approval request id, its ItemState or its "
+                            f"item dict, not {type(request).__name__}")
+        item: dict[str, Any] = {"type": "mcp_approval_response", "id": new_id("item"),
+                                "approval_request_id": rid, "approve": bool(approve)}
+        if reason is not None:
+            item["reason"] = reason
+        call = next((it.id for it in self.mirror.all_items.values()
+                     if it.type == "mcp_call" and it.approval_request_id == rid), None)
+        mark = len(self.events)
+        sent = await self.create_item(item, wait=True, timeout=timeout)
+        if respond:
+            if approve:
+                await self.wait_for(
+                    lambda e: e.get("type") in ("response.mcp_call.completed",
+                                                "response.mcp_call.failed")
+                    and (call is None or e.get("item_id") == call), timeout, since=mark)
+            await self.create_response()
+        return sent
+
     async def retrieve_item(self, item_id: str, *, timeout: float | None = 15.0
                             ) -> dict[str, Any]:
         """Fetch an item with its audio (``conversation.item.retrieve``); returns the reply."""

@@ -64,6 +64,7 @@ CATEGORIES: dict[str, dict[str, Any]] = {
     "response": {"color": "#00897b", "row": 3, "label": "response"},
     "item": {"color": "#6d4c41", "row": 3, "label": "conversation items"},
     "session": {"color": "#5e35b1", "row": 3, "label": "session"},
+    "tools": {"color": "#c0ca33", "row": 3, "label": "MCP tools"},
     "other": {"color": "#9e9e9e", "row": 3, "label": "other"},
     "local": {"color": "#455a64", "row": 0, "label": "local marker"},
     "error": {"color": "#d32f2f", "row": 3, "label": "error"},
@@ -106,6 +107,8 @@ def category_of(etype: str, direction: str = "s") -> str:
         return "buffer"
     if etype in _OUT_AUDIO or etype in ("response.output_audio.done", "response.audio.done"):
         return "audio_out"
+    if etype.startswith(("mcp_list_tools.", "response.mcp_call")):
+        return "tools"
     if ("transcript" in etype or "text" in etype or "transcription" in etype
             or "function_call_arguments" in etype):
         return "text"

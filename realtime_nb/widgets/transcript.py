@@ -8,6 +8,9 @@ failed, a note when transcription is off); assistant rows stream the audio trans
 output text, with how the response ended (cancelled, cut at N s by a barge-in). Each committed
 user recording and each finished assistant audio item gets a replay player
 (``ipywidgets.Audio`` of its WAV; an interrupted answer plays what was heard, up to the cut).
+MCP items have rows too: a server's tool list, each call with its arguments and output or error
+(or "running…" / "waiting for approval"), approval requests (pending, approved or denied) and
+the answers sent.
 
 The view does not listen to the session itself: call :meth:`TranscriptView.refresh` (the panel
 does, at most ~10 times a second, batched). Refreshing is cheap: only rows whose text changed are
@@ -43,6 +46,8 @@ def item_text(item: Any, session: Any = None) -> tuple[str, str, str]:
     if kind == "function_call_output":
         output = (item.item or {}).get("output", "")
         return "tool result", str(output), ""
+    if kind.startswith("mcp_"):
+        return _mcp_text(item)
     if role == "user":
         text = item.transcript or item.text
         has_audio = bool(item.audio_chunks) or any(
@@ -82,6 +87,41 @@ def item_text(item: Any, session: Any = None) -> tuple[str, str, str]:
     if not text and status == "in_progress":
         notes = ["thinking…"]
     return "assistant", text, " · ".join(notes)
+
+
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _mcp_text(item: Any) -> tuple[str, str, str]:
+    """Rows of the MCP items: the server's tool list, a call with its result, an approval."""
+    label = item.server_label or "?"
+    state = item.mcp_state
+    if item.type == "mcp_list_tools":
+        names = ", ".join(str(t.get("name")) for t in item.tools) if item.tools else ""
+        note = {"in_progress": "listing…", "failed": "listing failed (see errors)"}.get(
+            state or "", "")
+        if state == "completed" and not item.tools:
+            note = "no tools"
+        return f"MCP {label}", f"tools: {names}" if names else "", note
+    call = f"{item.name or '?'}({item.arguments})"
+    if item.type == "mcp_call":
+        if item.error:
+            err = item.error
+            return f"MCP {label}", call, f"failed: {err.get('message') or err.get('type')}"
+        if item.output is not None:
+            return f"MCP {label}", f"{call} → {_short(item.output)}", ""
+        note = "running…" if state == "in_progress" else (
+            "waiting for approval" if item.approval_request_id else "")
+        return f"MCP {label}", call, note
+    if item.type == "mcp_approval_request":
+        note = {"approved": "approved", "denied": "denied"}.get(
+            state or "", "approval pending: session.approve_mcp(...)")
+        if item.reason and state in ("approved", "denied"):
+            note += f" ({item.reason})"
+        return f"MCP {label}", f"may I run {call}?", note
+    answer = "approved" if item.approve else "denied"
+    return "you", f"MCP: {answer}" + (f" ({item.reason})" if item.reason else ""), ""
 
 
 def _transcription_on(session: Any) -> bool:
