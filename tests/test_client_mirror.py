@@ -327,3 +327,68 @@ def test_created_item_audio_is_kept_as_the_items_recording() -> None:
     assert p.mirror.items["item_au"].audio_bytes == audio
     assert np.array_equal(p.mirror.items["item_au"].audio().samples,
                           np.frombuffer(audio, "<i2"))
+
+
+def test_mirror_follows_mcp_listing_calls_and_approvals_as_the_core_makes_them() -> None:
+    p = Pair(vad=False)
+    p.client({"type": "session.update", "session": {"type": "realtime", "tools": [
+        {"type": "mcp", "server_label": "calc", "server_url": "http://mcp.invalid/mcp"}]}})
+    [listing] = p.core.take_jobs()
+    item_id = listing.payload["item_id"]
+    assert p.mirror.items[item_id].mcp_state == "in_progress"
+    p.core.mcp_list_done(item_id, tools=[{"name": "add_numbers", "input_schema": {},
+                                          "description": None, "annotations": None}])
+    p.deliver()
+    listed = p.mirror.items[item_id]
+    assert (listed.type, listed.server_label, listed.mcp_state) == (
+        "mcp_list_tools", "calc", "completed")
+    assert [t["name"] for t in listed.tools] == ["add_numbers"]
+
+    p.client({"type": "response.create"})
+    [job] = p.core.take_jobs()
+    rid = job.payload["response_id"]
+    p.core.response_output(rid, Reply(mcp_calls=[("calc", "add_numbers", '{"a": 1, "b": 2}')]))
+    p.core.response_finish(rid)
+    p.deliver()
+    call, request = p.mirror.responses[rid].output
+    assert (call.type, call.name, call.arguments) == ("mcp_call", "add_numbers",
+                                                      '{"a": 1, "b": 2}')
+    assert call.approval_request_id == request.id and call.output is None
+    assert p.mirror.pending_approvals() == [request]
+    assert (request.server_label, request.mcp_state) == ("calc", "pending")
+
+    p.client({"type": "conversation.item.create", "item": {
+        "type": "mcp_approval_response", "id": "appr_1", "approval_request_id": request.id,
+        "approve": True, "reason": "go"}})
+    assert p.mirror.pending_approvals() == []
+    assert (request.mcp_state, request.reason) == ("approved", "go")
+    assert call.mcp_state == "in_progress"
+    [run] = p.core.take_jobs()
+    p.core.mcp_call_done(run.payload["item_id"], output="3")
+    p.deliver()
+    assert (call.output, call.mcp_state, call.error) == ("3", "completed", None)
+    assert [it.id for it in p.mirror.items.list()] == [it["id"] for it in p.core.items]
+
+
+def test_mirror_keeps_a_failed_mcp_call_s_error() -> None:
+    p = Pair(vad=False)
+    p.client({"type": "session.update", "session": {"type": "realtime", "tools": [
+        {"type": "mcp", "server_label": "calc", "server_url": "http://mcp.invalid/mcp",
+         "require_approval": "never"}]}})
+    [listing] = p.core.take_jobs()
+    p.core.mcp_list_done(listing.payload["item_id"], error="unreachable")
+    p.deliver()
+    assert p.mirror.items[listing.payload["item_id"]].mcp_state == "failed"
+    p.core.mcp_servers["calc"]["status"] = "completed"  # pretend a listing worked meanwhile
+    p.client({"type": "response.create"})
+    [job] = p.core.take_jobs()
+    rid = job.payload["response_id"]
+    p.core.response_output(rid, Reply(mcp_calls=[("calc", "add_numbers", "{}")]))
+    p.core.response_finish(rid)
+    [run] = p.core.take_jobs()
+    p.core.mcp_call_done(run.payload["item_id"], error={"type": "http_error", "code": 500,
+                                                        "message": "oops"})
+    p.deliver()
+    [call] = p.mirror.responses[rid].output
+    assert call.mcp_state == "failed" and call.error == {"type": "http_error", "code": 500,
+                                                         "message": "oops"}

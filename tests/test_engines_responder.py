@@ -326,3 +326,79 @@ def test_responder_objects_pass_through_and_other_things_are_rejected() -> None:
     assert as_responder(echo_responder) is echo_responder
     with pytest.raises(TypeError, match="respond"):
         as_responder(42)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ MCP tools
+
+ADD = {"type": "mcp", "server_label": "calc", "name": "add_numbers",
+       "description": "Add two integers.", "annotations": None,
+       "input_schema": {"type": "object", "properties": {"a": {"type": "integer"},
+                                                          "b": {"type": "integer"}},
+                        "required": ["a", "b"]}}
+
+
+def mcp_call_item(output: str | None = None, error: dict | None = None,
+                  request: str | None = None) -> dict[str, Any]:
+    return {"type": "mcp_call", "id": "item_c", "server_label": "calc", "name": "add_numbers",
+            "arguments": '{"a": 2, "b": 40}', "approval_request_id": request, "output": output,
+            "error": error}
+
+
+def test_echo_calls_an_mcp_tool_the_user_names_with_arguments_from_its_input_schema() -> None:
+    from realtime_nb.server.engines.responder import McpCall
+
+    reply = echo(user("Please add numbers 2 and 40."), tools=[ADD, WEATHER])
+    assert reply.text == ""
+    assert reply.function_calls == (McpCall("calc", "add_numbers", '{"a": 2, "b": 40}'),)
+
+
+def test_echo_honours_an_mcp_tool_choice() -> None:
+    from realtime_nb.server.engines.responder import McpCall
+
+    reply = echo(user("hello"), tools=[WEATHER, ADD],
+                 tool_choice={"type": "mcp", "server_label": "calc"})
+    assert isinstance(reply.function_calls[0], McpCall)
+    with pytest.raises(ValueError, match="not among the listed tools"):
+        echo(user("hello"), tools=[ADD],
+             tool_choice={"type": "mcp", "server_label": "calc", "name": "nope"})
+
+
+def test_echo_reports_an_mcp_call_s_output_or_error() -> None:
+    assert echo(user("add numbers 2 and 40"), mcp_call_item(output="42"),
+                tools=[ADD]).text == "add_numbers returned 42."
+    failed = mcp_call_item(error={"type": "tool_execution_error", "message": "too big"})
+    assert echo(user("add numbers 2 and 40"), failed,
+                tools=[ADD]).text == "add_numbers failed: too big."
+
+
+def test_echo_reports_an_approved_call_after_the_approval_items() -> None:
+    request = {"type": "mcp_approval_request", "id": "item_r", "server_label": "calc",
+               "name": "add_numbers", "arguments": "{}"}
+    approved = {"type": "mcp_approval_response", "id": "a1", "approval_request_id": "item_r",
+                "approve": True}
+    text = echo(user("add numbers 2 and 40"), mcp_call_item(output="42", request="item_r"),
+                request, approved, tools=[ADD]).text
+    assert text == "add_numbers returned 42."
+
+
+def test_echo_says_a_denied_call_was_not_run() -> None:
+    request = {"type": "mcp_approval_request", "id": "item_r", "server_label": "calc",
+               "name": "add_numbers", "arguments": "{}"}
+    denied = {"type": "mcp_approval_response", "id": "a1", "approval_request_id": "item_r",
+              "approve": False, "reason": "not now"}
+    assert echo(user("add numbers 2 and 40"), mcp_call_item(request="item_r"), request, denied,
+                tools=[ADD]).text == "I did not run add_numbers: not now."
+
+
+def test_an_unrun_mcp_call_waiting_for_approval_is_not_a_result() -> None:
+    """A pending call (no output, no error) does not trigger a report: the user turn does."""
+    reply = echo(user("what now"), mcp_call_item(request="item_r"), tools=[])
+    assert reply.text == 'You said: "what now".'
+
+
+def test_a_callable_responder_may_return_an_mcp_call() -> None:
+    from realtime_nb.server.engines.responder import McpCall
+
+    responder = CallableResponder(lambda text: McpCall("calc", "add_numbers", '{"a": 1}'))
+    reply = responder.respond(ResponseRequest(conversation=[user("x")], tools=[ADD]))
+    assert reply.function_calls == (McpCall("calc", "add_numbers", '{"a": 1}'),)

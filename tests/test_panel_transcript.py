@@ -223,3 +223,72 @@ def test_refresh_sends_only_rows_that_changed(session: Session) -> None:
     assistant_turn(session, "resp_1", "item_a1", "item_u1", ["Done."])
     assert view.refresh() is True
     assert view.refresh() is False, "nothing new: nothing sent"
+
+
+def plain(view: TranscriptView) -> list[tuple[str, str]]:
+    """(who, text) of each row with the HTML escapes undone."""
+    import html
+
+    return [(who, html.unescape(text)) for who, text in texts(view)]
+
+
+def test_mcp_listing_call_and_approval_rows_read_naturally(session: Session) -> None:
+    view = TranscriptView(session)
+    listing = {"id": "item_l", "type": "mcp_list_tools", "server_label": "calc", "tools": []}
+    feed(session, type="conversation.item.added", previous_item_id=None, item=listing)
+    feed(session, type="mcp_list_tools.in_progress", item_id="item_l")
+    view.refresh()
+    assert plain(view) == [("MCP calc", "")]
+    assert "listing…" in view.rows["item_l"]
+    feed(session, type="mcp_list_tools.completed", item_id="item_l")
+    feed(session, type="conversation.item.done", previous_item_id=None, item={
+        **listing, "tools": [{"name": "add_numbers", "input_schema": {}},
+                             {"name": "erase_everything", "input_schema": {}}]})
+    call = {"id": "item_c", "type": "mcp_call", "server_label": "calc", "name": "add_numbers",
+            "arguments": "", "approval_request_id": "item_r", "output": None, "error": None}
+    request = {"id": "item_r", "type": "mcp_approval_request", "server_label": "calc",
+               "name": "add_numbers", "arguments": '{"a": 1, "b": 2}'}
+    feed(session, type="response.created", response={"id": "resp_1", "status": "in_progress",
+                                                      "conversation_id": "conv_1", "output": []})
+    feed(session, type="response.output_item.added", response_id="resp_1", output_index=0,
+         item=call)
+    feed(session, type="conversation.item.added", previous_item_id="item_l", item=call)
+    feed(session, type="response.mcp_call_arguments.delta", response_id="resp_1",
+         item_id="item_c", output_index=0, delta='{"a": 1, ')
+    view.refresh()
+    assert plain(view)[1] == ("MCP calc", 'add_numbers({"a": 1, )')
+    feed(session, type="response.mcp_call_arguments.done", response_id="resp_1",
+         item_id="item_c", output_index=0, arguments='{"a": 1, "b": 2}')
+    for ev_type in ("response.output_item.added", "conversation.item.added"):
+        feed(session, type=ev_type, response_id="resp_1", output_index=1,
+             previous_item_id="item_c", item=request)
+    view.refresh()
+    assert plain(view) == [
+        ("MCP calc", "tools: add_numbers, erase_everything"),
+        ("MCP calc", 'add_numbers({"a": 1, "b": 2})'),
+        ("MCP calc", 'may I run add_numbers({"a": 1, "b": 2})?')]
+    assert "waiting for approval" in view.rows["item_c"]
+    assert "approval pending" in view.rows["item_r"]
+    feed(session, type="conversation.item.added", previous_item_id="item_r", item={
+        "id": "appr_1", "type": "mcp_approval_response", "approval_request_id": "item_r",
+        "approve": True, "reason": "fine"})
+    feed(session, type="response.mcp_call.in_progress", item_id="item_c", output_index=0)
+    view.refresh()
+    assert "running…" in view.rows["item_c"]
+    assert "approved (fine)" in view.rows["item_r"]
+    feed(session, type="response.mcp_call.completed", item_id="item_c", output_index=0)
+    feed(session, type="conversation.item.done", previous_item_id="item_l", item={
+        **call, "arguments": '{"a": 1, "b": 2}', "output": "3"})
+    view.refresh()
+    assert plain(view)[1] == ("MCP calc", 'add_numbers({"a": 1, "b": 2}) → 3')
+    assert plain(view)[3] == ("you", "MCP: approved (fine)")
+
+
+def test_a_failed_mcp_call_row_shows_the_error(session: Session) -> None:
+    view = TranscriptView(session)
+    feed(session, type="conversation.item.added", previous_item_id=None, item={
+        "id": "item_c", "type": "mcp_call", "server_label": "calc", "name": "fail_loudly",
+        "arguments": "{}", "output": None,
+        "error": {"type": "tool_execution_error", "message": "refused <on purpose>"}})
+    view.refresh()
+    assert "failed: refused &lt;on purpose&gt;" in view.rows["item_c"]

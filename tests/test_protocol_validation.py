@@ -169,3 +169,105 @@ def test_one_value_type_fields_are_filled_in():
     assert wire == {"type": "realtime", "instructions": "Be brief.",
                     "tools": [{"type": "function", "name": "f"}]}
     validate_client_event({"type": SU, "session": wire})
+
+
+# ------------------------------------------------------------------ MCP items and tools
+
+MCP_ITEMS = [
+    {"type": "mcp_approval_response", "id": "appr_1", "approval_request_id": "item_r",
+     "approve": True, "reason": "fine"},
+    {"type": "mcp_approval_response", "id": "appr_2", "approval_request_id": "item_r",
+     "approve": False},
+    {"type": "mcp_approval_request", "id": "item_r", "server_label": "calc",
+     "name": "add_numbers", "arguments": "{\"a\": 1}"},
+    {"type": "mcp_call", "id": "item_c", "server_label": "calc", "name": "add_numbers",
+     "arguments": "{}", "approval_request_id": None, "output": "3", "error": None},
+    {"type": "mcp_call", "id": "item_c", "server_label": "calc", "name": "add_numbers",
+     "arguments": "{}", "error": {"type": "http_error", "code": 502, "message": "bad gateway"}},
+    {"type": "mcp_call", "id": "item_c", "server_label": "calc", "name": "x", "arguments": "{}",
+     "error": {"type": "protocol_error", "code": -32601, "message": "no such method"}},
+    {"type": "mcp_list_tools", "server_label": "calc", "tools": [
+        {"name": "add_numbers", "input_schema": {"type": "object"}, "description": None,
+         "annotations": {"read_only": True}}]},
+]
+
+
+@pytest.mark.parametrize("item", MCP_ITEMS)
+def test_every_mcp_item_type_can_be_created_and_given_as_response_input(item):
+    validate_client_event({"type": "conversation.item.create", "item": item})
+    validate_client_event({"type": "response.create", "response": {"input": [item]}})
+
+
+def test_the_sdk_serialises_mcp_items_as_the_validator_expects():
+    """Items built with the official SDK's GA types pass as they are dumped."""
+    from openai.types.realtime import (
+        RealtimeMcpApprovalRequest,
+        RealtimeMcpApprovalResponse,
+        RealtimeMcpListTools,
+        RealtimeMcpToolCall,
+    )
+
+    for model, item in [(RealtimeMcpApprovalResponse, MCP_ITEMS[0]),
+                        (RealtimeMcpApprovalRequest, MCP_ITEMS[2]),
+                        (RealtimeMcpToolCall, MCP_ITEMS[4]),
+                        (RealtimeMcpListTools, MCP_ITEMS[6])]:
+        dumped = model.model_validate(item).model_dump(exclude_none=True)
+        validate_client_event({"type": "conversation.item.create", "item": dumped})
+
+
+@pytest.mark.parametrize(("item", "code", "param"), [
+    ({"type": "mcp_approval_response", "id": "a", "approve": True},
+     "missing_required_parameter", "item.approval_request_id"),
+    ({"type": "mcp_approval_response", "id": "a", "approval_request_id": "r", "approve": "yes"},
+     "invalid_type", "item.approve"),
+    ({"type": "mcp_approval_response", "id": "a", "approval_request_id": "r", "approve": True,
+      "status": "completed"}, "unknown_parameter", "item.status"),
+    ({"type": "mcp_call", "id": "c", "server_label": "s", "name": "n", "arguments": "{}",
+      "error": {"type": "timeout", "message": "m"}}, "invalid_value", "item.error.type"),
+    ({"type": "mcp_list_tools", "server_label": "s", "tools": [{"name": "t"}]},
+     "missing_required_parameter", "item.tools[0].input_schema"),
+])
+def test_malformed_mcp_items_are_refused_with_the_param_path(item, code, param):
+    with pytest.raises(ProtocolError) as info:
+        validate_client_event({"type": "conversation.item.create", "item": item})
+    assert (info.value.code, info.value.param) == (code, param)
+
+
+def _mcp(**fields: object) -> dict:
+    return _rt(tools=[{"type": "mcp", "server_label": "calc", **fields}])
+
+
+@pytest.mark.parametrize("event", [
+    _mcp(server_url="https://example.com/mcp", require_approval="never",
+         allowed_tools=["add_numbers"], headers={"X-Key": "v"}, authorization="tok"),
+    _mcp(server_url="https://example.com/mcp", allowed_tools={"read_only": True},
+         require_approval={"never": {"tool_names": ["add_numbers"]},
+                           "always": {"read_only": False}}),
+    _mcp(connector_id="connector_googlecalendar", authorization="tok", require_approval=None),
+    _mcp(tunnel_id="tun_1", defer_loading=True, allowed_callers=["direct"]),
+    {"type": "response.create", "response": {"tools": [
+        {"type": "mcp", "server_label": "calc", "server_url": "http://127.0.0.1:1/mcp"}],
+        "tool_choice": {"type": "mcp", "server_label": "calc", "name": "add_numbers"}}},
+])
+def test_mcp_tool_shapes_of_the_sdk_pass(event):
+    validate_client_event(event)
+
+
+@pytest.mark.parametrize(("event", "code", "param"), [
+    (_mcp(), "missing_required_parameter", "session.tools[0].server_url"),
+    (_mcp(server_url="https://x/mcp", connector_id="connector_gmail"), "invalid_value",
+     "session.tools[0].connector_id"),
+    (_mcp(connector_id="connector_slack"), "invalid_value", "session.tools[0].connector_id"),
+    (_mcp(server_url="https://x/mcp", require_approval="sometimes"), "invalid_value",
+     "session.tools[0].require_approval"),
+    (_mcp(server_url="https://x/mcp", require_approval={"maybe": {}}), "unknown_parameter",
+     "session.tools[0].require_approval.maybe"),
+    (_mcp(server_url="https://x/mcp", allowed_tools={"names": ["a"]}), "unknown_parameter",
+     "session.tools[0].allowed_tools.names"),
+    (_rt(tools=[{"type": "mcp", "server_url": "https://x/mcp"}]), "missing_required_parameter",
+     "session.tools[0].server_label"),
+])
+def test_mcp_tool_config_is_checked(event, code, param):
+    with pytest.raises(ProtocolError) as info:
+        validate_client_event(event)
+    assert (info.value.code, info.value.param) == (code, param)

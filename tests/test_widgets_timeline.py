@@ -441,3 +441,13 @@ def test_exports_of_an_empty_log(tmp_path) -> None:
     assert timeline_png(EventLog(), tmp_path / "e.png", dpi=40).stat().st_size > 1000
     assert '"rtnb-timeline-events">[]<' in timeline_html(EventLog(), tmp_path / "e.html") \
         .read_text(encoding="utf-8")
+
+
+def test_mcp_events_are_drawn_as_tools_not_other() -> None:
+    from realtime_nb.protocol.events import SERVER_EVENTS
+    from realtime_nb.widgets._lanes import CATEGORIES, category_of
+
+    mcp = [t for t in SERVER_EVENTS if "mcp" in t]
+    assert len(mcp) == 8
+    assert {category_of(t) for t in mcp} == {"tools"}
+    assert CATEGORIES["tools"]["label"] == "MCP tools"
