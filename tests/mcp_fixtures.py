@@ -1,10 +1,11 @@
 """A real MCP server for the tests: the ``mcp`` package's MCPServer over streamable HTTP on a
 free loopback port, served by uvicorn in a background thread.
 
-Its tools: ``add_numbers(a, b)`` (read-only; the sum, so outputs are checkable),
-``fail_loudly(reason)`` (raises a ToolError naming the reason) and ``erase_everything()``
-(for ``allowed_tools`` filtering). Every HTTP request's headers and every tool call are
-recorded, so tests can tell whether a call ran and what credentials reached the server.
+The same tools are served over SSE at ``sse_url``. Its tools: ``add_numbers(a, b)``
+(read-only; the sum, so outputs are checkable), ``fail_loudly(reason)`` (raises a ToolError
+naming the reason) and ``erase_everything()`` (for ``allowed_tools`` filtering). Every HTTP
+request's headers and every tool call are recorded, so tests can tell whether a call ran and
+what credentials reached the server.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import pytest
 
 @dataclass
 class McpTestServer:
-    url: str
+    url: str  # streamable HTTP; the same tools over SSE at sse_url
+    sse_url: str
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
 
@@ -43,7 +45,7 @@ def mcp_server() -> Any:
     from mcp.types import ToolAnnotations
 
     port = _free_port()
-    state = McpTestServer(url=f"http://127.0.0.1:{port}/mcp")
+    state = McpTestServer(url=f"http://127.0.0.1:{port}/mcp", sse_url=f"http://127.0.0.1:{port}/sse")
     srv = MCPServer("calc")
 
     @srv.tool(annotations=ToolAnnotations(read_only_hint=True))
@@ -65,10 +67,14 @@ def mcp_server() -> Any:
         return "erased"
 
     inner = srv.streamable_http_app()
+    sse = srv.sse_app()  # the older SSE transport: GET /sse, POST /messages/
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             state.headers.append({k.decode(): v.decode() for k, v in scope["headers"]})
+            if scope["path"] == "/sse" or scope["path"].startswith("/messages"):
+                await sse(scope, receive, send)
+                return
         await inner(scope, receive, send)
 
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",

@@ -365,3 +365,18 @@ async def test_the_session_log_and_recording_never_hold_the_authorization_token(
     assert mcp.headers[-1].get("authorization") == "Bearer tok-secret-9"
     for path in folder.iterdir():
         assert b"tok-secret-9" not in path.read_bytes(), path.name
+
+
+async def test_an_sse_server_url_is_listed_and_called_over_sse(server, mcp):
+    async with client_for(server).realtime.connect(model="gpt-realtime") as conn:
+        await collect(conn, "session.created")
+        await conn.session.update(session={"type": "realtime", "output_modalities": ["text"],
+                                           "tools": [{"type": "mcp", "server_label": LABEL,
+                                                      "server_url": mcp.sse_url,
+                                                      "require_approval": "never"}]})
+        listed = await collect(conn, "conversation.item.done",
+                               where=lambda e: e["item"]["type"] == "mcp_list_tools")
+        assert "mcp_list_tools.completed" in types_of(listed)
+        events = await ask(conn, "Please add numbers 20 and 22.")
+    assert events[-1]["response"]["output"][0]["output"] == "42"
+    assert any(h.get("accept") == "text/event-stream" for h in mcp.headers)
