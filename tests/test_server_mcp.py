@@ -380,3 +380,14 @@ async def test_an_sse_server_url_is_listed_and_called_over_sse(server, mcp):
         events = await ask(conn, "Please add numbers 20 and 22.")
     assert events[-1]["response"]["output"][0]["output"] == "42"
     assert any(h.get("accept") == "text/event-stream" for h in mcp.headers)
+
+
+async def test_the_session_explains_an_answer_to_no_approval_request(server):
+    from realtime_nb import Session
+    from realtime_nb.client import RealtimeError
+
+    async with Session(url=server.url, record=False) as s:
+        with pytest.raises(RealtimeError) as info:
+            await s.approve_mcp("item_nope")
+    assert info.value.code == "item_not_found"
+    assert "session.pending_approvals" in (info.value.hint or "")

@@ -299,6 +299,12 @@ _SERVER_HINTS: dict[str, str] = {
         "response.output_audio.delta events."
     ),
     "item_not_found": "The item id is not in the conversation (deleted, or from another session).",
+    "mcp_list_tools_failed": (
+        "The server could not list the MCP server's tools, so the model cannot call them. Check "
+        "that server_url answers MCP (streamable HTTP, or SSE at a path ending in /sse) from "
+        "where the server runs, and the headers/authorization it needs. connector_id and "
+        "tunnel_id work only with OpenAI."
+    ),
     "cannot_update_voice": (
         "The voice is locked once the assistant has produced audio in this conversation. Start "
         "a new session (await session.reconnect() after changing it) to use another voice."
@@ -398,6 +404,10 @@ def hint_for(
         return "event_id may be at most 512 characters."
     if code == "invalid_event" and "type" in message:
         return "Every client event is a JSON object with a 'type', e.g. 'session.update'."
+    if code == "item_not_found" and param == "item.approval_request_id":
+        return ("Answer an MCP approval with the id of an mcp_approval_request item of this "
+                "conversation: session.pending_approvals lists them, "
+                "session.approve_mcp(request) sends the answer.")
     if code in _SERVER_HINTS:
         return _SERVER_HINTS[code]
     return None

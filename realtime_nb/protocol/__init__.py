@@ -5,6 +5,7 @@
 * :mod:`.events` — GA client events, items, response parameters; :func:`validate_client_event`.
 * :mod:`.buffer` — input-buffer accounting shared by the server and the kernel-side mirror.
 * :mod:`.state` — :class:`SessionCore`, the I/O-free session state machine.
+* :mod:`.mcp` — MCP tool rules (``allowed_tools``, ``require_approval``, token redaction).
 * :mod:`.beta` — translation of the retired beta dialect, used only at the edges.
 """
 
@@ -14,6 +15,7 @@ from .config import (
     AudioInput,
     AudioOutput,
     FunctionTool,
+    McpTool,
     NoiseReduction,
     PcmaFormat,
     PcmFormat,
@@ -26,7 +28,13 @@ from .config import (
     default_session,
     merge_session,
 )
-from .events import CLIENT_EVENTS, SERVER_EVENTS, ResponseParams, validate_client_event
+from .events import (
+    CLIENT_EVENTS,
+    SERVER_EVENTS,
+    McpApprovalResponseItem,
+    ResponseParams,
+    validate_client_event,
+)
 from .schema import UNSET, ProtocolError, from_wire, to_wire
 from .state import Job, Reply, SessionCore, new_id
 
@@ -41,6 +49,8 @@ __all__ = [
     "FunctionTool",
     "InputBuffer",
     "Job",
+    "McpApprovalResponseItem",
+    "McpTool",
     "NoiseReduction",
     "PcmFormat",
     "PcmaFormat",
