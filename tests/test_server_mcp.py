@@ -21,6 +21,7 @@ from mcp_fixtures import mcp_server  # noqa: F401  (fixture)
 from openai import AsyncOpenAI
 from openai.types.realtime import RealtimeServerEvent
 from pydantic import TypeAdapter
+from widget_comm import recording_comm  # noqa: F401  (fixture)
 
 from realtime_nb.server import LocalServer
 
@@ -391,3 +392,29 @@ async def test_the_session_explains_an_answer_to_no_approval_request(server):
             await s.approve_mcp("item_nope")
     assert info.value.code == "item_not_found"
     assert "session.pending_approvals" in (info.value.hint or "")
+
+
+@pytest.mark.usefixtures("recording_comm")
+async def test_the_panel_s_approve_button_runs_the_call_and_asks_for_the_answer(server, mcp):
+    from realtime_nb import Session
+    from realtime_nb.widgets.panel import SessionPanel
+
+    async with Session(url=server.url, record=False) as s:
+        panel = SessionPanel(s, timeline=False)
+        try:
+            await s.update(output_modalities=["text"], tools=[mcp_tool(mcp.url)])
+            await s.wait_for("mcp_list_tools.completed")
+            await s.say("Please add numbers 2 and 40.")
+            panel.refresh()
+            [row] = panel.approvals.children
+            text, approve, deny = row.children
+            assert "may I run <code>add_numbers(" in text.value
+            assert (approve.description, deny.description) == ("Approve", "Deny")
+            approve.click()
+            answer = await s.wait_for("response.done", 30)
+            panel.refresh()
+            assert panel.approvals.children == ()
+        finally:
+            panel.close()
+    assert mcp.calls == [("add_numbers", {"a": 2, "b": 40})]
+    assert "add_numbers returned 42" in json.dumps(answer["response"]["output"])

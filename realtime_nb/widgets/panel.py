@@ -53,6 +53,9 @@ How it drives the session (what the caller must know):
   on speech; Interrupt sends ``output_audio_buffer.clear``). When WebRTC is unavailable (insecure
   page, microphone refused, no media path within ``WebRTCCall.ice_timeout_s``) the status line
   says why and a button offers the WebSocket path (:meth:`SessionPanel.use_websocket`).
+* **MCP approvals.** Each pending ``mcp_approval_request`` gets a row under the transcript with
+  Approve / Deny buttons (:meth:`SessionPanel.answer_approval`): the answer is sent, and once the
+  approved call has run (at once after a denial) the panel asks for the response that uses it.
 * **Secrets.** The API key never reaches a widget: the panel shows ``session.url``, which masks
   credentials; over WebRTC the browser gets only the ephemeral secret, in one message.
 """
@@ -479,6 +482,11 @@ class SessionPanel(widgets.VBox):
         self.gauge = widgets.HTML("")
         self.usage = widgets.HTML("")
         self.transcript = TranscriptView(session)
+        #: One row per pending MCP approval request, with Approve / Deny buttons.
+        self.approvals = widgets.VBox([])
+        self.approvals.add_class("rtnb-approvals")
+        self._approval_ids: tuple[str, ...] = ()
+        self._answered: set[str] = set()
         self.controls = SessionControls(session, run=self._outbox.put,
                                         layout=widgets.Layout(width="100%"))
         self.timeline: Any = None
@@ -494,7 +502,7 @@ class SessionPanel(widgets.VBox):
             h.add_class("rtnb-section")
             return h
 
-        left = widgets.VBox([section("Conversation"), self.transcript],
+        left = widgets.VBox([section("Conversation"), self.transcript, self.approvals],
                             layout=widgets.Layout(flex="3 1 0%", min_width="320px",
                                                   margin="0 12px 0 0"))
         right = widgets.VBox([section("Settings (applied live)"), self.controls],
@@ -670,9 +678,66 @@ class SessionPanel(widgets.VBox):
         self._set(self.usage, usage_html(s))
         self._set(self.mode_note, self._mode_html())
         self.transcript.refresh()
+        self._sync_approvals()
         if s.config is not self._synced_config:
             self._synced_config = s.config
             self.controls.sync()
+
+    # ------------------------------------------------------------------ MCP approvals
+    def _sync_approvals(self) -> None:
+        """Rebuild the approval rows when the set of pending requests changed."""
+        pending = [it for it in self.session.pending_approvals if it.id not in self._answered]
+        ids = tuple(it.id for it in pending)
+        if ids == self._approval_ids:
+            return
+        self._approval_ids = ids
+        old = self.approvals.children
+        rows = []
+        on_loop = self._affinity.wrap
+        for it in pending:
+            call = html.escape(f"{it.name or '?'}({it.arguments})")
+            text = widgets.HTML(
+                f'<span class="rtnb-turn-who">MCP {html.escape(it.server_label or "?")}</span> '
+                f"may I run <code>{call}</code>?")
+            yes = widgets.Button(description="Approve", button_style="success",
+                                 tooltip="Send mcp_approval_response approve=true")
+            no = widgets.Button(description="Deny", button_style="danger",
+                                tooltip="Send mcp_approval_response approve=false")
+            yes.on_click(on_loop(lambda _b, i=it.id: self.answer_approval(i, True)))
+            no.on_click(on_loop(lambda _b, i=it.id: self.answer_approval(i, False)))
+            rows.append(widgets.HBox([text, yes, no],
+                                     layout=widgets.Layout(align_items="center")))
+        self.approvals.children = tuple(rows)
+        for row in old:
+            _close_tree(row)
+
+    def answer_approval(self, request_id: str, approve: bool) -> None:
+        """Approve or deny the pending MCP approval request ``request_id`` (what the Approve /
+        Deny buttons do). The answer goes out in order with the panel's other calls; when the
+        approved call has run (at once for a denial) the panel asks for the response that uses
+        its output. Never waits: the waiting is a task of its own."""
+        if request_id in self._answered:
+            return
+        self._answered.add(request_id)
+        s = self.session
+        call = next((it.id for it in s.mirror.all_items.values()
+                     if it.type == "mcp_call" and it.approval_request_id == request_id), None)
+        mark = len(s.events)
+
+        async def send() -> None:
+            await s.approve_mcp(request_id, approve, respond=False)
+
+        async def respond() -> None:
+            if approve:
+                await s.wait_for(
+                    lambda e: e.get("type") in ("response.mcp_call.completed",
+                                                "response.mcp_call.failed")
+                    and (call is None or e.get("item_id") == call), 300.0, since=mark)
+            self._outbox.put("response.create", s.create_response)
+
+        self._outbox.put("mcp_approval_response", send)
+        self._spawn(respond(), "mcp approval")
+        self._dirty()
 
     def _part(self, name: str, inputs: tuple[Any, ...], build: Callable[[], str]) -> str:
         """``build()``, or what it gave last time for the same ``inputs`` (``==``; the session
