@@ -593,6 +593,10 @@ def test_a_failed_listing_explains_itself_and_leaves_no_tools():
     c.handle({"type": "response.create"})
     [respond] = c.take_jobs()
     assert respond.payload["request"]["tools"] == []
+    c.response_failed(respond.payload["response_id"], "not needed")
+    c.handle({"type": "session.update", "session": {"type": "realtime", "tools": [
+        {"type": "mcp", "server_label": "calc", "server_url": "http://mcp.invalid/mcp"}]}})
+    assert [j.kind for j in c.take_jobs()] == ["mcp_list"]  # the same config again retries
 
 
 def test_an_mcp_call_without_approval_runs_inside_the_response_before_response_done():

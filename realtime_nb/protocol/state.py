@@ -1153,12 +1153,13 @@ class SessionCore:
     # response.create. A call that needs approval ends its response after the
     # mcp_approval_request item; an approving mcp_approval_response runs it right away.
     def _sync_mcp(self, tools: Any) -> None:
-        """List the tools of every ``mcp`` tool that is new or now reached differently."""
+        """List the tools of every ``mcp`` tool that is new, now reached differently, or whose
+        last listing failed (sending the same config again retries)."""
         for tool in mcp_tools(tools):
             label = tool["server_label"]
             fp = fingerprint(tool)
             known = self.mcp_servers.get(label)
-            if known is not None and known["fp"] == fp:
+            if known is not None and known["fp"] == fp and known["status"] != "failed":
                 known["tool"] = copy.deepcopy(tool)  # require_approval etc. apply at once
                 continue
             item = {"id": new_id("item"), "type": "mcp_list_tools", "server_label": label,
