@@ -672,3 +672,13 @@ def test_require_approval_never_filter_exempts_only_the_named_tools():
     c2, _ = _mcp_core(require_approval={"never": {"read_only": False}})
     _respond_with_call(c2)
     assert c2.take_jobs() == []  # add_numbers is read-only: the filter does not match it
+
+
+def test_a_session_starting_with_an_mcp_tool_lists_it_after_session_created():
+    """A client secret or a call can bind a config with MCP tools: no session.update comes."""
+    c = core(session_defaults={"type": "realtime", "tools": [
+        {"type": "mcp", "server_label": "calc", "server_url": "http://mcp.invalid/mcp"}]})
+    c.start()
+    assert types(c.drain()) == ["session.created", "conversation.item.added",
+                                "mcp_list_tools.in_progress"]
+    assert [j.kind for j in c.take_jobs()] == ["mcp_list"]

@@ -254,8 +254,11 @@ class SessionCore:
         return out
 
     def start(self) -> None:
-        """Emit ``session.created`` (call once, right after the connection opens)."""
+        """Emit ``session.created`` (call once, right after the connection opens); a session
+        that starts with ``mcp`` tools (a client secret's or a call's config) lists them."""
         self.emit("session.created", session=self.session_object())
+        if self.kind == "realtime":
+            self._sync_mcp(self.config.get("tools"))
 
     # ------------------------------------------------------------------ client events
     def handle(self, event: Any) -> None:
