@@ -7,10 +7,11 @@ touches a socket, a thread or a clock of its own:
 
 * ``handle(event)`` validates and applies one client event; the server events to send are appended
   to ``outbox`` (drain it with :meth:`drain`).
-* Work that takes time (speech recognition, the responder, speech synthesis) is *requested* by
-  appending a :class:`Job` to ``jobs``; the owner runs it wherever it likes and reports back with
-  :meth:`transcription_done`, :meth:`response_output` / :meth:`response_audio` /
-  :meth:`response_finish`.
+* Work that takes time (speech recognition, the responder, speech synthesis, listing and calling
+  MCP tools) is *requested* by appending a :class:`Job` to ``jobs``; the owner runs it wherever
+  it likes and reports back with :meth:`transcription_done`, :meth:`response_output` /
+  :meth:`response_audio` / :meth:`response_finish`, :meth:`mcp_list_done` /
+  :meth:`mcp_call_done`.
 * Time comes from the ``clock`` callable given at construction; call :meth:`tick` at
   :meth:`next_deadline` for idle timeouts, semantic-VAD waits and session expiry.
 

@@ -4,7 +4,8 @@ Each WebSocket connection gets one :class:`~realtime_nb.protocol.SessionCore` (a
 live there, I/O-free). This module only moves bytes: it parses frames, translates the retired beta
 dialect at the edge, runs the core's jobs (speech recognition, the responder, speech synthesis) in
 worker pools so the event loop never blocks, drives the core's timers, and sends what the core
-emits, in order.
+emits, in order. MCP jobs (listing a server's tools, calling one) are network I/O and run as
+tasks on the loop itself (:mod:`realtime_nb.server.mcp_client`).
 
 Turn latency: the core asks for a speculative transcription at the first silent frame of every
 pause; it runs at once in the transcription pool and is dropped (even mid-run, at Whisper's next
