@@ -418,3 +418,60 @@ async def test_the_panel_s_approve_button_runs_the_call_and_asks_for_the_answer(
             panel.close()
     assert mcp.calls == [("add_numbers", {"a": 2, "b": 40})]
     assert "add_numbers returned 42" in json.dumps(answer["response"]["output"])
+
+
+async def test_the_official_ruby_sdk_s_mcp_approval_example_flow_completes(server, mcp):
+    """openai-ruby's examples/realtime/mcp_approval.rb (a smoke test run against the service)
+    as a specification: tool_choice names the MCP tool; the approval is sent when the request's
+    conversation.item.done arrives; the call's arguments.done belongs to the first response and
+    comes before its response.done; the final answer is asked for (tool_choice none) once that
+    response is done, the approval sent and response.mcp_call.completed seen."""
+    async with client_for(server).realtime.connect(model="gpt-realtime") as conn:
+        await collect(conn, "session.created")
+        await conn.session.update(session={
+            "type": "realtime", "output_modalities": ["text"], "parallel_tool_calls": False,
+            "tools": [mcp_tool(mcp.url, require_approval="always")]})
+        listing = await collect(conn, "conversation.item.done",
+                                where=lambda e: e["item"]["type"] == "mcp_list_tools")
+        selected = listing[-1]["item"]["tools"][0]["name"]
+        await conn.conversation.item.create(item={
+            "type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": "Use the configured MCP server."}]})
+        await conn.response.create(response={"tool_choice": {
+            "type": "mcp", "server_label": LABEL, "name": selected}})
+        state: dict[str, Any] = {"args": None, "first_done": False, "approved": False,
+                                 "completed": False, "final": None}
+        final_asked = False
+        while state["final"] is None:
+            ev = json.loads(await asyncio.wait_for(conn.recv_bytes(), 30))
+            ADAPTER.validate_python(ev)
+            kind = ev["type"]
+            assert kind not in ("error", "response.mcp_call.failed", "mcp_list_tools.failed")
+            if kind == "response.mcp_call_arguments.done":
+                assert state["args"] is None, "more than one MCP call"
+                state["args"] = (ev["item_id"], ev["response_id"])
+            elif kind == "conversation.item.done" and ev["item"]["type"] == (
+                    "mcp_approval_request"):
+                assert ev["item"]["name"] == selected and not state["approved"]
+                await conn.conversation.item.create(item={
+                    "type": "mcp_approval_response", "id": "approval_response_1",
+                    "approval_request_id": ev["item"]["id"], "approve": True,
+                    "reason": "Approved by the example application policy."})
+                state["approved"] = True
+            elif kind == "response.mcp_call.completed":
+                assert state["args"] is not None and ev["item_id"] == state["args"][0]
+                state["completed"] = True
+            elif kind == "response.done":
+                assert ev["response"]["status"] == "completed"
+                if final_asked:
+                    state["final"] = answer_text(ev)
+                    break
+                assert state["args"] is not None, "response completed before the MCP call"
+                assert ev["response"]["id"] == state["args"][1]
+                state["first_done"] = True
+            if (not final_asked and state["first_done"] and state["approved"]
+                    and state["completed"]):
+                await conn.response.create(response={"tool_choice": "none"})
+                final_asked = True
+    assert state["final"].strip()
+    assert mcp.calls and mcp.calls[0][0] == selected
