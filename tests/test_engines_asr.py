@@ -14,7 +14,7 @@ import pytest
 from engine_fixtures import SENTENCES, concatenate, espeak_speech, silence, white_noise
 
 from realtime_nb.audio import Audio
-from realtime_nb.server.engines import Engines
+from realtime_nb.server.engines import Engines, LanguageUnsupported
 from realtime_nb.server.engines.asr import (
     OPENAI_TRANSCRIPTION_MODELS,
     EngineUnavailable,
@@ -87,10 +87,20 @@ def test_whisper_segments_lie_within_the_audio(
 def test_whisper_reports_english_for_the_english_only_model(
     whisper: FasterWhisperTranscriber, speech: dict[str, Audio]
 ) -> None:
-    """tiny.en ignores a language hint; the transcript says which language was used."""
-    transcript = whisper.transcribe(speech[ASR_SENTENCES[1]], language="fr", prompt="Kitchen.")
+    """An English language hint (with or without a region) is accepted by tiny.en; the
+    transcript says which language was used."""
+    transcript = whisper.transcribe(speech[ASR_SENTENCES[1]], language="en-US", prompt="Kitchen.")
     assert transcript.language == "en"
     assert "kitchen" in transcript.text.lower()
+
+
+def test_english_only_whisper_refuses_another_language_instead_of_pretending(
+    whisper: FasterWhisperTranscriber, speech: dict[str, Audio]
+) -> None:
+    """tiny.en cannot transcribe French: asking for it must fail with a message naming the fix,
+    not quietly return English text as if it were French."""
+    with pytest.raises(LanguageUnsupported, match=r"English-only.*'fr'.*multilingual"):
+        whisper.transcribe(speech[ASR_SENTENCES[1]], language="fr")
 
 
 def test_whisper_returns_nothing_for_silence(whisper: FasterWhisperTranscriber) -> None:

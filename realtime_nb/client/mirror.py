@@ -30,12 +30,24 @@ from realtime_nb.protocol import InputBuffer, bytes_per_ms
 
 from .eventlog import B64Audio, StoredAudio, raw_bytes
 
-__all__ = ["ItemState", "Items", "Mirror", "ResponseState"]
+__all__ = ["ItemState", "Items", "Mirror", "ResponseState", "TranscriptSegment"]
 
 _PCM = {"type": "audio/pcm", "rate": 24000}
 # In VAD mode audio outside speech is not buffered; keep this much of it (ms) as recording
 # context, because speech_started (with its prefix padding) may arrive after more audio was sent.
 _IDLE_KEEP_MS = 10_000
+
+
+@dataclass(frozen=True)
+class TranscriptSegment:
+    """One ``conversation.item.input_audio_transcription.segment`` (diarization): who spoke
+    ``text`` from ``start`` to ``end`` seconds into the item's audio."""
+
+    id: str
+    speaker: str
+    start: float
+    end: float
+    text: str
 
 
 @dataclass(eq=False)
@@ -54,6 +66,11 @@ class ItemState:
     ``reason``; ``mcp_state`` follows their progress: ``"in_progress"`` / ``"completed"`` /
     ``"failed"`` for listings and calls, ``"pending"`` / ``"approved"`` / ``"denied"`` for an
     approval request.
+
+    ``segments`` are the diarization segments of a user audio item, in arrival order (only
+    diarizing transcription models send them); ``transcript_logprobs`` the token
+    log-probabilities of its completed transcription (``None`` unless the session's ``include``
+    asked for them).
     """
 
     id: str
@@ -64,6 +81,8 @@ class ItemState:
     transcript: str = ""
     transcript_done: bool = False
     transcription_error: dict[str, Any] | None = None
+    segments: list[TranscriptSegment] = field(default_factory=list)
+    transcript_logprobs: list[dict[str, Any]] | None = None
     text: str = ""
     arguments: str = ""
     name: str | None = None
@@ -301,6 +320,7 @@ class Mirror:
             "conversation.item.input_audio_transcription.delta": self._on_input_tr_delta,
             "conversation.item.input_audio_transcription.completed": self._on_input_tr_done,
             "conversation.item.input_audio_transcription.failed": self._on_input_tr_failed,
+            "conversation.item.input_audio_transcription.segment": self._on_input_tr_segment,
             "response.created": self._on_response_created,
             "response.output_item.added": self._on_output_item,
             "response.output_item.done": self._on_output_item,
@@ -770,6 +790,15 @@ class Mirror:
         it.transcript_done = True
         if isinstance(ev.get("usage"), Mapping):
             _add_usage(self.transcription_usage, ev["usage"])
+        if isinstance(ev.get("logprobs"), list):
+            it.transcript_logprobs = list(ev["logprobs"])
+
+    def _on_input_tr_segment(self, ev: dict[str, Any]) -> None:
+        it = self.item(ev["item_id"])
+        seg = TranscriptSegment(str(ev.get("id", "")), str(ev.get("speaker", "")),
+                                float(ev.get("start") or 0.0), float(ev.get("end") or 0.0),
+                                str(ev.get("text", "")))
+        it.segments = [s for s in it.segments if not seg.id or s.id != seg.id] + [seg]
 
     def _on_input_tr_failed(self, ev: dict[str, Any]) -> None:
         it = self.item(ev["item_id"])

@@ -407,6 +407,7 @@ SERVER_EVENTS: tuple[str, ...] = (
     "conversation.item.input_audio_transcription.delta",
     "conversation.item.input_audio_transcription.completed",
     "conversation.item.input_audio_transcription.failed",
+    "conversation.item.input_audio_transcription.segment",
     "input_audio_buffer.speech_started",
     "input_audio_buffer.speech_stopped",
     "input_audio_buffer.committed",

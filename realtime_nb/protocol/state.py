@@ -40,7 +40,12 @@ from .events import validate_client_event
 from .mcp import allowed, fingerprint, mcp_tools, needs_approval, without_authorization
 from .schema import ProtocolError
 
-__all__ = ["Job", "Reply", "SessionCore", "new_id"]
+__all__ = ["LOGPROBS_INCLUDE", "Job", "Reply", "SessionCore", "new_id"]
+
+#: The ``include`` entry that asks for the transcription's token log-probabilities.
+LOGPROBS_INCLUDE = "item.input_audio_transcription.logprobs"
+
+_OMIT: Any = object()  # "leave the field out" (as opposed to sending null)
 
 _ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
@@ -134,6 +139,14 @@ class SessionCore:
     asks them (a segmenter built with ``decisions=True``). By default it is run right away; with
     :attr:`defer_turn` each question becomes a ``"turn_check"`` :class:`Job` for the owner to
     batch (answer with :meth:`turn_decision`).
+
+    ``noise_filter(noise_reduction, input_format) -> filter or None`` builds the input noise filter
+    whenever the session's ``audio.input.noise_reduction`` or input format changes (``None``
+    config: off); the filter's ``process(bytes) -> bytes`` (same length) runs on every appended
+    chunk before VAD and before the audio is kept for commits, so committed items and
+    ``conversation.item.retrieve`` carry the filtered audio, as the service's do. Without a
+    factory (the default) ``noise_reduction`` is accepted and echoed but nothing is filtered;
+    :attr:`noise_filter` says which.
     """
 
     def __init__(
@@ -149,6 +162,7 @@ class SessionCore:
         max_duration_s: float = 3600.0,
         session_defaults: dict[str, Any] | None = None,
         transport: str = "websocket",
+        noise_filter: Callable[[dict[str, Any] | None, dict[str, Any]], Any] | None = None,
     ) -> None:
         if transport not in ("websocket", "webrtc"):
             raise ValueError("transport must be 'websocket' or 'webrtc'")
@@ -211,6 +225,10 @@ class SessionCore:
         self._deferred: dict[str, tuple[Job, bool]] = {}  # responses waiting for MCP work
         self.buffer = InputBuffer(bytes_per_ms(self._in_format))
         self.buffer.vad = self._turn_detection is not None
+        self._make_noise_filter = noise_filter
+        #: the input noise filter in use (``None``: appended audio is kept as it came)
+        self.noise_filter: Any = None
+        self._reset_noise_filter()
         self._reset_vad()
 
     # ------------------------------------------------------------------ config helpers
@@ -225,6 +243,16 @@ class SessionCore:
     @property
     def _turn_detection(self) -> dict[str, Any] | None:
         return self.config["audio"]["input"]["turn_detection"]
+
+    @property
+    def _noise_reduction(self) -> dict[str, Any] | None:
+        return self.config["audio"]["input"].get("noise_reduction")
+
+    def _reset_noise_filter(self) -> None:
+        """A fresh filter for the current noise_reduction and input format (or none)."""
+        nr = self._noise_reduction
+        make = self._make_noise_filter
+        self.noise_filter = make(nr, dict(self._in_format)) if (nr and make) else None
 
     def session_object(self) -> dict[str, Any]:
         """The full session object as ``session.created`` / ``session.updated`` carry it."""
@@ -304,7 +332,10 @@ class SessionCore:
             )
         old_td = self._turn_detection
         old_fmt = self._in_format
+        old_nr = self._noise_reduction
         self.config = merge_session(self.config, patch)
+        if self._noise_reduction != old_nr or self._in_format != old_fmt:
+            self._reset_noise_filter()
         if self._in_format != old_fmt:
             self.buffer.set_format(bytes_per_ms(self._in_format))
             self._turn_audio.clear()
@@ -337,7 +368,12 @@ class SessionCore:
         :meth:`take_vad_input` for the owner to run many sessions' VAD in one batch and hand the
         probabilities back with :meth:`feed_probabilities`. Any other client event or a tick runs
         the waiting audio through the model first, so event order is never changed.
+
+        With a :attr:`noise_filter`, ``data`` is filtered first (same length; see the class
+        docstring): VAD, commits and retrieved items all see the filtered audio.
         """
+        if self.noise_filter is not None:
+            data = self.noise_filter.process(data)
         self.buffer.append(len(data))
         self._turn_audio += data
         if self._segmenter is not None:
@@ -498,8 +534,11 @@ class SessionCore:
         hi = round((self._vad_origin_ms + silence_ms + 32.0) * bpm) - self._turn_start_bytes
         audio = bytes(self._turn_audio[lo:max(lo, hi)])
         audio = audio[: len(audio) - len(audio) % (2 if bpm == 48 else 1)]
+        tr = self.config["audio"]["input"].get("transcription")
         self.jobs.append(Job("speculate", {"speculation": self._spec_id, "audio": audio,
-                                           "format": dict(self._in_format)}))
+                                           "format": dict(self._in_format),
+                                           "config": copy.deepcopy(tr),
+                                           "logprobs": self.wants_logprobs}))
 
     @property
     def open_speculation(self) -> int | None:
@@ -813,19 +852,31 @@ class SessionCore:
         self.emit("conversation.item.added", previous_item_id=prev, item=self._public(item))
         self.emit("conversation.item.done", previous_item_id=prev, item=self._public(item))
 
+    @property
+    def wants_logprobs(self) -> bool:
+        """Whether the session's ``include`` asks for transcription log-probabilities."""
+        return LOGPROBS_INCLUDE in (self.config.get("include") or [])
+
     def _transcribe_payload(self, item_id: str, audio: bytes,
                             has_speech: bool | None = None) -> dict[str, Any]:
         tr = self.config["audio"]["input"].get("transcription")
         return {"item_id": item_id, "audio": audio, "format": dict(self._in_format),
-                "config": copy.deepcopy(tr), "emit": tr is not None, "has_speech": has_speech}
+                "config": copy.deepcopy(tr), "emit": tr is not None, "has_speech": has_speech,
+                "logprobs": self.wants_logprobs}
 
     # ------------------------------------------------------------------ transcription results
-    def transcription_delta(self, item_id: str, delta: str) -> None:
+    def transcription_delta(self, item_id: str, delta: str, *, logprobs: Any = _OMIT) -> None:
+        """Announce one piece of an item's transcript. ``logprobs`` (a list of
+        ``{token, logprob, bytes}``, or ``None`` when the engine has none) is sent only when
+        given: pass it when the job's payload asked for log-probabilities."""
+        extra = {} if logprobs is _OMIT else {"logprobs": logprobs}
         self.emit("conversation.item.input_audio_transcription.delta", item_id=item_id,
-                  content_index=0, delta=delta)
+                  content_index=0, delta=delta, **extra)
 
-    def transcription_done(self, item_id: str, transcript: str, *, emit: bool = True) -> None:
-        """Record the transcript of a user audio item (and announce it when ``emit``)."""
+    def transcription_done(self, item_id: str, transcript: str, *, emit: bool = True,
+                           logprobs: Any = _OMIT) -> None:
+        """Record the transcript of a user audio item (and announce it when ``emit``, with
+        ``logprobs`` as in :meth:`transcription_delta`)."""
         item = self._index.get(item_id)
         if item is not None:
             for part in item.get("content", []):
@@ -833,14 +884,18 @@ class SessionCore:
                     part["transcript"] = transcript
         if emit:
             secs = len(self.item_audio.get(item_id, b"")) / bytes_per_ms(self._in_format) / 1000
+            extra = {} if logprobs is _OMIT else {"logprobs": logprobs}
             self.emit("conversation.item.input_audio_transcription.completed", item_id=item_id,
                       content_index=0, transcript=transcript,
-                      usage={"type": "duration", "seconds": float(math.ceil(secs))})
+                      usage={"type": "duration", "seconds": float(math.ceil(secs))}, **extra)
 
-    def transcription_failed(self, item_id: str, message: str) -> None:
+    def transcription_failed(self, item_id: str, message: str,
+                             code: str = "audio_unintelligible") -> None:
+        """Announce that an item's transcription failed (``code``: the service's
+        ``audio_unintelligible``, or the local server's own ``unsupported_language``)."""
         self.emit("conversation.item.input_audio_transcription.failed", item_id=item_id,
                   content_index=0, error={"type": "transcription_error",
-                                          "code": "audio_unintelligible", "message": message,
+                                          "code": code, "message": message,
                                           "param": None})
 
     # ------------------------------------------------------------------ responses

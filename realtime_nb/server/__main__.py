@@ -38,6 +38,18 @@ def required_key(cli_key: str | None, environ: Mapping[str, str]) -> str | None:
     return env_key
 
 
+def engine_lines(server: LocalServer) -> list[str]:
+    """The start-up banner's lines saying which engine runs each transcription model name
+    (grouped by engine) and what happens to ``noise_reduction``."""
+    by_engine: dict[str, list[str]] = {}
+    for name, engine in server.transcription_engines.items():
+        by_engine.setdefault(engine, []).append(name)
+    lines = ["  transcription models -> local engines:"]
+    lines += [f"    {', '.join(names)} -> {engine}" for engine, names in by_engine.items()]
+    lines.append(f"  noise_reduction: {server.noise_reduction}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m realtime_nb.server", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -100,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.self_signed:
                 print(f"  trust the certificate: NODE_EXTRA_CA_CERTS={certfile} (Node), "
                       f"SSL_CERT_FILE={certfile} (Python)", flush=True)
+        for line in engine_lines(server):
+            print(line, flush=True)
         from .webrtc import webrtc_available
 
         if webrtc_available():

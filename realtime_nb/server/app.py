@@ -61,7 +61,7 @@ from websockets.http11 import Request, Response
 from realtime_nb.protocol import Job, ProtocolError, Reply, SessionCore, validate_client_event
 from realtime_nb.protocol.beta import BetaTranslator
 from realtime_nb.protocol.state import new_id
-from realtime_nb.server.engines.asr import TranscriptionCancelled
+from realtime_nb.server.engines.asr import LanguageUnsupported, TranscriptionCancelled
 from realtime_nb.server.http import HttpOrWebSocket, HttpRequest, HttpResponse, json_response
 
 __all__ = ["LocalServer", "ensure_local_server", "stop_local_server"]
@@ -116,6 +116,9 @@ class _Speculation:
 
     task: asyncio.Future[Any]
     cancel: threading.Event
+    #: the engine options it runs with (model, language, prompt, logprobs): a turn reuses it
+    #: only when its own transcription asks for the same
+    options: tuple[Any, ...] = ()
 
     def abandon(self) -> None:
         """Drop it: unstarted, it never runs; running, Whisper stops at its next checkpoint."""
@@ -235,6 +238,33 @@ class LocalServer:
         from realtime_nb.vad.turn import turn_model_status
 
         return turn_model_status()
+
+    @property
+    def noise_reduction(self) -> str:
+        """What this server does with ``audio.input.noise_reduction``: ``"speex"`` (the Speex
+        suppressor filters appended audio before VAD and transcription), ``"off"`` (the engines
+        say never), ``"custom"`` (the engines' own filter) or ``"not applied: ..."`` (the
+        package is missing; the setting is accepted and echoed, the audio is not filtered)."""
+        from .engines.denoise import noise_filter_status
+
+        noise = getattr(self.engines, "noise", None)
+        if noise is False:
+            return "off"
+        if noise is not None:
+            return "custom"
+        return noise_filter_status()
+
+    @property
+    def transcription_engines(self) -> dict[str, str]:
+        """Which local engine runs each transcription model name a session may ask for
+        (``audio.input.transcription.model``), e.g. ``{"whisper-1": "faster-whisper (Whisper
+        tiny.en, ...)", ..., "pocketsphinx": "pocketsphinx (...)"}``."""
+        from .engines import Engines
+        from .engines.asr import transcription_engines
+
+        if isinstance(self.engines, Engines):
+            return self.engines.transcription_engines()
+        return transcription_engines(getattr(self.engines, "transcriber", None))
 
     @property
     def tls(self) -> bool:
@@ -855,6 +885,7 @@ class _Connection:
             max_duration_s=server.max_duration_s,
             session_defaults=info.defaults,
             transport=transport,
+            noise_filter=_noise_factory(engines),
         )
         self.core.defer_vad = hasattr(vad_model, "process_many")
         self.core.defer_turn = self.turn_model is not None
@@ -1063,7 +1094,10 @@ class _Connection:
                 fut = self.transcripts.get(job.payload["item_id"])
                 if fut is not None and not fut.done():
                     fut.set_result("")
-                if job.payload["emit"]:
+                if job.payload["emit"] and isinstance(err, LanguageUnsupported):
+                    self.core.transcription_failed(job.payload["item_id"], str(err),
+                                                   code="unsupported_language")
+                elif job.payload["emit"]:
                     self.core.transcription_failed(job.payload["item_id"],
                                                    "The audio could not be transcribed.")
             self.flush()
@@ -1110,9 +1144,13 @@ class _Connection:
             logger.exception("could not decode the audio to speculate on")
             return
         cancel = threading.Event()
-        task = self._in_asr_pool(self.engines.transcribe, audio, has_speech=True, cancel=cancel)
+        options = _asr_options(payload)
+        model, language, prompt, logprobs = options
+        task = self._in_asr_pool(self.engines.transcribe, audio, has_speech=True, cancel=cancel,
+                                 model_name=model, language=language, prompt=prompt,
+                                 logprobs=logprobs)
         task.add_done_callback(_retrieve)  # an abandoned one's outcome is never awaited
-        self.speculations[payload["speculation"]] = _Speculation(task, cancel)
+        self.speculations[payload["speculation"]] = _Speculation(task, cancel, options)
 
     async def _transcribe(self, payload: dict[str, Any]) -> None:
         from realtime_nb.audio import decode_format
@@ -1120,18 +1158,16 @@ class _Connection:
         item_id = payload["item_id"]
         fut = self.transcripts.setdefault(item_id, asyncio.get_running_loop().create_future())
         audio = decode_format(payload["audio"], payload["format"]) if payload["audio"] else None
-        cfg = payload["config"] or {}
+        options = _asr_options(payload)
+        model, language, prompt, logprobs = options
         spec = self.claimed.pop(item_id, None)
+        tr = None
         if audio is None or audio.duration_ms < 50:
             text, deltas = "", []
             if spec is not None:
                 spec.abandon()
         else:
-            default_model = cfg.get("model") in (None, "whisper-1") or (
-                self.engines.transcriber_for(cfg["model"]) is self.engines.transcriber)
-            tr = None
-            if spec is not None and default_model and not (
-                    cfg.get("language") or cfg.get("prompt")):
+            if spec is not None and spec.options == options:
                 try:
                     tr = await asyncio.shield(spec.task)  # the pause ended the turn: text ready
                 except TranscriptionCancelled:
@@ -1140,19 +1176,27 @@ class _Connection:
                     if not spec.task.cancelled():
                         raise  # this job itself is being cancelled (the session is closing)
             elif spec is not None:
-                spec.abandon()  # the session wants another model, language or prompt
+                spec.abandon()  # the settings changed since the pause (model, language, ...)
             if tr is None:
                 tr = await self._in_asr_pool(self.engines.transcribe, audio,
                                              has_speech=payload.get("has_speech"),
-                                             model_name=cfg.get("model"),
-                                             language=cfg.get("language"),
-                                             prompt=cfg.get("prompt"))
+                                             model_name=model, language=language,
+                                             prompt=prompt, logprobs=logprobs)
             text = tr.text.strip()
             deltas = list(getattr(tr, "deltas", None) or ([text] if text else []))
         if payload["emit"]:
-            for d in deltas:
-                self.core.transcription_delta(item_id, d)
-        self.core.transcription_done(item_id, text, emit=payload["emit"])
+            per_delta = _delta_logprobs(tr, len(deltas)) if logprobs else None
+            for k, d in enumerate(deltas):
+                if per_delta is None:
+                    self.core.transcription_delta(item_id, d)
+                else:
+                    self.core.transcription_delta(item_id, d, logprobs=per_delta[k])
+            if logprobs:
+                self.core.transcription_done(item_id, text, logprobs=_all_logprobs(tr))
+            else:
+                self.core.transcription_done(item_id, text)
+        else:
+            self.core.transcription_done(item_id, text, emit=False)
         if not fut.done():
             fut.set_result(text)
         self.flush()
@@ -1207,6 +1251,42 @@ class _Connection:
                 await asyncio.sleep(0)
         self.core.response_finish(rid)
         self.flush()
+
+
+def _noise_factory(engines: Any) -> Any:
+    """The engines' noise filter factory (any object without one: the default)."""
+    get = getattr(engines, "noise_filter_factory", None)
+    if callable(get):
+        return get()
+    from .engines.denoise import default_noise_filter
+
+    return default_noise_filter
+
+
+def _asr_options(payload: dict[str, Any]) -> tuple[Any, ...]:
+    """(model name, language, prompt, logprobs) for a transcription job or speculation."""
+    cfg = payload.get("config") or {}
+    return (cfg.get("model"), cfg.get("language") or None, cfg.get("prompt") or None,
+            bool(payload.get("logprobs")))
+
+
+def _wire_logprobs(tokens: Any) -> list[dict[str, Any]] | None:
+    return None if tokens is None else [t.to_wire() for t in tokens]
+
+
+def _all_logprobs(tr: Any) -> list[dict[str, Any]] | None:
+    """The completed event's ``logprobs``: every token (``[]`` for an empty transcript), or
+    ``None`` when the engine computes none (pocketsphinx, most custom engines)."""
+    if tr is None:
+        return []
+    return _wire_logprobs(getattr(tr, "logprobs", None))
+
+
+def _delta_logprobs(tr: Any, n: int) -> list[list[dict[str, Any]] | None]:
+    groups = getattr(tr, "delta_logprobs", None) if tr is not None else None
+    if groups is None or len(groups) != n:
+        return [None] * n
+    return [_wire_logprobs(g) for g in groups]
 
 
 def _sentences(text: str) -> list[str]:

@@ -50,6 +50,9 @@ def item_text(item: Any, session: Any = None) -> tuple[str, str, str]:
         return _mcp_text(item)
     if role == "user":
         text = item.transcript or item.text
+        segments = getattr(item, "segments", None)
+        if segments:  # diarized: each speaker's words behind its label
+            text = " ".join(f"{seg.speaker}: {seg.text.strip()}" for seg in segments)
         has_audio = bool(item.audio_chunks) or any(
             isinstance(p, dict) and p.get("type") == "input_audio"
             for p in (item.item or {}).get("content") or ())

