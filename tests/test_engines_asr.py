@@ -20,11 +20,13 @@ from realtime_nb.server.engines.asr import (
     EngineUnavailable,
     FasterWhisperTranscriber,
     PocketSphinxTranscriber,
+    TokenLogprob,
     Transcript,
     register_transcriber,
     split_deltas,
     transcribe_turn,
     transcriber_for,
+    transcription_engines,
     word_error_rate,
 )
 
@@ -257,3 +259,103 @@ def test_word_error_rate_counts_edits_per_reference_word(
     reference: str, hypothesis: str, expected: float
 ) -> None:
     assert word_error_rate(reference, hypothesis) == pytest.approx(expected)
+
+
+# ---------------------------------------------------------------------- transcription detail
+def test_transcript_from_tokens_groups_tokens_into_word_deltas() -> None:
+    tokens = tuple(TokenLogprob(t, -0.5, tuple(t.encode())) for t in
+                   (" Please", " call", " 7", ".", "30", " to", "day", "?"))
+    tr = Transcript.from_tokens(tokens)
+    assert tr.text == "Please call 7.30 today?"
+    assert tr.deltas == ("Please", " call", " 7.30", " today?")
+    assert [len(g) for g in tr.delta_logprobs] == [1, 1, 3, 3]
+    assert "".join(t.token for t in tr.logprobs).strip() == tr.text
+
+
+def test_whisper_logprobs_are_the_decoded_tokens_with_their_log_probabilities(
+    whisper: FasterWhisperTranscriber, speech: dict[str, Audio]
+) -> None:
+    tr = whisper.transcribe(speech[ASR_SENTENCES[0]], logprobs=True)
+    assert tr.text and tr.logprobs
+    assert "".join(t.token for t in tr.logprobs).strip() == tr.text
+    assert all(t.logprob <= 0 for t in tr.logprobs)
+    assert all(bytes(t.bytes).decode() == t.token for t in tr.logprobs)
+    assert len(tr.delta_logprobs) == len(tr.deltas)
+    for delta, group in zip(tr.deltas, tr.delta_logprobs, strict=True):
+        assert "".join(t.token for t in group).strip() == delta.strip()
+    assert len({round(t.logprob, 3) for t in tr.logprobs}) > 1  # not a constant
+
+
+def test_whisper_logprobs_agree_with_faster_whispers_own_word_probabilities(
+    whisper: FasterWhisperTranscriber, speech: dict[str, Audio]
+) -> None:
+    """The same model's word probabilities (faster-whisper's word timestamps: the mean token
+    probability of each word) must match ours within a few hundredths: the numbers come from
+    the model, not from a formula. (Its alignment pass lacks the no-timestamps token of the
+    prompt, hence a small tolerance; its last word also averages in the end-of-text token, so
+    that one is left out.)"""
+    import numpy as np
+
+    audio = speech[ASR_SENTENCES[0]]
+    tr = whisper.transcribe(audio, logprobs=True)
+    model = whisper._model()
+    segments, _ = model.transcribe(audio.resample(16_000).to_float32(), language="en",
+                                   beam_size=whisper.beam_size, word_timestamps=True,
+                                   vad_filter=True, condition_on_previous_text=False,
+                                   without_timestamps=True)
+    words = [w for s in segments for w in s.words]
+    assert "".join(w.word for w in words).strip() == tr.text
+    ours = [float(np.mean([np.exp(t.logprob) for t in g])) for g in tr.delta_logprobs]
+    assert ours[:-1] == pytest.approx([w.probability for w in words][:-1], abs=0.05)
+
+
+def test_whisper_gives_no_logprobs_unless_asked(
+    whisper_results: dict[str, Transcript],
+) -> None:
+    assert all(t.logprobs is None for t in whisper_results.values())
+
+
+def test_pocketsphinx_logprobs_are_word_posteriors() -> None:
+    """pocketsphinx has no sub-word tokens: one entry per word, log of its lattice posterior."""
+    audio = espeak_speech(ASR_SENTENCES[0])
+    tr = PocketSphinxTranscriber().transcribe(audio, logprobs=True)
+    assert tr.text and len(tr.logprobs) == len(tr.text.split())
+    assert "".join(t.token for t in tr.logprobs).strip() == tr.text
+    assert all(t.logprob <= 0 for t in tr.logprobs)
+    assert PocketSphinxTranscriber().transcribe(audio).logprobs is None
+
+
+def test_transcribe_turn_asks_for_logprobs_only_from_engines_that_take_them() -> None:
+    class Plain:
+        def transcribe(self, audio: Audio, *, language: str | None = None,
+                       prompt: str | None = None) -> Transcript:
+            return Transcript.from_text("hello there")
+
+    tr = transcribe_turn(Plain(), silence(1.0), has_speech=True, logprobs=True)
+    assert tr.text == "hello there" and tr.logprobs is None
+    empty = transcribe_turn(Plain(), silence(1.0), has_speech=False, logprobs=True)
+    assert empty.logprobs == ()
+
+
+def test_a_prompt_steers_whisper_to_the_spelling_it_names(
+    whisper: FasterWhisperTranscriber,
+) -> None:
+    """espeak-ng says "Sean" as Whisper writes it; the same audio with the prompt "Shaun" comes
+    out spelled "Shaun" (measured here; the prompt is Whisper's initial_prompt)."""
+    audio = espeak_speech("I talked to Sean yesterday.", voice="en")
+    assert "Sean" in whisper.transcribe(audio).text
+    assert "Shaun" in whisper.transcribe(audio, prompt="Shaun").text
+
+
+def test_pocketsphinx_refuses_a_language_other_than_english() -> None:
+    with pytest.raises(LanguageUnsupported, match="English-only"):
+        PocketSphinxTranscriber().transcribe(silence(1.0), language="de")
+
+
+def test_transcription_engines_names_the_engine_of_every_model_name() -> None:
+    table = transcription_engines()
+    for name in OPENAI_TRANSCRIPTION_MODELS:
+        assert table[name].startswith("faster-whisper (Whisper tiny.en"), name
+    assert table["pocketsphinx"].startswith("pocketsphinx")
+    light = Engines.light().transcription_engines()
+    assert light["gpt-4o-transcribe-diarize"].startswith("pocketsphinx")
