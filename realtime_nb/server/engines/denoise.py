@@ -25,9 +25,11 @@ What the settings mean here:
 The filter is streaming and stateful (one per session; chunks of any size, even odd byte
 counts), resamples only through :class:`realtime_nb.audio.StreamResampler` (input rate → 16 kHz →
 input rate, so filtered audio holds nothing above 8 kHz), and returns exactly as many bytes as it
-is given: the output is the filtered stream delayed by :attr:`InputNoiseFilter.latency_ms`
-(a constant ~20 ms, leading silence at the start). The last ``latency_ms`` of appended audio stay
-inside the filter until more audio arrives.
+is given: the output is the filtered stream delayed by :attr:`InputNoiseFilter.latency_ms` (a
+constant 69 ms at 24 kHz, as silence at the start: the two soxr resamplers hold ~35 ms each). The
+last ``latency_ms`` of appended audio stay inside the filter until more audio arrives, so VAD
+events come that much later and a manual commit right after the last word leaves its last
+69 ms behind (they start the next turn).
 
 Without ``pyspeex-noise`` nothing is filtered: :func:`noise_filter_status` says so, the server logs
 a warning when a session asks for noise reduction, and the setting is still accepted (as the
