@@ -392,3 +392,38 @@ def test_mirror_keeps_a_failed_mcp_call_s_error() -> None:
     [call] = p.mirror.responses[rid].output
     assert call.mcp_state == "failed" and call.error == {"type": "http_error", "code": 500,
                                                          "message": "oops"}
+# ---------------------------------------------------------------------- transcription detail
+def test_diarization_segments_are_kept_per_item_in_order_and_deduplicated_by_id() -> None:
+    p = Pair(vad=False)
+    p.append(tone_pcm16(300))
+    p.client({"type": "input_audio_buffer.commit"})
+    item_id = p.mirror.last_commit["item_id"]
+    for seg_id, speaker, start, end, text in (("seg_1", "A", 0.0, 0.4, "Hello."),
+                                              ("seg_2", "B", 0.5, 0.9, "Hi there."),
+                                              ("seg_1", "A", 0.0, 0.45, "Hello!")):
+        p.mirror.server_event({"type": "conversation.item.input_audio_transcription.segment",
+                               "event_id": "event_x", "item_id": item_id, "content_index": 0,
+                               "id": seg_id, "speaker": speaker, "start": start, "end": end,
+                               "text": text})
+    segs = p.mirror.items[item_id].segments
+    assert [(s.id, s.speaker, s.text) for s in segs] == [("seg_2", "B", "Hi there."),
+                                                         ("seg_1", "A", "Hello!")]
+    assert segs[1].end == 0.45
+
+
+def test_completed_transcription_keeps_its_logprobs() -> None:
+    p = Pair(vad=False)
+    p.append(tone_pcm16(300))
+    p.client({"type": "input_audio_buffer.commit"})
+    job = p.core.take_jobs()[0]
+    lp = [{"token": " hello", "logprob": -0.25, "bytes": list(b" hello")}]
+    p.core.transcription_done(job.payload["item_id"], "hello", logprobs=lp)
+    p.deliver()
+    item = p.mirror.items[job.payload["item_id"]]
+    assert item.transcript == "hello" and item.transcript_logprobs == lp
+
+
+def test_segment_events_are_known_server_events() -> None:
+    from realtime_nb.protocol import SERVER_EVENTS
+
+    assert "conversation.item.input_audio_transcription.segment" in SERVER_EVENTS

@@ -292,3 +292,16 @@ def test_a_failed_mcp_call_row_shows_the_error(session: Session) -> None:
         "error": {"type": "tool_execution_error", "message": "refused <on purpose>"}})
     view.refresh()
     assert "failed: refused &lt;on purpose&gt;" in view.rows["item_c"]
+def test_diarized_rows_show_speaker_labels() -> None:
+    s = Session(url="ws://127.0.0.1:9/v1/realtime")
+    feed(s, type="session.created", session=config())
+    view = TranscriptView(s)
+    user_turn(s, "item_u1", None, ms=1200)
+    for seg_id, speaker, text in (("seg_1", "A", "Hello."), ("seg_2", "B", "Hi there.")):
+        feed(s, type="conversation.item.input_audio_transcription.segment", item_id="item_u1",
+             content_index=0, id=seg_id, speaker=speaker, start=0.0, end=0.5, text=text,
+             event_id="event_1")
+    feed(s, type="conversation.item.input_audio_transcription.completed", item_id="item_u1",
+         content_index=0, transcript="Hello. Hi there.", usage={"type": "duration", "seconds": 2})
+    view.refresh()
+    assert "A: Hello. B: Hi there." in view.rows["item_u1"]
