@@ -204,3 +204,15 @@ async def test_retrieve_returns_the_filtered_audio_and_null_turns_the_filter_off
     got_on = np.frombuffer(retrieved["on"], "<i2").astype(float)
     tail = slice(len(sent) - 9000, len(sent) - 2000)  # the trailing noise after the sentence
     assert np.sqrt(np.mean(got_on[tail] ** 2)) < np.sqrt(np.mean(sent[tail] ** 2)) / 4
+
+
+def test_keywords_join_the_prompt_and_a_single_languages_entry_is_the_language():
+    """What reaches the engine for the gpt-transcribe options (no model needed to check it)."""
+    from realtime_nb.server.app import _asr_options
+
+    cfg = {"model": "gpt-transcribe", "prompt": "Names:", "keywords": ["Shaun", "Kaitlyn"],
+           "languages": ["en"], "delay": "low"}
+    assert _asr_options({"config": cfg, "logprobs": True}) == (
+        "gpt-transcribe", "en", "Names: Shaun, Kaitlyn", True)
+    assert _asr_options({"config": {"model": "whisper-1", "languages": ["en", "fr"]}}) == (
+        "whisper-1", None, None, False)

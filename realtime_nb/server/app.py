@@ -1264,10 +1264,23 @@ def _noise_factory(engines: Any) -> Any:
 
 
 def _asr_options(payload: dict[str, Any]) -> tuple[Any, ...]:
-    """(model name, language, prompt, logprobs) for a transcription job or speculation."""
+    """(model name, language, prompt, logprobs) for a transcription job or speculation.
+
+    ``keywords`` are added to the prompt (Whisper's prompt is where vocabulary goes); a
+    ``languages`` list of one is used as ``language``, a longer one leaves the language to the
+    model (English-only models transcribe English; multilingual ones detect among all
+    languages, not only those listed). ``delay`` does not apply: the local server transcribes
+    a turn once it is committed."""
     cfg = payload.get("config") or {}
-    return (cfg.get("model"), cfg.get("language") or None, cfg.get("prompt") or None,
-            bool(payload.get("logprobs")))
+    prompt = cfg.get("prompt") or None
+    keywords = [k for k in cfg.get("keywords") or [] if k]
+    if keywords:
+        prompt = f"{prompt} {', '.join(keywords)}" if prompt else ", ".join(keywords)
+    language = cfg.get("language") or None
+    languages = cfg.get("languages") or []
+    if language is None and len(languages) == 1:
+        language = languages[0]
+    return (cfg.get("model"), language, prompt, bool(payload.get("logprobs")))
 
 
 def _wire_logprobs(tokens: Any) -> list[dict[str, Any]] | None:
