@@ -95,3 +95,28 @@ def test_no_filter_for_null_or_zero_strength(config: dict | None) -> None:
 def test_strength_one_is_the_full_depth() -> None:
     filt = default_noise_filter({"type": "far_field", "strength": 1.0}, PCM)
     assert filt is not None and filt.suppression_db == MAX_SUPPRESSION_DB
+
+
+def test_without_pyspeex_noise_the_setting_is_accepted_and_said_not_applied(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from realtime_nb.server.engines import denoise
+
+    monkeypatch.setattr(denoise, "speex_available", lambda: False)
+    with caplog.at_level("WARNING", logger=denoise.__name__):
+        assert default_noise_filter({"type": "near_field"}, PCM) is None
+    assert "not applied" in caplog.text and "realtime_nb[noise]" in caplog.text
+    assert denoise.noise_filter_status().startswith("not applied")
+
+
+def test_engines_can_turn_noise_reduction_off_or_bring_their_own() -> None:
+    from realtime_nb.server import LocalServer
+    from realtime_nb.server.engines import Engines
+
+    assert Engines(noise=False).noise_filter_factory() is None
+    assert LocalServer(engines=Engines(noise=False)).noise_reduction == "off"
+    mine = lambda config, fmt: None  # noqa: E731
+    assert Engines(noise=mine).noise_filter_factory() is mine
+    assert LocalServer(engines=Engines(noise=mine)).noise_reduction == "custom"
+    assert Engines().noise_filter_factory() is default_noise_filter
+    assert LocalServer().noise_reduction == "speex"
