@@ -1081,7 +1081,10 @@ class _Connection:
         except asyncio.CancelledError:
             raise
         except Exception as err:  # an engine failed: report it the way the service does
-            logger.exception("engine job failed")
+            if isinstance(err, LanguageUnsupported):  # a setting, not a bug: no traceback
+                logger.warning("transcription refused: %s", err)
+            else:
+                logger.exception("engine job failed")
             if job.kind == "respond":
                 self.core.response_failed(job.payload["response_id"], f"{type(err).__name__}: "
                                           f"{err}")

@@ -18,7 +18,14 @@ Engines are called from worker threads, never from the event loop; each class sa
 under concurrent calls.
 
 :func:`transcriber_for` maps the session's ``audio.input.transcription.model`` names
-(``whisper-1``, ``gpt-4o-transcribe``, ...) to a local transcriber.
+(``whisper-1``, ``gpt-4o-transcribe``, ...) to a local transcriber; :func:`transcription_engines`
+says which engine each name runs on (the server prints it at start).
+
+Transcription detail: ``language`` reaches Whisper (English-only models refuse other languages
+with :class:`LanguageUnsupported` rather than writing English), ``prompt`` is Whisper's
+``initial_prompt``, and ``logprobs=True`` returns the model's own token log-probabilities
+(:class:`TokenLogprob`; word posteriors for pocketsphinx). No engine here diarizes: there are no
+speaker segments.
 """
 
 from __future__ import annotations
