@@ -120,3 +120,13 @@ def test_engines_can_turn_noise_reduction_off_or_bring_their_own() -> None:
     assert LocalServer(engines=Engines(noise=mine)).noise_reduction == "custom"
     assert Engines().noise_filter_factory() is default_noise_filter
     assert LocalServer().noise_reduction == "speex"
+
+
+def test_single_byte_appends_never_run_the_filter_dry(caplog: pytest.LogCaptureFixture) -> None:
+    """The delay is sized for any chunking: even one byte at a time (half a PCM16 sample, one
+    G.711 sample) the output never has to be padded."""
+    data = noise(0.5).tobytes()
+    with caplog.at_level("WARNING"):
+        run(InputNoiseFilter(PCM), data, [1])
+        run(InputNoiseFilter({"type": "audio/pcma"}), ulaw_encode(noise(1.0)[::3]), [1])
+    assert "ran dry" not in caplog.text

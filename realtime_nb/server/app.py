@@ -346,6 +346,10 @@ class LocalServer:
             from realtime_nb.vad.turn import default_turn_model
 
             jobs.append((self._turn_pool, default_turn_model))
+        if getattr(self.engines, "noise", None) is None:
+            from .engines.denoise import warm_up as warm_noise_filter
+
+            jobs.append((self._pool, warm_noise_filter))
         for pool, fn in jobs:
             if callable(fn):
                 fut = self.loop.run_in_executor(pool, fn)
