@@ -687,16 +687,24 @@ LOGPROBS = "item.input_audio_transcription.logprobs"
 
 
 def test_transcription_jobs_ask_for_logprobs_only_when_include_names_them():
+    """...and only when transcription events will carry them (transcription on)."""
     c = core()
     manual(c)
-    c.handle(append(tone(300)))
-    c.handle({"type": "input_audio_buffer.commit"})
-    assert c.take_jobs()[0].payload["logprobs"] is False
+
+    def commit_logprobs() -> bool:
+        c.handle(append(tone(300)))
+        c.handle({"type": "input_audio_buffer.commit"})
+        return c.take_jobs()[0].payload["logprobs"]
+
+    c.handle({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
+        "transcription": {"model": "whisper-1"}}}}})
+    assert commit_logprobs() is False
     c.handle({"type": "session.update", "session": {"type": "realtime", "include": [LOGPROBS]}})
     assert c.drain()[-1]["session"]["include"] == [LOGPROBS]
-    c.handle(append(tone(300)))
-    c.handle({"type": "input_audio_buffer.commit"})
-    assert c.take_jobs()[0].payload["logprobs"] is True
+    assert commit_logprobs() is True
+    c.handle({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
+        "transcription": None}}}})
+    assert commit_logprobs() is False
 
 
 def test_transcription_events_carry_logprobs_only_when_given():

@@ -538,7 +538,7 @@ class SessionCore:
         self.jobs.append(Job("speculate", {"speculation": self._spec_id, "audio": audio,
                                            "format": dict(self._in_format),
                                            "config": copy.deepcopy(tr),
-                                           "logprobs": self.wants_logprobs}))
+                                           "logprobs": self.wants_logprobs and tr is not None}))
 
     @property
     def open_speculation(self) -> int | None:
@@ -854,7 +854,9 @@ class SessionCore:
 
     @property
     def wants_logprobs(self) -> bool:
-        """Whether the session's ``include`` asks for transcription log-probabilities."""
+        """Whether the session's ``include`` asks for transcription log-probabilities (jobs ask
+        the engine for them only when transcription events will carry them, i.e. when
+        ``audio.input.transcription`` is on)."""
         return LOGPROBS_INCLUDE in (self.config.get("include") or [])
 
     def _transcribe_payload(self, item_id: str, audio: bytes,
@@ -862,7 +864,7 @@ class SessionCore:
         tr = self.config["audio"]["input"].get("transcription")
         return {"item_id": item_id, "audio": audio, "format": dict(self._in_format),
                 "config": copy.deepcopy(tr), "emit": tr is not None, "has_speech": has_speech,
-                "logprobs": self.wants_logprobs}
+                "logprobs": self.wants_logprobs and tr is not None}
 
     # ------------------------------------------------------------------ transcription results
     def transcription_delta(self, item_id: str, delta: str, *, logprobs: Any = _OMIT) -> None:
