@@ -32,6 +32,9 @@ ms each) and 222 ms for G.711 at 8 kHz (soxr buffers more at the lower rate). Th
 come that much later and a manual commit right after the last word leaves that much behind (it
 starts the next turn).
 
+What the service's filter is, and whether its two types differ, is not published (UNCONFIRMED);
+only where it acts (appended audio, before VAD and the model; retrieved items hold its output) is.
+
 Without ``pyspeex-noise`` nothing is filtered: :func:`noise_filter_status` says so, the server logs
 a warning when a session asks for noise reduction, and the setting is still accepted (as the
 service accepts it).
