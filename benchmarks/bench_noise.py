@@ -149,8 +149,9 @@ def bench_attenuation() -> list[dict]:
     }]
 
 
-def run() -> list[dict]:
-    return bench_cost() + bench_attenuation()
+def run(seconds: float = 20.0) -> list[dict]:
+    """Every figure; ``seconds`` of audio for the cost figures (smaller for a smoke test)."""
+    return bench_cost(seconds) + bench_attenuation()
 
 
 if __name__ == "__main__":
