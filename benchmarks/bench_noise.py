@@ -99,7 +99,7 @@ def bench_cost(seconds: float = 20.0) -> list[dict]:
             "reference": f"one Silero stream on the same audio: {t_silero / seconds * 1000:.2f} "
                          "ms CPU per s",
             "goal": "<= 1",
-            "met": ratio <= 1,
+            "met": bool(ratio <= 1),
             "detail": f"filter {t_filter / seconds * 1000:.2f} ms CPU per s of audio, "
                       f"{CHUNK}-sample chunks at 24 kHz",
         },
@@ -109,7 +109,7 @@ def bench_cost(seconds: float = 20.0) -> list[dict]:
             "unit": "x real time (sessions per core)",
             "reference": "real time",
             "goal": ">= 100",
-            "met": seconds / t_filter >= 100,
+            "met": bool(seconds / t_filter >= 100),
             "detail": f"{seconds:.0f} s of audio in {t_filter * 1000:.0f} ms CPU",
         },
         {
@@ -140,11 +140,11 @@ def bench_attenuation() -> list[dict]:
     drop = level(noise) - level(out)
     return [{
         "name": "white_noise_attenuation_db",
-        "value": round(drop, 1),
+        "value": round(float(drop), 1),
         "unit": "dB",
         "reference": f"the same noise unfiltered ({level(noise):.1f} dBFS)",
         "goal": ">= 15",
-        "met": drop >= 15,
+        "met": bool(drop >= 15),
         "detail": "strength 1 (30 dB suppression depth), after the first second",
     }]
 
