@@ -37,7 +37,7 @@ import av
 import numpy as np
 
 from realtime_nb.audio import Audio, decode, to_pcm16
-from realtime_nb.audio import _decode as decode_module
+from realtime_nb.audio import _parallel as parallel_decoding
 
 SECONDS = 60
 REPEATS = 7
@@ -108,12 +108,12 @@ def _pyav_resampler(data: bytes) -> bytes:
 
 
 def _sequential_to_pcm16(data: bytes) -> bytes:
-    saved = decode_module.PARALLEL_MIN_SECONDS
-    decode_module.PARALLEL_MIN_SECONDS = float("inf")
+    saved = parallel_decoding.PARALLEL_MIN_SECONDS
+    parallel_decoding.PARALLEL_MIN_SECONDS = float("inf")
     try:
         return to_pcm16(data)
     finally:
-        decode_module.PARALLEL_MIN_SECONDS = saved
+        parallel_decoding.PARALLEL_MIN_SECONDS = saved
 
 
 def _timed(fn: Callable[[], Any]) -> float:

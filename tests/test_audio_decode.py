@@ -246,17 +246,17 @@ def test_parallel_opus_decoding_matches_sequential_decoding(
 ) -> None:
     """Long Opus streams are decoded (and resampled) in segments on several threads; the
     result must be the sequential one, within one 16-bit step (decoder convergence)."""
-    from realtime_nb.audio import _decode
+    from realtime_nb.audio import _parallel
 
     data = long_opus_files[kind]
-    monkeypatch.setattr(_decode, "_workers", lambda: 2)  # take the parallel path on any machine
+    monkeypatch.setattr(_parallel, "_workers", lambda: 2)  # take the parallel path on any machine
     prerolls: list[int] = []
-    original = _decode._decode_segment
-    monkeypatch.setattr(_decode, "_decode_segment",
+    original = _parallel._decode_segment
+    monkeypatch.setattr(_parallel, "_decode_segment",
                         lambda *a, **k: prerolls.append(len(a[1])) or original(*a, **k))
     parallel = decode(data, to_rate=to_rate)
     assert len(prerolls) == 1 and prerolls[0] > 0  # a second decoder, started with a pre-roll
-    monkeypatch.setattr(_decode, "PARALLEL_MIN_SECONDS", float("inf"))
+    monkeypatch.setattr(_parallel, "PARALLEL_MIN_SECONDS", float("inf"))
     sequential = decode(data, to_rate=to_rate)
     assert parallel.sample_rate == sequential.sample_rate
     assert len(parallel) == len(sequential)
@@ -267,9 +267,9 @@ def test_parallel_opus_decoding_matches_sequential_decoding(
 def test_parallel_decoding_of_a_truncated_long_recording(
     long_opus_files: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from realtime_nb.audio import _decode
+    from realtime_nb.audio import _parallel
 
-    monkeypatch.setattr(_decode, "_workers", lambda: 2)
+    monkeypatch.setattr(_parallel, "_workers", lambda: 2)
     data = long_opus_files["webm"]
     full = decode(data, to_rate=24_000)
     cut = decode(data[: len(data) * 9 // 10], to_rate=24_000)

@@ -23,9 +23,10 @@ do. Decoding uses PyAV (FFmpeg), resampling soxr, G.711 numpy tables (ITU-T G.19
 >>> events = list(append_events(pcm, chunk_ms=100))      # doctest: +SKIP
 """
 
+from ._arrays import from_array
 from ._chunk import MAX_CHUNK_MS, MIN_CHUNK_MS, AudioBuffer, AudioChunk, append_events, chunks
 from ._convert import convert, decode_format, encode, to_pcm16
-from ._decode import Source, decode, decode_raw, from_array, sniff_container
+from ._decode import Source, decode
 from ._diagnose import COMMIT_MIN_MS, Finding, diagnose, looks_like_float32
 from ._errors import AudioError
 from ._format import (
@@ -38,7 +39,9 @@ from ._format import (
     normalize_format,
 )
 from ._g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from ._raw import decode_raw
 from ._resample import StreamResampler
+from ._sniff import sniff_container
 from ._types import Audio, dbfs
 
 __all__ = [

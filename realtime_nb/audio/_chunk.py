@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._convert import decode_format, encode
-from ._decode import sniff_container
 from ._diagnose import looks_like_float32
 from ._errors import AudioError
 from ._format import PCM, FormatLike, bytes_per_sample, format_rate, normalize_format
+from ._sniff import sniff_container
 from ._types import Audio
 
 __all__ = [

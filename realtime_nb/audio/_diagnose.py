@@ -22,8 +22,8 @@ from typing import Literal
 
 import numpy as np
 
-from ._decode import sniff_container
 from ._errors import check_rate
+from ._sniff import sniff_container
 from ._types import Audio, dbfs
 
 __all__ = ["COMMIT_MIN_MS", "Finding", "Severity", "diagnose", "looks_like_float32"]
