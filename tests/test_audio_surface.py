@@ -2,7 +2,8 @@
 
 Pinned so that moving code between the package's private modules (``_decode`` was split into
 ``_sniff``, ``_container``, ``_parallel``, ``_samples``, ``_arrays`` and ``_raw``) cannot
-change what a caller imports or how it calls it.
+change what a caller imports or how it calls it. ``CapturedPCM16`` joined the list when it
+moved here from the private ``client._pcm`` (an audio type the widgets make).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import realtime_nb.audio as audio
 
 PUBLIC_NAMES = [
     "COMMIT_MIN_MS", "MAX_CHUNK_MS", "MIN_CHUNK_MS", "PCM", "PCMA", "PCMU", "Audio",
-    "AudioBuffer", "AudioChunk", "AudioError", "Finding", "Source", "StreamResampler",
+    "AudioBuffer", "AudioChunk", "AudioError", "CapturedPCM16", "Finding", "Source",
+    "StreamResampler",
     "alaw_decode", "alaw_encode", "append_events", "bytes_per_ms", "bytes_per_sample", "chunks",
     "convert", "dbfs", "decode", "decode_format", "decode_raw", "diagnose", "encode",
     "format_rate", "from_array", "looks_like_float32", "normalize_format", "sniff_container",

@@ -18,8 +18,7 @@ from realtime_nb.client.eventlog import EventLog
 from realtime_nb.client.mirror import Mirror
 from realtime_nb.client.testing import tone_pcm16
 from realtime_nb.protocol import Reply, SessionCore
-from realtime_nb.server import make_segmenter
-from realtime_nb.vad import EnergyVAD
+from realtime_nb.vad import EnergyVAD, make_segmenter
 
 
 def silence(ms: float) -> bytes:

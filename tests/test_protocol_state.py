@@ -12,7 +12,7 @@ import pytest
 from state_fixtures import FakeVad, silence, tone
 
 from realtime_nb.protocol import Reply, SessionCore
-from realtime_nb.server import make_segmenter
+from realtime_nb.vad import make_segmenter
 
 
 class Clock:

@@ -14,6 +14,7 @@ API wants PCM16 little-endian mono at 24 kHz (``"audio/pcm"``) or G.711 μ-law/A
 - ``diagnose`` says what is wrong with bytes meant as PCM16 (float32 samples, a WAV header,
   silence, clipping, too short to commit, split samples), as ``Finding``s with stable codes.
 - ``StreamResampler`` resamples chunk by chunk (soxr) with no seams.
+- ``CapturedPCM16`` marks PCM16 bytes realtime_nb's own capture made, which need no float32 check.
 
 Everything unusable raises ``AudioError`` (a ``ValueError``) saying what was wrong and what to
 do. Decoding uses PyAV (FFmpeg), resampling soxr, G.711 numpy tables (ITU-T G.191 reference).
@@ -24,6 +25,7 @@ do. Decoding uses PyAV (FFmpeg), resampling soxr, G.711 numpy tables (ITU-T G.19
 """
 
 from ._arrays import from_array
+from ._captured import CapturedPCM16
 from ._chunk import MAX_CHUNK_MS, MIN_CHUNK_MS, AudioBuffer, AudioChunk, append_events, chunks
 from ._convert import convert, decode_format, encode, to_pcm16
 from ._decode import Source, decode
@@ -55,6 +57,7 @@ __all__ = [
     "AudioBuffer",
     "AudioChunk",
     "AudioError",
+    "CapturedPCM16",
     "Finding",
     "Source",
     "StreamResampler",

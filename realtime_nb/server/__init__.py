@@ -5,6 +5,8 @@ and ``python -m realtime_nb.server``. Engines (VAD, ASR, TTS, responder) are plu
 :mod:`realtime_nb.server.engines`.
 """
 
-from .app import LocalServer, ensure_local_server, make_segmenter, stop_local_server
+from realtime_nb.vad import make_segmenter  # its home is vad; kept here as public API
+
+from .app import LocalServer, ensure_local_server, stop_local_server
 
 __all__ = ["LocalServer", "ensure_local_server", "make_segmenter", "stop_local_server"]

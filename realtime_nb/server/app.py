@@ -63,6 +63,7 @@ from realtime_nb.protocol.beta import BetaTranslator
 from realtime_nb.protocol.state import new_id
 from realtime_nb.server.engines.asr import LanguageUnsupported, TranscriptionCancelled
 from realtime_nb.server.http import HttpOrWebSocket, HttpRequest, HttpResponse, json_response
+from realtime_nb.vad import make_segmenter
 
 __all__ = ["LocalServer", "ensure_local_server", "stop_local_server"]
 
@@ -72,7 +73,7 @@ logger = logging.getLogger(__name__)
 def _ws_logger() -> logging.Logger:
     """websockets' server logger with credential headers masked (its DEBUG handshake log would
     otherwise print ``Authorization: Bearer <key>``)."""
-    from realtime_nb.client.backend import REDACT_HEADERS
+    from realtime_nb.credentials import REDACT_HEADERS
 
     log = logging.getLogger("realtime_nb.server.websockets")
     if REDACT_HEADERS not in log.filters:
@@ -1312,17 +1313,6 @@ def _delta_logprobs(tr: Any, n: int) -> list[list[dict[str, Any]] | None]:
 def _sentences(text: str) -> list[str]:
     parts = re.split(r"(?<=[.!?])\s+", text.strip())
     return [p for p in parts if p]
-
-
-def make_segmenter(turn_detection: dict[str, Any], frame_ms: float, *,
-                   decisions: bool = False) -> Any:
-    """Build the VAD segmenter for a wire ``turn_detection`` object (server_vad or semantic_vad).
-
-    ``decisions``: an end-of-turn model answers semantic_vad's questions (else the length-rule
-    fallback)."""
-    from realtime_nb.vad import Segmenter, settings_from_wire
-
-    return Segmenter(settings_from_wire(turn_detection), frame_ms=frame_ms, decisions=decisions)
 
 
 # ---------------------------------------------------------------------- process-wide server

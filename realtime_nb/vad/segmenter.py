@@ -531,6 +531,17 @@ class Segmenter:
         return _frame_count(required, self._frame_ms)
 
 
+def make_segmenter(turn_detection: Mapping[str, Any], frame_ms: float, *,
+                   decisions: bool = False) -> Segmenter:
+    """Build the live segmenter for a wire ``turn_detection`` object (server_vad or semantic_vad).
+
+    What the session state machine (``protocol.SessionCore(make_segmenter=...)``) calls whenever
+    turn detection is switched on or changed. ``decisions``: an end-of-turn model answers
+    semantic_vad's questions (else the length-rule fallback).
+    """
+    return Segmenter(settings_from_wire(turn_detection), frame_ms=frame_ms, decisions=decisions)
+
+
 def segment_stepwise(
     probs: Iterable[float],
     frame_ms: float = 32.0,

@@ -24,8 +24,7 @@ from typing import Any
 import anywidget
 import traitlets as t
 
-from realtime_nb.audio import PCM, Audio, AudioChunk
-from realtime_nb.client._pcm import CapturedPCM16
+from realtime_nb.audio import PCM, Audio, AudioChunk, CapturedPCM16
 
 from ._affinity import LoopAffinity
 
@@ -44,7 +43,7 @@ class MicChunk(AudioChunk):
     """One chunk of microphone audio as the browser sent it: an ``AudioChunk`` plus its origin.
 
     ``data`` holds PCM16 little-endian mono bytes (a
-    :class:`~realtime_nb.client._pcm.CapturedPCM16`, which ``Session.append`` need not check
+    :class:`~realtime_nb.audio.CapturedPCM16`, which ``Session.append`` need not check
     for float32), ``sample_rate`` is 24000, ``format`` is
     ``"audio/pcm"``, so ``chunk.to_event()`` is the ``input_audio_buffer.append`` event. ``take``
     numbers the recordings of this widget (1 for the first start, 2 after the next, ...); ``seq``

@@ -37,8 +37,8 @@ from typing import Any
 import anywidget
 import traitlets as t
 
-from realtime_nb.client.backend import Secret
 from realtime_nb.client.errors import RealtimeError
+from realtime_nb.credentials import Secret
 
 from ._affinity import LoopAffinity
 
@@ -131,7 +131,7 @@ class WebRTCCall(anywidget.AnyWidget):
     def start(self, url: str, secret: Secret | Any) -> asyncio.Future[str]:
         """Ask the browser to place a call: post its offer to ``url`` with ``secret``.
 
-        ``secret`` is the ephemeral client secret (a :class:`~realtime_nb.client.backend.Secret`
+        ``secret`` is the ephemeral client secret (a :class:`~realtime_nb.credentials.Secret`
         or a ``ClientSecret``); it travels in this one message and is kept nowhere. Returns a
         future (on the running loop) of the call id; it fails with ``webrtc_<reason>`` when the
         browser reports a failure before the call exists. Must be called from a coroutine or

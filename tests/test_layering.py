@@ -1,0 +1,85 @@
+"""The package's layers import one way: audio < vad < protocol < server < client < widgets/lab.
+
+Read from the source (every ``import`` statement, module level or inside functions), so a new
+arrow the wrong way fails here before it becomes a cycle. ``credentials`` (masked secrets and
+log redaction) sits below both client and server.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import realtime_nb
+
+PACKAGE = Path(realtime_nb.__file__).parent
+
+#: What each subpackage (or module) must never import, whatever the import's position.
+FORBIDDEN = {
+    "audio": ("client", "server", "widgets", "lab", "protocol", "vad"),
+    "vad": ("client", "server", "widgets", "lab", "protocol"),
+    "protocol": ("client", "server", "widgets", "lab"),
+    "credentials": ("client", "server", "widgets", "lab", "protocol", "vad", "audio"),
+    "server": ("client", "widgets", "lab"),
+}
+
+
+def _imports(path: Path) -> set[str]:
+    """Absolute names of the ``realtime_nb`` modules ``path`` imports."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = ".".join(("realtime_nb", *path.relative_to(PACKAGE).with_suffix("").parts))
+    if path.name != "__init__.py":
+        package = package.rsplit(".", 1)[0]
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                module = f"{base}.{node.module}" if node.module else base
+            else:
+                module = node.module or ""
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return {n for n in names if n.startswith("realtime_nb.")}
+
+
+def _sources(layer: str) -> list[Path]:
+    target = PACKAGE / layer
+    return sorted(target.rglob("*.py")) if target.is_dir() else [target.with_suffix(".py")]
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_a_lower_layer_never_imports_a_higher_one(layer: str) -> None:
+    wrong = {
+        f"{path.relative_to(PACKAGE)} imports {name}"
+        for path in _sources(layer)
+        for name in _imports(path)
+        if name.split(".")[1] in FORBIDDEN[layer]
+    }
+    assert not wrong
+
+
+def test_no_module_outside_client_reaches_into_a_private_client_module() -> None:
+    wrong = {
+        f"{path.relative_to(PACKAGE)} imports {name}"
+        for path in PACKAGE.rglob("*.py")
+        if path.relative_to(PACKAGE).parts[0] != "client"
+        for name in _imports(path)
+        if name.startswith("realtime_nb.client._")
+    }
+    assert not wrong
+
+
+def test_moved_names_keep_their_public_import_paths() -> None:
+    from realtime_nb import audio, credentials, server, vad
+    from realtime_nb.client import backend
+
+    assert server.make_segmenter is vad.make_segmenter
+    assert backend.Secret is credentials.Secret
+    assert backend.redact_url is credentials.redact_url
+    assert backend.REDACT_HEADERS is credentials.REDACT_HEADERS
+    assert audio.CapturedPCM16.__module__ == "realtime_nb.audio._captured"
