@@ -27,7 +27,7 @@ import io
 import shutil
 import statistics
 import subprocess
-import tempfile
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,7 +36,11 @@ from typing import Any
 import av
 import numpy as np
 
-from realtime_nb.audio import Audio, decode, to_pcm16
+if __package__ in (None, ""):  # run as a script
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._speech import espeak
+from realtime_nb.audio import Audio, to_pcm16
 from realtime_nb.audio import _parallel as parallel_decoding
 
 SECONDS = 60
@@ -49,13 +53,7 @@ TEXT = (
 
 
 def _speech_48k(seconds: float) -> Audio:
-    espeak = shutil.which("espeak-ng")
-    if espeak is None:
-        raise RuntimeError("bench_audio needs Debian espeak-ng to synthesise speech")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "speech.wav"
-        subprocess.run([espeak, "-w", str(path), TEXT], check=True, capture_output=True)
-        one = decode(path, to_rate=48_000)
+    one = espeak(TEXT, 48_000)
     reps = int(np.ceil(seconds * 1000 / one.duration_ms))
     return Audio.concat([one] * reps).slice_ms(0, seconds * 1000)
 

@@ -20,81 +20,26 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import re
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+if __package__ in (None, ""):  # run as a script
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._speech import espeak
+from benchmarks._wsserver import TraceServer
+
 _ID = re.compile(r'"(item|resp|call)_([A-Za-z0-9]{8,})"')
 
 N_EVENTS = 20_000
 APPEND_SECONDS = 60
 REPEATS = 3
-
-# The trace server: serves every connection the frames of a file (one JSON event per line),
-# pre-serialised as WebSocket frames and written straight to the transport, then closes.
-_TRACE_SERVER = r"""
-import asyncio, sys
-from websockets.asyncio.server import serve
-from websockets.frames import Frame, OP_TEXT
-
-frames = []
-with open(sys.argv[1], "rb") as f:
-    for line in f:
-        line = line.rstrip(b"\n")
-        if line:
-            frames.append(Frame(OP_TEXT, line).serialize(mask=False, extensions=[]))
-mode = sys.argv[2]
-
-async def handler(ws):
-    if mode == "sink":
-        ws.transport.write(frames[0])
-        async for _ in ws:
-            pass
-        return
-    for i in range(0, len(frames), 256):
-        ws.transport.write(b"".join(frames[i:i + 256]))
-        await ws.drain() if hasattr(ws, "drain") else await asyncio.sleep(0)
-    await ws.close()
-
-async def main():
-    async with serve(handler, "127.0.0.1", 0, compression=None, max_size=None,
-                     ping_interval=None) as srv:
-        print(srv.sockets[0].getsockname()[1], flush=True)
-        await asyncio.Future()
-
-asyncio.run(main())
-"""
-
-
-class _TraceServer:
-    """The trace server in its own process (so that its CPU is not counted)."""
-
-    def __init__(self, lines: list[str], mode: str) -> None:
-        self.tmp = tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False)  # noqa: SIM115
-        self.tmp.write("\n".join(lines) + "\n")
-        self.tmp.close()
-        self.proc = subprocess.Popen([sys.executable, "-c", _TRACE_SERVER, self.tmp.name, mode],
-                                     stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        self.port = int(self.proc.stdout.readline())
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/v1/realtime?model=gpt-realtime"
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-        os.unlink(self.tmp.name)
-
 
 async def _record_conversation() -> list[dict[str, Any]]:
     """A real conversation with the local server: server events, audio included."""
@@ -119,13 +64,7 @@ async def _record_conversation() -> list[dict[str, Any]]:
 
 
 def _speech_pcm() -> bytes:
-    from realtime_nb.audio import to_pcm16
-
-    with tempfile.TemporaryDirectory() as d:
-        wav = Path(d) / "speech.wav"
-        subprocess.run(["espeak-ng", "-w", str(wav), "Hello there. What is the weather like "
-                        "in Paris today?"], check=True, capture_output=True)
-        return to_pcm16(wav)
+    return espeak("Hello there. What is the weather like in Paris today?").to_pcm16()
 
 
 def _trace_lines(events: list[dict[str, Any]], n: int) -> list[str]:
@@ -225,7 +164,7 @@ def run() -> list[dict[str, Any]]:
     lines = _trace_lines(events, N_EVENTS)
     kinds = [json.loads(line)["type"] for line in lines]
     n_delta = kinds.count("response.output_audio.delta")
-    server = _TraceServer(lines, "trace")
+    server = TraceServer(lines, "trace")
     try:
         sess_rates, eager_rates, sdk_rates = [], [], []
         for _ in range(REPEATS):
@@ -241,7 +180,7 @@ def run() -> list[dict[str, Any]]:
     rng = np.random.default_rng(0)
     pcm = (rng.standard_normal(APPEND_SECONDS * 24000) * 3000).astype("<i2").tobytes()
     f32 = (rng.standard_normal(APPEND_SECONDS * 48000) * 0.1).astype(np.float32)
-    sink = _TraceServer([lines[0]], "sink")
+    sink = TraceServer([lines[0]], "sink")
     try:
         results = [asyncio.run(_append_cpu(sink.url, pcm, f32, sink.port))
                    for _ in range(REPEATS)]

@@ -19,7 +19,6 @@ runs in this process on one core (an inline executor; Silero uses one thread).
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 from benchmarks import bench_vad
 from realtime_nb import lab
 from realtime_nb.audio import Audio
+from realtime_nb.lab._corpus import InlineExecutor
 from realtime_nb.lab._sweep import offline_batch, replay_audio
 from realtime_nb.vad import default_speech_model, speech_probabilities
 
@@ -48,18 +48,6 @@ GRID = {
 def recording_60s() -> Audio:
     """60 s of espeak-ng phrases separated by 0.3–2.5 s pauses, with light pink noise."""
     return bench_vad.recording_60s(PHRASES)
-
-
-class InlineExecutor(cf.Executor):
-    """Runs each job at submit time in the calling thread: one core, no pool."""
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
-        fut: cf.Future[Any] = cf.Future()
-        try:
-            fut.set_result(fn(*args, **kwargs))
-        except BaseException as exc:
-            fut.set_exception(exc)
-        return fut
 
 
 def _best(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:

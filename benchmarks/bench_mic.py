@@ -32,58 +32,30 @@ import asyncio
 import contextlib
 import json
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+if __package__ in (None, ""):  # run as a script
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._wsserver import TraceServer
 
 SECONDS = 6.0
 REPEATS = 3
 CHUNK_MS = 100
 
-_SINK = r"""
-import asyncio, sys
-from websockets.asyncio.server import serve
-
-created = sys.stdin.readline()
-
-async def handler(ws):
-    await ws.send(created)
-    async for _ in ws:
-        pass
-
-async def main():
-    async with serve(handler, "127.0.0.1", 0, compression=None, max_size=None,
-                     ping_interval=None) as srv:
-        print(srv.sockets[0].getsockname()[1], flush=True)
-        await asyncio.Future()
-
-asyncio.run(main())
-"""
-
-
-class _Sink:
+def _sink() -> TraceServer:
     """A WebSocket server in its own process that answers ``session.created`` and reads."""
+    from realtime_nb.protocol import SessionCore
 
-    def __init__(self) -> None:
-        from realtime_nb.protocol import SessionCore
-
-        core = SessionCore()
-        core.start()
-        created = json.dumps(core.drain()[0])
-        self.proc = subprocess.Popen([sys.executable, "-c", _SINK], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(created + "\n")
-        self.proc.stdin.flush()
-        self.url = f"ws://127.0.0.1:{int(self.proc.stdout.readline())}/v1/realtime?model=m"
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
+    core = SessionCore()
+    core.start()
+    return TraceServer([json.dumps(core.drain()[0])], "sink")
 
 
 @contextlib.contextmanager
@@ -196,7 +168,7 @@ async def _measure(url: str, path: str, chunks: list[bytes]) -> float:
 def run() -> list[dict[str, Any]]:
     """The figures; each path is measured REPEATS times (median), interleaved."""
     chunks = _chunks(SECONDS)
-    sink = _Sink()
+    sink = _sink()
     results: dict[str, list[float]] = {"idle": [], "append": [], "mic": [], "panel": []}
     try:
         with serializing_comms() as sizes:

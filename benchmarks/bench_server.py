@@ -61,7 +61,6 @@ import json
 import os
 import re
 import select
-import shutil
 import statistics
 import subprocess
 import sys
@@ -69,7 +68,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -77,8 +76,20 @@ from typing import IO, Any
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 
-from realtime_nb.audio import Audio, chunks, decode
-from realtime_nb.vad import Segmenter, ServerVadSettings, SileroVAD, SpeechStarted
+if __package__ in (None, ""):  # run as a script (the load-generator / server roles)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import _speech as speech
+from benchmarks._speech import trim_silence
+from realtime_nb.audio import Audio, chunks
+from realtime_nb.vad import (
+    Segmenter,
+    ServerVadSettings,
+    SileroVAD,
+    SpeechStarted,
+    TurnCheck,
+    TurnDetectionSettings,
+)
 
 RATE = 24_000
 CHUNK_MS = 100
@@ -115,30 +126,31 @@ _URL_RE = re.compile(r"ws://\S+/v1/realtime")
 # ------------------------------------------------------------------------------------- audio
 def espeak(text: str) -> np.ndarray:
     """``text`` spoken by Debian espeak-ng as int16 24 kHz samples, leading/trailing silence cut."""
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise RuntimeError("bench_server needs Debian espeak-ng to synthesise speech")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "phrase.wav"
-        subprocess.run([exe, "-w", str(path), text], check=True, capture_output=True)
-        samples = decode(path, to_rate=RATE).samples
-    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > 328)  # -40 dBFS
-    return samples[loud[0] : loud[-1] + 1]
+    return trim_silence(speech.espeak(text, RATE).samples)
 
 
 def capacity_pattern(seconds: float, seed: int = 0) -> Audio:
     """0.5 s silence, then [1.5 s of speech, 1.5 s of silence] looped, over -60 dBFS noise."""
+    return speech_over_noise(seconds, [espeak(p) for p in PHRASES[:3]], speech_s=1.5,
+                             pause_s=1.5, seed=seed)
+
+
+def speech_over_noise(seconds: float, phrases: Sequence[np.ndarray], *,
+                      speech_s: float | None, pause_s: float, seed: int = 0) -> Audio:
+    """``seconds`` of -60 dBFS noise with ``phrases`` added in turn from 0.5 s on, each followed
+    by ``pause_s`` of silence; ``speech_s`` cuts each phrase to that slot (and a shorter phrase
+    still takes the whole slot), ``None`` keeps whole phrases."""
     rng = np.random.default_rng(seed)
     total = int(seconds * RATE)
     out = rng.normal(0.0, 32.8, total)
     pos, k = int(0.5 * RATE), 0
-    speech_len = int(1.5 * RATE)
-    phrases = [espeak(p) for p in PHRASES[:3]]
+    slot = None if speech_s is None else int(speech_s * RATE)
+    pause = int(pause_s * RATE)
     while pos < total:
-        piece = phrases[k % len(phrases)][:speech_len].astype(np.float64)
+        piece = phrases[k % len(phrases)][:slot].astype(np.float64)
         end = min(total, pos + len(piece))
         out[pos:end] += piece[: end - pos]
-        pos += 2 * speech_len
+        pos += (len(piece) if slot is None else slot) + pause
         k += 1
     return Audio(np.clip(np.round(out), -32768, 32767).astype(np.int16), RATE)
 
@@ -164,10 +176,15 @@ class Expected:
         return None if frame is None else self.done_by[frame]
 
 
-def expected_events(pieces: Sequence[np.ndarray], settings: ServerVadSettings) -> Expected:
-    """Replay ``pieces`` (the chunks in send order) through Silero + the segmenter."""
+def expected_events(pieces: Sequence[np.ndarray], settings: TurnDetectionSettings, *,
+                    decide: Callable[[TurnCheck], float] | None = None) -> Expected:
+    """Replay ``pieces`` (the chunks in send order) through Silero + the segmenter, as the server.
+
+    ``decide`` answers semantic_vad's end-of-turn questions (the server's turn model); without
+    it the segmenter uses its length-rule fallback.
+    """
     stream = SileroVAD().new_stream(RATE)
-    segmenter = Segmenter(settings, stream.frame_ms)
+    segmenter = Segmenter(settings, stream.frame_ms, decisions=decide is not None)
     done_by: list[int] = []
     exp = Expected(stream.frame_ms, done_by)
     for k, piece in enumerate(pieces):
@@ -177,6 +194,9 @@ def expected_events(pieces: Sequence[np.ndarray], settings: ServerVadSettings) -
             for event in segmenter.push(float(p)):
                 if isinstance(event, SpeechStarted):
                     exp.started[event.audio_start_ms] = round(event.onset_ms / stream.frame_ms)
+                elif isinstance(event, TurnCheck):
+                    assert decide is not None
+                    segmenter.decide(event, decide(event))
                 else:
                     exp.stopped[event.audio_end_ms] = frame
     return exp
@@ -854,19 +874,29 @@ def run(ramp_steps: Sequence[int] = RAMP, shipped_steps: Sequence[int] = SHIPPED
     return figures
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *,
+         figures: Callable[[], list[dict[str, Any]]] = run,
+         client_config: Callable[[dict[str, Any]], None] | None = None) -> int:
+    """Print ``figures()`` as JSON lines, or play a role this file was started for.
+
+    ``--clients`` (a load generator: its config on stdin; ``client_config`` may adjust it and
+    this module's settings first) and ``--serve-vad-only`` are started by ``run_step`` itself.
+    ``bench_turn`` reuses this with its own figures and client settings.
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-vad-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.clients:
         config = json.loads(sys.stdin.readline())
+        if client_config is not None:
+            client_config(config)
         asyncio.run(_clients(config, Path(config["pattern"]).read_bytes()))
         return 0
     if args.serve_vad_only:
         _serve_vad_only()
         return 0
-    for fig in run():
+    for fig in figures():
         print(json.dumps(fig))
     return 0
 

@@ -29,12 +29,7 @@ started by :func:`run` itself (they delegate to ``bench_server``'s).
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,15 +43,13 @@ if __package__ in (None, ""):  # run as a script (the load-generator / server ro
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import bench_server as bs
-from realtime_nb.audio import Audio, chunks, decode
+from benchmarks._speech import trim_silence
+from benchmarks._timing import best_of
+from realtime_nb.audio import Audio, chunks
 from realtime_nb.vad import (
-    Segmenter,
     SemanticVadSettings,
     SileroVAD,
     SmartTurn,
-    SpeechStarted,
-    SpeechStopped,
-    TurnCheck,
     TurnDecisions,
     segment,
     speech_probabilities,
@@ -91,25 +84,13 @@ TRAILING = (
 
 
 # ------------------------------------------------------------------------------- speech
-def _trim(samples: np.ndarray) -> np.ndarray:
-    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > 328)  # -40 dBFS
-    return samples[loud[0]:loud[-1] + 1]
-
-
-def espeak(text: str) -> np.ndarray:
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise RuntimeError("bench_turn needs Debian espeak-ng to synthesise speech")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "phrase.wav"
-        subprocess.run([exe, "-w", str(path), text], check=True, capture_output=True)
-        return _trim(decode(path, to_rate=RATE).samples)
+espeak = bs.espeak  # whole sentences, silence trimmed
 
 
 def piper(text: str) -> np.ndarray:
     from realtime_nb.server.engines.tts import PiperSynthesizer
 
-    return _trim(np.concatenate([a.samples for a in PiperSynthesizer().synthesize(text)]))
+    return trim_silence(np.concatenate([a.samples for a in PiperSynthesizer().synthesize(text)]))
 
 
 def _with_pause(speech: np.ndarray, pause_s: float = 1.5) -> np.ndarray:
@@ -126,12 +107,7 @@ def cost_figures(model: SmartTurn) -> list[dict[str, Any]]:
     audio = (rng.standard_normal(RATE * 10) * 3000).astype(np.int16)
 
     def cpu(fn: Any, repeats: int = 3) -> float:
-        best = float("inf")
-        for _ in range(repeats):
-            t0 = time.process_time()
-            fn()
-            best = min(best, time.process_time() - t0)
-        return best
+        return best_of(repeats, fn, time.process_time)
 
     def silero_run() -> None:
         stream = silero.new_stream(RATE)
@@ -216,40 +192,17 @@ def accuracy_figure(model: SmartTurn, voice: str) -> dict[str, Any]:
 # -------------------------------------------------------------------------- capacity
 def capacity_pattern(seconds: float) -> Audio:
     """0.5 s, then whole espeak-ng sentences each followed by 1.5 s of silence, -60 dBFS noise."""
-    rng = np.random.default_rng(0)
-    total = int(seconds * RATE)
-    out = rng.normal(0.0, 32.8, total)
     phrases = [espeak(p) for p in COMPLETE[:3] + TRAILING[:1]]
-    pos, k = RATE // 2, 0
-    while pos < total:
-        piece = phrases[k % len(phrases)].astype(np.float64)
-        end = min(total, pos + len(piece))
-        out[pos:end] += piece[: end - pos]
-        pos += len(piece) + int(1.5 * RATE)
-        k += 1
-    return Audio(np.clip(np.round(out), -32768, 32767).astype(np.int16), RATE)
+    return bs.speech_over_noise(seconds, phrases, speech_s=None, pause_s=1.5)
 
 
 def expected_semantic(pieces: Sequence[np.ndarray], model: SmartTurn) -> bs.Expected:
     """Replay the chunks through Silero + the semantic segmenter + Smart Turn, as the server."""
     samples = np.concatenate(pieces)
-    stream = SileroVAD().new_stream(RATE)
-    seg = Segmenter(SemanticVadSettings(EAGERNESS), stream.frame_ms, decisions=True)
-    done_by: list[int] = []
-    exp = bs.Expected(stream.frame_ms, done_by)
-    for k, piece in enumerate(pieces):
-        for p in stream.process(piece):
-            frame = len(done_by)
-            done_by.append(k)
-            for event in seg.push(float(p)):
-                if isinstance(event, SpeechStarted):
-                    exp.started[event.audio_start_ms] = round(event.onset_ms / stream.frame_ms)
-                elif isinstance(event, SpeechStopped):
-                    exp.stopped[event.audio_end_ms] = frame
-                elif isinstance(event, TurnCheck):
-                    seg.decide(event, model.predict(
-                        samples[event.audio_start_ms * 24:event.audio_end_ms * 24]))
-    return exp
+    return bs.expected_events(
+        pieces, SemanticVadSettings(EAGERNESS),
+        decide=lambda check: model.predict(
+            samples[check.audio_start_ms * 24:check.audio_end_ms * 24]))
 
 
 def run(ramp_steps: Sequence[int] = RAMP, stream_s: float = STREAM_S,
@@ -280,26 +233,17 @@ def run(ramp_steps: Sequence[int] = RAMP, stream_s: float = STREAM_S,
     return figures
 
 
+def _semantic_clients(config: dict[str, Any]) -> None:
+    """A load generator's settings: semantic_vad sessions whose starts are spread."""
+    bs.SESSION_UPDATE = SEMANTIC_UPDATE
+    # bench_server spreads session starts over one 100 ms chunk; here over SPREAD_S, so the
+    # sessions' pauses are not all judged in the same instant (independent speakers)
+    scale = SPREAD_S / (bs.CHUNK_MS / 1000)
+    config["offsets"] = [o * scale for o in config["offsets"]]
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--serve-vad-only", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.clients:
-        bs.SESSION_UPDATE = SEMANTIC_UPDATE
-        config = json.loads(sys.stdin.readline())
-        # bench_server spreads session starts over one 100 ms chunk; here over SPREAD_S, so the
-        # sessions' pauses are not all judged in the same instant (independent speakers)
-        scale = SPREAD_S / (bs.CHUNK_MS / 1000)
-        config["offsets"] = [o * scale for o in config["offsets"]]
-        asyncio.run(bs._clients(config, Path(config["pattern"]).read_bytes()))
-        return 0
-    if args.serve_vad_only:
-        bs._serve_vad_only()
-        return 0
-    for f in run():
-        print(json.dumps(f))
-    return 0
+    return bs.main(argv, figures=run, client_config=_semantic_clients)
 
 
 if __name__ == "__main__":

@@ -18,16 +18,17 @@ Figures are ratios measured in this run (the machine is shared and noisy):
 from __future__ import annotations
 
 import itertools
-import shutil
-import subprocess
-import tempfile
-import time
-from collections.abc import Callable
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from realtime_nb.audio import Audio, decode
+if __package__ in (None, ""):  # run as a script
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._speech import espeak
+from benchmarks._timing import best_of
+from realtime_nb.audio import Audio
 from realtime_nb.vad import (
     SemanticVadSettings,
     ServerVadSettings,
@@ -49,20 +50,10 @@ PHRASES = (
 )
 
 
-def _espeak(text: str, directory: Path) -> np.ndarray:
-    espeak = shutil.which("espeak-ng")
-    if espeak is None:
-        raise RuntimeError("bench_vad needs Debian espeak-ng to synthesise speech")
-    path = directory / "phrase.wav"
-    subprocess.run([espeak, "-w", str(path), text], check=True, capture_output=True)
-    return decode(path, to_rate=RATE).samples
-
-
 def recording_60s(texts: tuple[str, ...] = PHRASES) -> Audio:
     """60 s of espeak-ng phrases separated by 0.3–2.5 s pauses, with light pink noise."""
     rng = np.random.default_rng(0)
-    with tempfile.TemporaryDirectory() as tmp:
-        phrases = [_espeak(text, Path(tmp)) for text in texts]
+    phrases = [espeak(text, RATE).samples for text in texts]
     total = 60 * RATE
     out = np.zeros(total, dtype=np.float64)
     pos = int(0.5 * RATE)
@@ -78,15 +69,6 @@ def recording_60s(texts: tuple[str, ...] = PHRASES) -> Audio:
     pink = np.fft.irfft(spectrum / np.sqrt(freqs), total)
     out += pink / np.sqrt(np.mean(pink**2)) * 32768 * 10 ** (-55 / 20)
     return Audio(np.clip(np.round(out), -32768, 32767).astype(np.int16), RATE)
-
-
-def _best_of(repeats: int, fn: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def _live_chunks(audio: Audio, seconds: float) -> list[list[np.ndarray]]:
@@ -120,11 +102,11 @@ def bench_silero(audio: Audio) -> list[dict]:
     probe = model.new_stream(RATE)
     frames_per_stream = sum(len(probe.process(c)) for c in chunks[0])
     frames = STREAMS * frames_per_stream
-    t_single = _best_of(3, single)
-    t_batched = _best_of(3, batched)
+    t_single = best_of(3, single)
+    t_batched = best_of(3, batched)
     fps_single = frames / t_single
     fps_batched = frames / t_batched
-    t_offline = _best_of(3, lambda: speech_probabilities(audio, model))
+    t_offline = best_of(3, lambda: speech_probabilities(audio, model))
     offline_x = (audio.duration_ms / 1000) / t_offline
     need = STREAMS / 2  # 100 sessions on 2 cores
     return [
@@ -182,9 +164,9 @@ def bench_segment(probs: np.ndarray, seconds: float) -> list[dict]:
     semantic = [SemanticVadSettings(eagerness=e) for e in ("low", "medium", "high", "auto")]
     for vad in [*grid, *semantic]:  # the fast path must give the reference's answer
         assert segment(probs, 32.0, vad) == segment_stepwise(probs, 32.0, vad), vad
-    t_fast = _best_of(5, lambda: [segment(probs, 32.0, vad) for vad in grid]) / len(grid)
-    t_step = _best_of(3, lambda: [segment_stepwise(probs, 32.0, vad) for vad in grid]) / len(grid)
-    t_sem = _best_of(5, lambda: [segment(probs, 32.0, vad) for vad in semantic]) / len(semantic)
+    t_fast = best_of(5, lambda: [segment(probs, 32.0, vad) for vad in grid]) / len(grid)
+    t_step = best_of(3, lambda: [segment_stepwise(probs, 32.0, vad) for vad in grid]) / len(grid)
+    t_sem = best_of(5, lambda: [segment(probs, 32.0, vad) for vad in semantic]) / len(semantic)
     x_fast = seconds / t_fast
     turns = len(segment(probs, 32.0, ServerVadSettings()))
     return [

@@ -194,8 +194,9 @@ class FileSweep:
     seconds: float = 0.0  # work time on the worker
 
 
-class _Inline(cf.Executor):
-    """Runs each job at once in the calling thread (inside a worker: no nested pools)."""
+class InlineExecutor(cf.Executor):
+    """Runs each job at once in the calling thread: one core, no pool (inside a worker: no
+    nested pools; the benchmarks: one core measured)."""
 
     _max_workers = 1
 
@@ -215,7 +216,7 @@ def sweep_file(item: _Item, settings: Sequence[TurnDetectionSettings], options: 
 
     t0 = time.perf_counter()
     result = sweep(item.source, options.get("sample_rate"), list(settings), "offline",
-                   _Inline(), reference=item.labels, tail_ms=options["tail_ms"],
+                   InlineExecutor(), reference=item.labels, tail_ms=options["tail_ms"],
                    pause_ms=options["pause_ms"], tolerance_ms=options["tolerance_ms"],
                    progress=False)
     return FileSweep(item.name, len(result.audio.samples) * 1000 // result.audio.sample_rate,
