@@ -204,7 +204,7 @@ def _cpu_s(pid: int) -> float:
 @contextlib.contextmanager
 def _server(log: Path) -> Iterator[tuple[str, int]]:
     """The local server in its own process, logging to ``log``; yields its URL and pid."""
-    from tests.browser.conftest import _free_port
+    from tests.browser.conftest import _free_port, stop_process
 
     port = _free_port()
     with open(log, "w") as out:
@@ -221,25 +221,7 @@ def _server(log: Path) -> Iterator[tuple[str, int]]:
             time.sleep(0.1)
         yield f"ws://127.0.0.1:{port}/v1/realtime", proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def _jupyter_env(base: Path) -> dict[str, str]:
-    prefix = base / "prefix"
-    subprocess.run([sys.executable, "-m", "ipykernel", "install", "--prefix", str(prefix),
-                    "--name", "realtime-nb-test", "--display-name", "realtime_nb test"],
-                   check=True, capture_output=True)
-    env = dict(os.environ)
-    env.update(JUPYTER_PATH=str(prefix / "share" / "jupyter"),
-               JUPYTER_CONFIG_DIR=str(base / "config"),
-               JUPYTER_RUNTIME_DIR=str(base / "runtime"), IPYTHONDIR=str(base / "ipython"),
-               PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join(
-                   [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
-    return env
+        stop_process(proc, timeout_s=10)
 
 
 def _wait(jp: Any, js: str, timeout_s: float, what: str) -> Any:
@@ -286,6 +268,7 @@ def measure() -> dict[str, Any]:
     from tests.browser.conftest import (
         chromium,
         espeak_48k,
+        jupyter_environment,
         notebook_root,
         open_notebook,
         running_jupyter,
@@ -295,7 +278,7 @@ def measure() -> dict[str, Any]:
         base = Path(tmp)
         speech = espeak_48k(QUESTION, base)
         wav = Audio.concat([speech, Audio.silence(20, 48_000)]).to_wav()
-        env = _jupyter_env(base / "jupyter")
+        env = jupyter_environment(base / "jupyter", pythonpath=[REPO])
         (base / "root").mkdir()
         root = notebook_root(base / "root", NOTEBOOK, _cells)
         with (

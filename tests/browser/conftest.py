@@ -7,8 +7,10 @@ kernel through the page (``JupyterPage.execute``) and assert on files the kernel
 Screenshots of the final pages go to ``test-artifacts/``.
 
 The harness every browser test module builds its fixture from: ``notebook_root`` (a temporary
-root holding a notebook), ``running_jupyter`` (the server), ``chromium`` (the browser, with the
-fake microphone), ``open_notebook`` (a page on the notebook, all cells run) and ``screenshot``.
+root holding a notebook), ``running_jupyter`` (the server; ``server_process`` starts any other
+one: marimo, Voila), ``chromium`` (the browser, with the fake microphone), ``open_notebook`` (a
+page on the notebook, all cells run), ``collect_console`` and ``screenshot``/``save_screenshot``;
+``question_wav`` is the spoken question most of them play as the microphone.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +43,8 @@ NOTEBOOK = "widgets.ipynb"
 #: A host name Chromium resolves to 127.0.0.1: pages served under it are not a secure context
 #: (only localhost, 127.0.0.1 and https are), as on a remote JupyterHub over plain http.
 INSECURE_HOST = "rtnb-insecure.test"
+#: The question the panel, WebRTC, Voila and marimo tests ask through the fake microphone.
+QUESTION = "What is the capital of France?"
 SPEECH = (
     "The quick brown fox jumps over the lazy dog. Realtime audio in the notebook, "
     "one chunk every hundred milliseconds."
@@ -161,34 +166,65 @@ def running_jupyter(
     port = _free_port()
     expose = "LabApp" if app == "lab" else "JupyterNotebookApp"
     base_url = f"http://127.0.0.1:{port}"
-    with open(root / "server.log", "wb") as log:
-        server = subprocess.Popen(
-            [str(Path(sys.executable).with_name("jupyter")), app, "--no-browser",
-             "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={TOKEN}",
-             f"--ServerApp.root_dir={root}", f"--{expose}.expose_app_in_browser=True",
-             "--KernelSpecManager.ensure_native_kernel=False", "--allow-root",
-             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-             "--LabApp.news_url=None", *extra_args],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
+    argv = [str(Path(sys.executable).with_name("jupyter")), app, "--no-browser",
+            "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={TOKEN}",
+            f"--ServerApp.root_dir={root}", f"--{expose}.expose_app_in_browser=True",
+            "--KernelSpecManager.ensure_native_kernel=False", "--allow-root",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--LabApp.news_url=None", *extra_args]
+    with server_process(argv, name=f"jupyter {app}", log=root / "server.log",
+                        ready_url=f"{base_url}/api/status?token={TOKEN}", env=env):
+        yield base_url
+
+
+@contextlib.contextmanager
+def server_process(
+    argv: Sequence[str],
+    *,
+    name: str,
+    log: Path,
+    ready_url: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    any_answer_is_ready: bool = False,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run the server ``argv`` (output to ``log``) until ``ready_url`` answers; yield the process.
+
+    Ready means a successful GET of ``ready_url``, or with ``any_answer_is_ready`` any HTTP
+    answer, errors included (for servers where the URL that proves them up is not a 200).
+    Fails if the process exits first or nothing answers within 60 s; on exit the process is
+    stopped (``stop_process``).
+    """
+    with open(log, "wb") as out:
+        server = subprocess.Popen(list(argv), env=env, stdout=out, stderr=subprocess.STDOUT,
+                                  cwd=cwd)
         try:
             deadline = time.monotonic() + 60
             while True:
-                assert server.poll() is None, f"jupyter {app} exited: see {root / 'server.log'}"
+                assert server.poll() is None, f"{name} exited: see {log}"
                 try:
-                    with urllib.request.urlopen(f"{base_url}/api/status?token={TOKEN}",
-                                                timeout=2):
+                    with urllib.request.urlopen(ready_url, timeout=2):
                         break
-                except OSError:
-                    assert time.monotonic() < deadline, f"jupyter {app} did not start in 60 s"
+                except urllib.error.HTTPError:
+                    if any_answer_is_ready:
+                        break
+                    assert time.monotonic() < deadline, f"{name} did not start in 60 s"
                     time.sleep(0.2)
-            yield base_url
+                except OSError:
+                    assert time.monotonic() < deadline, f"{name} did not start in 60 s"
+                    time.sleep(0.2)
+            yield server
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop_process(server)
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout_s: float = 15) -> None:
+    """Terminate ``proc``; kill it if it has not exited after ``timeout_s``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 @contextlib.contextmanager
@@ -246,10 +282,8 @@ def open_notebook(page: Any, app: str, base_url: str, root: Path, notebook: str)
     cells produce yourself. Console errors and page errors are collected from the start in
     ``JupyterPage.console``.
     """
-    jp = JupyterPage(app=app, page=page, out=root / "out", base_url=base_url, root=root)
-    page.on("console", lambda m: m.type == "error" and jp.console.append(
-        f"console.error: {m.text}"))
-    page.on("pageerror", lambda e: jp.console.append(f"pageerror: {e}"))
+    jp = JupyterPage(app=app, page=page, out=root / "out", base_url=base_url, root=root,
+                     console=collect_console(page))
     path = (f"/lab/tree/{notebook}?token={TOKEN}&reset" if app == "lab"
             else f"/notebooks/{notebook}?token={TOKEN}")
     page.goto(base_url + path)
@@ -266,10 +300,24 @@ def open_notebook(page: Any, app: str, base_url: str, root: Path, notebook: str)
     return jp
 
 
+def collect_console(page: Any) -> list[str]:
+    """A list that fills with ``page``'s console errors and uncaught page errors from now on
+    (``"console.error: ..."``, ``"pageerror: ..."``)."""
+    errors: list[str] = []
+    page.on("console", lambda m: m.type == "error" and errors.append(f"console.error: {m.text}"))
+    page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+    return errors
+
+
+def save_screenshot(page: Any, name: str) -> None:
+    """Save a full-page screenshot of ``page`` as ``test-artifacts/name``."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
 def screenshot(jp: JupyterPage, name: str) -> None:
     """Save a full-page screenshot of ``jp`` as ``test-artifacts/name``."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    jp.page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+    save_screenshot(jp.page, name)
 
 
 def _cells(out_dir: Path) -> list[str]:
@@ -313,6 +361,23 @@ def espeak_48k(text: str, directory: Path) -> Audio:
     return Audio.from_wav(raw.read_bytes()).resample(48_000)
 
 
+def spoken_question_wav(directory: Path, question: str = QUESTION, silence_ms: int = 2500
+                        ) -> Path:
+    """A fake microphone in ``directory``: 300 ms of silence, ``question`` spoken, then
+    ``silence_ms`` of silence (48 kHz 16-bit mono WAV; Chromium plays it in a loop)."""
+    out = directory / "question48k.wav"
+    speech = espeak_48k(question, directory)
+    out.write_bytes(Audio.concat([Audio.silence(300, 48_000), speech,
+                                  Audio.silence(silence_ms, 48_000)]).to_wav())
+    return out
+
+
+@pytest.fixture(scope="module")
+def question_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fake microphone: ``QUESTION``, then 2.5 s of silence (48 kHz, 16-bit mono WAV)."""
+    return spoken_question_wav(tmp_path_factory.mktemp("question"))
+
+
 @pytest.fixture(scope="module")
 def fake_mic_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 48 kHz 16-bit mono WAV of English speech made with espeak-ng (the fake microphone)."""
@@ -324,7 +389,13 @@ def fake_mic_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def jupyter_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Environment for the server: isolated Jupyter dirs and a kernelspec of this interpreter."""
-    base = tmp_path_factory.mktemp("jupyter")
+    return jupyter_environment(tmp_path_factory.mktemp("jupyter"))
+
+
+def jupyter_environment(base: Path, pythonpath: Sequence[Path] = ()) -> dict[str, str]:
+    """This process's environment with Jupyter's folders isolated under ``base`` and a
+    kernelspec ``KERNEL_NAME`` that runs this interpreter; ``pythonpath`` goes first on the
+    kernel's ``PYTHONPATH``."""
     prefix = base / "prefix"
     subprocess.run(
         [sys.executable, "-m", "ipykernel", "install", "--prefix", str(prefix),
@@ -342,6 +413,9 @@ def jupyter_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         IPYTHONDIR=str(base / "ipython"),
         PYTHONUNBUFFERED="1",
     )
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [*map(str, pythonpath), *filter(None, [os.environ.get("PYTHONPATH")])])
     return env
 
 

@@ -18,35 +18,26 @@ import contextlib
 import json
 import re
 import shutil
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from realtime_nb.audio import Audio
-
-from .conftest import ARTIFACTS, KNOWN_UNRELATED, REPO, _free_port, chromium, espeak_48k
+from .conftest import (
+    KNOWN_UNRELATED,
+    REPO,
+    _free_port,
+    chromium,
+    collect_console,
+    save_screenshot,
+    server_process,
+)
 
 pytestmark = pytest.mark.browser
 
-QUESTION = "What is the capital of France?"
-SILENCE_MS = 2500
-
-
-@pytest.fixture(scope="module")
-def question_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The fake microphone: the spoken question, then silence (48 kHz, 16-bit mono WAV)."""
-    out = tmp_path_factory.mktemp("question") / "question48k.wav"
-    speech = espeak_48k(QUESTION, out.parent)
-    out.write_bytes(Audio.concat([Audio.silence(300, 48_000), speech,
-                                  Audio.silence(SILENCE_MS, 48_000)]).to_wav())
-    return out
 
 
 @contextlib.contextmanager
@@ -58,31 +49,12 @@ def running_marimo(notebook: Path, mode: str) -> Iterator[str]:
     """
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
-    with open(notebook.parent / "marimo.log", "wb") as log:
-        server = subprocess.Popen(
-            [str(Path(sys.executable).with_name("marimo")), "-y", mode, str(notebook),
-             "--headless", "--host=127.0.0.1", f"--port={port}", "--no-token"],
-            stdout=log, stderr=subprocess.STDOUT, cwd=notebook.parent,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert server.poll() is None, f"marimo exited: see {notebook.parent}/marimo.log"
-                try:
-                    with urllib.request.urlopen(f"{url}health", timeout=2):
-                        break
-                except urllib.error.HTTPError:
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline, "marimo did not start in 60 s"
-                    time.sleep(0.2)
-            yield url
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
+    argv = [str(Path(sys.executable).with_name("marimo")), "-y", mode, str(notebook),
+            "--headless", "--host=127.0.0.1", f"--port={port}", "--no-token"]
+    with server_process(argv, name="marimo", log=notebook.parent / "marimo.log",
+                        ready_url=f"{url}health", cwd=notebook.parent,
+                        any_answer_is_ready=True):
+        yield url
 
 
 @pytest.fixture(scope="module", params=["run", "edit"])
@@ -101,9 +73,7 @@ def page(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
                  viewport={"width": 1280, "height": 1600}, origin=url.rstrip("/")) as context,
     ):
         pg = context.pages[0]
-        pg.console_errors = []  # type: ignore[attr-defined]
-        pg.on("console", lambda m: m.type == "error" and pg.console_errors.append(m.text))
-        pg.on("pageerror", lambda e: pg.console_errors.append(f"pageerror: {e}"))
+        pg.console_errors = collect_console(pg)  # type: ignore[attr-defined]
         pg.goto(url, timeout=120_000)
         if mode == "edit":  # the editor's own run-all button (the last one; each cell has one)
             run_all_in_editor(pg)
@@ -112,8 +82,7 @@ def page(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         try:
             yield pg
         finally:
-            ARTIFACTS.mkdir(exist_ok=True)
-            pg.screenshot(path=str(ARTIFACTS / f"marimo-{mode}.png"), full_page=True)
+            save_screenshot(pg, f"marimo-{mode}.png")
 
 
 def run_all_in_editor(page: Any, timeout_s: float = 90) -> None:

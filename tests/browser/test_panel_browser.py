@@ -26,13 +26,10 @@ from typing import Any
 
 import pytest
 
-from realtime_nb.audio import Audio
-
 from .conftest import (
     ARTIFACTS,
     JupyterPage,
     chromium,
-    espeak_48k,
     notebook_root,
     open_notebook,
     running_jupyter,
@@ -42,18 +39,6 @@ from .conftest import (
 pytestmark = pytest.mark.browser
 
 NOTEBOOK = "panel.ipynb"
-QUESTION = "What is the capital of France?"
-SILENCE_MS = 2500
-
-
-@pytest.fixture(scope="module")
-def question_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The fake microphone: the spoken question, then silence (48 kHz, 16-bit mono WAV)."""
-    out = tmp_path_factory.mktemp("question") / "question48k.wav"
-    speech = espeak_48k(QUESTION, out.parent)
-    out.write_bytes(Audio.concat([Audio.silence(300, 48_000), speech,
-                                  Audio.silence(SILENCE_MS, 48_000)]).to_wav())
-    return out
 
 
 def _cells(out: Path) -> list[str]:

@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,22 +26,19 @@ from typing import Any
 import nbformat
 import pytest
 
-from realtime_nb.audio import Audio
-
 from .conftest import (
-    ARTIFACTS,
     KERNEL_NAME,
     KNOWN_UNRELATED,
     REPO,
     _free_port,
     chromium,
-    espeak_48k,
+    collect_console,
+    save_screenshot,
+    server_process,
 )
 
 pytestmark = pytest.mark.browser
 
-QUESTION = "What is the capital of France?"
-SILENCE_MS = 2500
 #: Console messages of Voila's own page (its JupyterLab packages, an external font), not ours.
 VOILA_UNRELATED = (*KNOWN_UNRELATED, "ERR_NAME_NOT_RESOLVED", "shared module",
                    "Failed to create module")
@@ -80,16 +74,6 @@ async def _snapshots():
 _snapshot_task = asyncio.get_running_loop().create_task(_snapshots())"""
 
 
-@pytest.fixture(scope="module")
-def question_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The fake microphone: the spoken question, then silence (48 kHz, 16-bit mono WAV)."""
-    out = tmp_path_factory.mktemp("question") / "question48k.wav"
-    speech = espeak_48k(QUESTION, out.parent)
-    out.write_bytes(Audio.concat([Audio.silence(300, 48_000), speech,
-                                  Audio.silence(SILENCE_MS, 48_000)]).to_wav())
-    return out
-
-
 @contextlib.contextmanager
 def running_voila(notebook: Path, env: dict[str, str]) -> Iterator[str]:
     """``voila notebook`` on 127.0.0.1 on a free port (as ``./dev voila`` runs it); yield its URL.
@@ -98,32 +82,14 @@ def running_voila(notebook: Path, env: dict[str, str]) -> Iterator[str]:
     """
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
-    with open(notebook.parent / "server.log", "wb") as log:
-        server = subprocess.Popen(
-            [str(Path(sys.executable).with_name("voila")), str(notebook), "--no-browser",
-             "--Voila.ip=127.0.0.1", f"--Voila.port={port}",
-             "--VoilaConfiguration.show_tracebacks=True"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=notebook.parent,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert server.poll() is None, f"voila exited: see {notebook.parent}/server.log"
-                try:  # any answer will do: GET / itself would start a kernel
-                    with urllib.request.urlopen(f"{url}voila/static/", timeout=2):
-                        break
-                except urllib.error.HTTPError:
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline, "voila did not start in 60 s"
-                    time.sleep(0.2)
-            yield url
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
+    argv = [str(Path(sys.executable).with_name("voila")), str(notebook), "--no-browser",
+            "--Voila.ip=127.0.0.1", f"--Voila.port={port}",
+            "--VoilaConfiguration.show_tracebacks=True"]
+    # any answer will do: GET / itself would start a kernel
+    with server_process(argv, name="voila", log=notebook.parent / "server.log",
+                        ready_url=f"{url}voila/static/", env=env, cwd=notebook.parent,
+                        any_answer_is_ready=True):
+        yield url
 
 
 class VoilaPage:
@@ -132,7 +98,7 @@ class VoilaPage:
     def __init__(self, page: Any, out: Path) -> None:
         self.page = page
         self.out = out
-        self.console: list[str] = []
+        self.console = collect_console(page)
 
     def snap(self, timeout_s: float = 60) -> dict[str, Any]:
         path = self.out / "snap.json"
@@ -171,17 +137,13 @@ def voila(tmp_path_factory: pytest.TempPathFactory, question_wav: Path,
                  viewport={"width": 1400, "height": 1600}, origin=url.rstrip("/")) as context,
     ):
         vp = VoilaPage(context.pages[0], out)
-        vp.page.on("console", lambda m: m.type == "error" and vp.console.append(
-            f"console.error: {m.text}"))
-        vp.page.on("pageerror", lambda e: vp.console.append(f"pageerror: {e}"))
         vp.page.goto(url, timeout=120_000)
         vp.page.wait_for_selector(".rtnb-panel .rtnb-mic-button", timeout=120_000)
         vp.wait_snap(lambda s: s["state"] == "connected", "a connected session")
         try:
             yield vp
         finally:
-            ARTIFACTS.mkdir(exist_ok=True)
-            vp.page.screenshot(path=str(ARTIFACTS / "voila-teaching-app.png"), full_page=True)
+            save_screenshot(vp.page, "voila-teaching-app.png")
 
 
 def test_page_shows_the_panel_and_no_code(voila: VoilaPage) -> None:

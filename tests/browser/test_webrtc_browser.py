@@ -29,22 +29,19 @@ from typing import Any
 
 import pytest
 
-from realtime_nb.audio import Audio
-
 from .conftest import (
     JupyterPage,
     chromium,
-    espeak_48k,
     notebook_root,
     open_notebook,
     running_jupyter,
     screenshot,
+    spoken_question_wav,
 )
 
 pytestmark = pytest.mark.browser
 
 NOTEBOOK = "webrtc.ipynb"
-QUESTION = "What is the capital of France?"
 KEY = "sk-browser-" + secrets.token_urlsafe(24)
 #: Keeps every RTCPeerConnection of the page in window.__rtnbPcs (to read their stats).
 PC_SPY = """(() => {
@@ -62,11 +59,8 @@ SETTINGS = ('{"audio": {"input": {"transcription": {"model": "whisper-1"}, '
 
 @pytest.fixture(scope="module")
 def question_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("rtc-question") / "question48k.wav"
-    speech = espeak_48k(QUESTION, out.parent)
-    out.write_bytes(Audio.concat([Audio.silence(300, 48_000), speech,
-                                  Audio.silence(3000, 48_000)]).to_wav())
-    return out
+    """``QUESTION`` with 3 s of silence after it (longer than the shared fixture's 2.5 s)."""
+    return spoken_question_wav(tmp_path_factory.mktemp("rtc-question"), silence_ms=3000)
 
 
 def _setup(out: Path) -> str:
