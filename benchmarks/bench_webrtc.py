@@ -262,16 +262,12 @@ def _cpu_window(pid: int, jp: Any) -> float:
 
 
 def measure() -> dict[str, Any]:
-    from playwright.sync_api import sync_playwright
-
     from realtime_nb.audio import Audio
     from tests.browser.conftest import (
-        chromium,
         espeak_48k,
         jupyter_environment,
+        notebook_in_chromium,
         notebook_root,
-        open_notebook,
-        running_jupyter,
     )
 
     with tempfile.TemporaryDirectory(prefix="bench_webrtc_") as tmp:
@@ -283,13 +279,10 @@ def measure() -> dict[str, Any]:
         root = notebook_root(base / "root", NOTEBOOK, _cells)
         with (
             _server(base / "server.log") as (url, pid),
-            running_jupyter("lab", root, {**env, "RTNB_BENCH_URL": url}) as base_url,
-            sync_playwright() as pw,
-            chromium(pw, base / "chromium", None, viewport={"width": 1400, "height": 1400},
-                     origin=base_url) as ctx,
+            notebook_in_chromium("lab", root, NOTEBOOK, {**env, "RTNB_BENCH_URL": url},
+                                 base / "chromium", None, viewport={"width": 1400, "height": 1400},
+                                 init_script=PAGE_HOOKS) as jp,
         ):
-            ctx.add_init_script(PAGE_HOOKS)
-            jp = open_notebook(ctx.pages[0], "lab", base_url, root, NOTEBOOK)
             jp.wait_for_file("ready", timeout_s=90)
             jp.page.wait_for_selector(".rtnb-call", timeout=30_000)
             jp.page.evaluate("(b64) => window.__rtnbLoad(b64)",

@@ -300,6 +300,49 @@ def open_notebook(page: Any, app: str, base_url: str, root: Path, notebook: str)
     return jp
 
 
+@contextlib.contextmanager
+def notebook_in_chromium(
+    app: str,
+    root: Path,
+    notebook: str,
+    env: dict[str, str],
+    profile_dir: Path,
+    fake_mic_wav: Path | None,
+    *,
+    viewport: dict[str, int],
+    jupyter_args: Sequence[str] = (),
+    chromium_args: Sequence[str] = (),
+    init_script: str | None = None,
+    screenshot_as: str | None = None,
+) -> Iterator[JupyterPage]:
+    """``running_jupyter`` + ``chromium`` + ``open_notebook``: the page on ``notebook`` of
+    ``root``, all cells asked to run; yield it.
+
+    ``jupyter_args`` / ``chromium_args`` go to the server / the browser; ``init_script`` runs
+    in every page before its own scripts. With ``screenshot_as``, the final page is saved under
+    that name (``test-artifacts/``) on exit, failed or not, after dismissing JupyterLab's news
+    prompt (it hides a corner).
+    """
+    from playwright.sync_api import sync_playwright
+
+    with (
+        running_jupyter(app, root, env, jupyter_args) as base_url,
+        sync_playwright() as pw,
+        chromium(pw, profile_dir, fake_mic_wav, viewport=viewport, origin=base_url,
+                 extra_args=chromium_args) as context,
+    ):
+        if init_script is not None:
+            context.add_init_script(init_script)
+        jp = open_notebook(context.pages[0], app, base_url, root, notebook)
+        try:
+            yield jp
+        finally:
+            if screenshot_as is not None:
+                with contextlib.suppress(Exception):
+                    jp.page.get_by_role("button", name="No", exact=True).click(timeout=1000)
+                screenshot(jp, screenshot_as)
+
+
 def collect_console(page: Any) -> list[str]:
     """A list that fills with ``page``'s console errors and uncaught page errors from now on
     (``"console.error: ..."``, ``"pageerror: ..."``)."""
@@ -431,23 +474,16 @@ def jupyter(
     The server also takes requests for other hosts (still on 127.0.0.1 only) and Chromium
     resolves ``INSECURE_HOST`` to 127.0.0.1, so a page can come as ``INSECURE_HOST`` too.
     """
-    from playwright.sync_api import sync_playwright
-
     app = request.param
     root = notebook_root(tmp_path_factory.mktemp(f"root-{app}"), NOTEBOOK, _cells)
-    with (
-        running_jupyter(app, root, jupyter_env,
-                        ["--ServerApp.allow_remote_access=True"]) as base_url,
-        sync_playwright() as pw,
-        chromium(pw, tmp_path_factory.mktemp(f"chromium-{app}"), fake_mic_wav,
-                 viewport={"width": 1280, "height": 900}, origin=base_url,
-                 extra_args=[f"--host-resolver-rules=MAP {INSECURE_HOST} 127.0.0.1"]) as context,
-    ):
-        jp = open_notebook(context.pages[0], app, base_url, root, NOTEBOOK)
+    with notebook_in_chromium(
+        app, root, NOTEBOOK, jupyter_env, tmp_path_factory.mktemp(f"chromium-{app}"),
+        fake_mic_wav, viewport={"width": 1280, "height": 900},
+        jupyter_args=["--ServerApp.allow_remote_access=True"],
+        chromium_args=[f"--host-resolver-rules=MAP {INSECURE_HOST} 127.0.0.1"],
+        screenshot_as=f"widgets-{app}.png",
+    ) as jp:
         jp.wait_for_file("ready", timeout_s=60)
         jp.page.wait_for_selector(".rtnb-mic-button", timeout=30_000)
         jp.page.wait_for_selector(".rtnb-player-stop", timeout=30_000)
-        try:
-            yield jp
-        finally:
-            screenshot(jp, f"widgets-{app}.png")
+        yield jp

@@ -17,7 +17,6 @@ screenshots of the final pages go to ``test-artifacts/panel-{lab,notebook}.png``
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -29,11 +28,8 @@ import pytest
 from .conftest import (
     ARTIFACTS,
     JupyterPage,
-    chromium,
+    notebook_in_chromium,
     notebook_root,
-    open_notebook,
-    running_jupyter,
-    screenshot,
 )
 
 pytestmark = pytest.mark.browser
@@ -76,26 +72,16 @@ def _diag():  # what the kernel knows, for the failure message when a turn does 
 def jp(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
        question_wav: Path, jupyter_env: dict[str, str]) -> Iterator[JupyterPage]:
     """A Jupyter server of ``app`` and Chromium on the panel notebook, all cells run."""
-    from playwright.sync_api import sync_playwright
-
     app = request.param
     root = notebook_root(tmp_path_factory.mktemp(f"panel-{app}"), NOTEBOOK, _cells)
-    with (
-        running_jupyter(app, root, jupyter_env) as base_url,
-        sync_playwright() as pw,
-        chromium(pw, tmp_path_factory.mktemp(f"chromium-panel-{app}"), question_wav,
-                 viewport={"width": 1400, "height": 1600}, origin=base_url) as context,
-    ):
-        page_ = open_notebook(context.pages[0], app, base_url, root, NOTEBOOK)
+    with notebook_in_chromium(
+        app, root, NOTEBOOK, jupyter_env, tmp_path_factory.mktemp(f"chromium-panel-{app}"),
+        question_wav, viewport={"width": 1400, "height": 1600}, screenshot_as=f"panel-{app}.png",
+    ) as page_:
         page_.wait_for_file("ready", timeout_s=90)
         page_.page.wait_for_selector(".rtnb-panel .rtnb-mic-button", timeout=30_000)
         page_.wait_for_kernel("print(s.state)", "connected", timeout_s=60)
-        try:
-            yield page_
-        finally:
-            with contextlib.suppress(Exception):  # JupyterLab's news prompt hides a corner
-                page_.page.get_by_role("button", name="No", exact=True).click(timeout=1000)
-            screenshot(page_, f"panel-{app}.png")
+        yield page_
 
 
 def turns(jp: JupyterPage) -> list[dict[str, Any]]:

@@ -18,11 +18,8 @@ import pytest
 
 from .conftest import (
     JupyterPage,
-    chromium,
+    notebook_in_chromium,
     notebook_root,
-    open_notebook,
-    running_jupyter,
-    screenshot,
 )
 
 pytestmark = pytest.mark.browser
@@ -63,21 +60,13 @@ task = asyncio.ensure_future(conversation())""",
 def lab(tmp_path_factory: pytest.TempPathFactory, jupyter_env: dict[str, str]
         ) -> Iterator[JupyterPage]:
     """JupyterLab on a notebook that shows a Timeline of a running Session (no microphone)."""
-    from playwright.sync_api import sync_playwright
-
     root = notebook_root(tmp_path_factory.mktemp("timeline-lab"), NOTEBOOK, _cells)
-    with (
-        running_jupyter("lab", root, jupyter_env) as base_url,
-        sync_playwright() as pw,
-        chromium(pw, tmp_path_factory.mktemp("chromium-timeline"), None,
-                 viewport={"width": 1280, "height": 900}, origin=base_url) as context,
-    ):
-        jp = open_notebook(context.pages[0], "lab", base_url, root, NOTEBOOK)
+    with notebook_in_chromium(
+        "lab", root, NOTEBOOK, jupyter_env, tmp_path_factory.mktemp("chromium-timeline"), None,
+        viewport={"width": 1280, "height": 900}, screenshot_as="timeline-lab.png",
+    ) as jp:
         jp.page.wait_for_selector(".rtnb-tl-canvas", timeout=60_000)
-        try:
-            yield jp
-        finally:
-            screenshot(jp, "timeline-lab.png")
+        yield jp
 
 
 def stats_of(jp: JupyterPage, widget: str, count: int, timeout_s: float = 20) -> dict[str, Any]:

@@ -19,7 +19,6 @@ The fallbacks (refused microphone, blocked UDP, insecure page) are in
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
 import time
@@ -31,11 +30,8 @@ import pytest
 
 from .conftest import (
     JupyterPage,
-    chromium,
+    notebook_in_chromium,
     notebook_root,
-    open_notebook,
-    running_jupyter,
-    screenshot,
     spoken_question_wav,
 )
 
@@ -96,26 +92,17 @@ panel""",
 @pytest.fixture(scope="module", params=["lab", "notebook"])
 def jp(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
        question_wav: Path, jupyter_env: dict[str, str]) -> Iterator[JupyterPage]:
-    from playwright.sync_api import sync_playwright
-
     app = request.param
     root = notebook_root(tmp_path_factory.mktemp(f"webrtc-{app}"), NOTEBOOK, _cells)
-    with (
-        running_jupyter(app, root, {**jupyter_env, "RTNB_TEST_KEY": KEY}) as base_url,
-        sync_playwright() as pw,
-        chromium(pw, tmp_path_factory.mktemp(f"chromium-webrtc-{app}"), question_wav,
-                 viewport={"width": 1400, "height": 1500}, origin=base_url,
-                 extra_args=["--disable-features=WebRtcHideLocalIpsWithMdns"]) as context,
-    ):
-        context.add_init_script(PC_SPY)
-        page_ = open_notebook(context.pages[0], app, base_url, root, NOTEBOOK)
+    with notebook_in_chromium(
+        app, root, NOTEBOOK, {**jupyter_env, "RTNB_TEST_KEY": KEY},
+        tmp_path_factory.mktemp(f"chromium-webrtc-{app}"), question_wav,
+        viewport={"width": 1400, "height": 1500},
+        chromium_args=["--disable-features=WebRtcHideLocalIpsWithMdns"], init_script=PC_SPY,
+        screenshot_as=f"webrtc-{app}.png",
+    ) as page_:
         page_.wait_for_file("ready", timeout_s=90)
-        try:
-            yield page_
-        finally:
-            with contextlib.suppress(Exception):
-                page_.page.get_by_role("button", name="No", exact=True).click(timeout=1000)
-            screenshot(page_, f"webrtc-{app}.png")
+        yield page_
 
 
 def wait_turn(jp: JupyterPage, session: str = "s", timeout_s: float = 60

@@ -30,11 +30,10 @@ from .conftest import (
     ARTIFACTS,
     INSECURE_HOST,
     JupyterPage,
-    chromium,
+    notebook_in_chromium,
     notebook_json,
     notebook_root,
     open_notebook,
-    running_jupyter,
 )
 from .test_webrtc_browser import KEY, NOTEBOOK, _setup
 
@@ -57,23 +56,19 @@ def fallback(tmp_path_factory: pytest.TempPathFactory, jupyter_env: dict[str, st
              ) -> Iterator[tuple[JupyterPage, Any, str]]:
     """JupyterLab with a Chromium that has a fake microphone device but no permission for it
     yet, and no UDP for WebRTC; the notebook shows an empty box the tests fill with panels."""
-    from playwright.sync_api import sync_playwright
-
     root = notebook_root(tmp_path_factory.mktemp("webrtc-fallback"), NOTEBOOK, _fallback_cells)
     (root / "insecure.ipynb").write_text(json.dumps(notebook_json(
         _insecure_cells(root / "out"))))
-    with (
-        running_jupyter("lab", root, {**jupyter_env, "RTNB_TEST_KEY": KEY},
-                        ["--ServerApp.allow_remote_access=True"]) as base_url,
-        sync_playwright() as pw,
-        chromium(pw, tmp_path_factory.mktemp("chromium-webrtc-fallback"), None,
-                 viewport={"width": 1400, "height": 1100}, origin=base_url,
-                 extra_args=["--use-fake-device-for-media-stream",
-                             f"--host-resolver-rules=MAP {INSECURE_HOST} 127.0.0.1"]) as context,
-    ):
-        page_ = open_notebook(context.pages[0], "lab", base_url, root, NOTEBOOK)
+    with notebook_in_chromium(
+        "lab", root, NOTEBOOK, {**jupyter_env, "RTNB_TEST_KEY": KEY},
+        tmp_path_factory.mktemp("chromium-webrtc-fallback"), None,
+        viewport={"width": 1400, "height": 1100},
+        jupyter_args=["--ServerApp.allow_remote_access=True"],
+        chromium_args=["--use-fake-device-for-media-stream",
+                       f"--host-resolver-rules=MAP {INSECURE_HOST} 127.0.0.1"],
+    ) as page_:
         page_.wait_for_file("ready", timeout_s=90)
-        yield page_, context, base_url
+        yield page_, page_.page.context, page_.base_url
 
 
 def _show_new_panel(jp: JupyterPage, name: str, ice_timeout_s: float = 10,
