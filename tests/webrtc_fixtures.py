@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fractions
 import json
 import time
 from typing import Any
@@ -22,9 +21,9 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame
 
 from realtime_nb.audio import Audio
+from realtime_nb.audio._webrtc import FRAME, RATE, FramePacer, frame_of, mono_float
 
-RATE = 48_000
-FRAME = 960
+__all__ = ["FRAME", "RATE", "Caller", "Microphone"]
 
 
 class Microphone(MediaStreamTrack):
@@ -35,8 +34,7 @@ class Microphone(MediaStreamTrack):
     def __init__(self) -> None:
         super().__init__()
         self._buf = np.zeros(0, np.int16)
-        self._t0: float | None = None
-        self._pts = 0
+        self._clock = FramePacer()
         self.spoken_until: float | None = None  # monotonic time the last queued sample left
 
     def say(self, audio: Audio) -> None:
@@ -48,23 +46,13 @@ class Microphone(MediaStreamTrack):
         return bool(len(self._buf))
 
     async def recv(self) -> AudioFrame:
-        if self._t0 is None:
-            self._t0 = time.monotonic()
-        else:
-            self._pts += FRAME
-            wait = self._t0 + self._pts / RATE - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
+        pts = await self._clock.next_pts()
         chunk, self._buf = self._buf[:FRAME], self._buf[FRAME:]
         if len(chunk) and not len(self._buf):
             self.spoken_until = time.monotonic()
         if len(chunk) < FRAME:
             chunk = np.concatenate([chunk, np.zeros(FRAME - len(chunk), np.int16)])
-        frame = AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = RATE
-        frame.pts = self._pts
-        frame.time_base = fractions.Fraction(1, RATE)
-        return frame
+        return frame_of(chunk, pts)
 
 
 class Caller:
@@ -110,8 +98,8 @@ class Caller:
                     frame = await track.recv()
                 except MediaStreamError:
                     return
-                pcm = frame.to_ndarray().reshape(-1, len(frame.layout.channels))
-                self.heard.append((time.monotonic(), pcm.mean(axis=1).astype(np.int16)))
+                mono = mono_float(frame) * 32768
+                self.heard.append((time.monotonic(), mono.astype(np.int16)))
 
         self._tasks.append(asyncio.ensure_future(listen()))
 

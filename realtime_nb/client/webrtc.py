@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fractions
 import ssl
 import time
 import urllib.error
@@ -32,6 +31,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 
+from realtime_nb.audio._webrtc import FRAME, RATE, FramePacer, frame_of, mono_float
+
 from .backend import Backend, Secret
 from .client_secrets import rest_base_url
 from .errors import RealtimeError
@@ -41,11 +42,6 @@ if TYPE_CHECKING:
 
 __all__ = ["KernelCall", "Received", "call_id_from_location", "calls_url", "hangup",
            "post_offer", "sideband_url"]
-
-#: Opus's rate and a 20 ms frame at it (what the kernel's outgoing track sends).
-_RATE = 48_000
-_FRAME = 960
-
 
 def calls_url(ws_url: str) -> str:
     """``POST`` target for SDP offers: ``https://host/v1/realtime/calls`` of a socket URL."""
@@ -147,13 +143,13 @@ class Received:
 
     @property
     def duration_ms(self) -> float:
-        return len(self.pcm16) / 2 / _RATE * 1000
+        return len(self.pcm16) / 2 / RATE * 1000
 
     def audio(self) -> Any:
         """Everything received as an :class:`~realtime_nb.audio.Audio` (48 kHz)."""
         from realtime_nb.audio import Audio
 
-        return Audio.from_pcm16(bytes(self.pcm16), _RATE)
+        return Audio.from_pcm16(bytes(self.pcm16), RATE)
 
 
 class KernelCall:
@@ -280,13 +276,10 @@ class KernelCall:
                 frame = await remote.recv()
             except MediaStreamError:
                 return
-            pcm = frame.to_ndarray()
-            channels = len(frame.layout.channels)
-            samples = (pcm.reshape(-1, channels) if frame.format.is_packed else pcm.T).astype(
-                np.float32).mean(axis=1) / 32768.0
-            if frame.sample_rate != _RATE:
+            samples = mono_float(frame)
+            if frame.sample_rate != RATE:
                 if resampler is None:
-                    resampler = StreamResampler(frame.sample_rate, _RATE)
+                    resampler = StreamResampler(frame.sample_rate, RATE)
                 samples = resampler.process(samples)
             loud = bool(len(samples)) and float(np.sqrt(np.mean(samples ** 2))) > 0.01
             if loud and quiet:
@@ -302,7 +295,7 @@ class KernelCall:
         from realtime_nb.audio import Audio, to_pcm16
 
         pcm = to_pcm16(audio, sample_rate) if not isinstance(audio, Audio) else audio.to_pcm16()
-        samples = Audio.from_pcm16(pcm, 24_000).resample(_RATE).samples
+        samples = Audio.from_pcm16(pcm, 24_000).resample(RATE).samples
         return await self.track.say(samples)
 
     async def close(self) -> None:
@@ -324,7 +317,6 @@ def _voice_track() -> Any:
     global _VOICE_TRACK
     if _VOICE_TRACK is None:
         from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-        from av import AudioFrame
 
         class _VoiceTrack(MediaStreamTrack):  # type: ignore[misc]
             kind = "audio"
@@ -333,8 +325,7 @@ def _voice_track() -> Any:
                 super().__init__()
                 self._pending = np.zeros(0, dtype=np.int16)
                 self._done: asyncio.Future[float] | None = None
-                self._start: float | None = None
-                self._pts = 0
+                self._clock = FramePacer()
 
             async def say(self, samples: np.ndarray) -> float:
                 if self._done is not None and not self._done.done():
@@ -347,28 +338,15 @@ def _voice_track() -> Any:
             async def recv(self) -> Any:
                 if self.readyState != "live":
                     raise MediaStreamError
-                now = time.monotonic()
-                if self._start is None:
-                    self._start = now
-                else:
-                    self._pts += _FRAME
-                    wait = self._start + self._pts / _RATE - now
-                    if wait > 0:
-                        await asyncio.sleep(wait)
-                    elif wait < -0.2:
-                        self._start = now - self._pts / _RATE
-                frame = np.zeros(_FRAME, dtype=np.int16)
-                take = self._pending[:_FRAME]
+                pts = await self._clock.next_pts()
+                frame = np.zeros(FRAME, dtype=np.int16)
+                take = self._pending[:FRAME]
                 frame[: len(take)] = take
                 self._pending = self._pending[len(take):]
                 if len(take) and not len(self._pending) and self._done is not None \
                         and not self._done.done():
                     self._done.set_result(time.monotonic())
-                out = AudioFrame.from_ndarray(frame.reshape(1, -1), format="s16", layout="mono")
-                out.sample_rate = _RATE
-                out.pts = self._pts
-                out.time_base = fractions.Fraction(1, _RATE)
-                return out
+                return frame_of(frame, pts)
 
         _VOICE_TRACK = _VoiceTrack
     return _VOICE_TRACK()

@@ -40,15 +40,12 @@ from typing import Any
 
 import numpy as np
 
+from realtime_nb.audio._webrtc import FRAME, RATE, FramePacer, frame_of, mono_float, opus_encoder
 from realtime_nb.protocol.state import new_id
 
 __all__ = ["Call", "answer", "parse_call_request", "speech_track", "webrtc_available"]
 
 logger = logging.getLogger(__name__)
-
-#: Samples per outgoing 20 ms frame at 48 kHz (Opus's native rate).
-_RATE = 48_000
-_FRAME = 960
 
 
 def webrtc_available() -> bool:
@@ -107,24 +104,7 @@ def _track_class() -> Any:
     if _TRACK_CLASS is not None:
         return _TRACK_CLASS
     from aiortc.mediastreams import MediaStreamTrack
-    from av import AudioFrame, CodecContext, Packet
-
-    def opus_encoder() -> Any:
-        codec = CodecContext.create("libopus", "w")
-        codec.bit_rate = 48_000
-        codec.format = "s16"
-        codec.layout = "mono"
-        codec.sample_rate = _RATE
-        codec.time_base = fractions.Fraction(1, _RATE)
-        codec.options = {"application": "voip"}
-        return codec
-
-    def frame_of(samples: np.ndarray, pts: int) -> Any:
-        out = AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
-        out.sample_rate = _RATE
-        out.pts = pts
-        out.time_base = fractions.Fraction(1, _RATE)
-        return out
+    from av import Packet
 
     class _SpeechTrack(MediaStreamTrack):  # type: ignore[misc]
         """Yields Opus packets it encodes itself (aiortc then only packs them): speech and
@@ -139,15 +119,14 @@ def _track_class() -> Any:
             super().__init__()
             self._on_idle = on_idle
             self._queue: deque[tuple[str, np.ndarray]] = deque()
-            self._start: float | None = None
-            self._pts = 0
-            self._silence = np.zeros(_FRAME, dtype=np.int16)
+            self._clock = FramePacer()
+            self._silence = np.zeros(FRAME, dtype=np.int16)
             self._encoder = opus_encoder()
             self._quiet_for = self.HANGOVER
             silent = opus_encoder()
             packets: list[Any] = []
             for i in range(3):
-                packets += silent.encode(frame_of(self._silence, i * _FRAME))
+                packets += silent.encode(frame_of(self._silence, i * FRAME))
             self._silent_packet = bytes(packets[-1])
             #: Response id -> monotonic time its first sample left (for latency figures).
             self.first_sent: dict[str, float] = {}
@@ -167,33 +146,24 @@ def _track_class() -> Any:
                 from aiortc.mediastreams import MediaStreamError
 
                 raise MediaStreamError
-            now = time.monotonic()
-            if self._start is None:
-                self._start = now
-            else:
-                self._pts += _FRAME
-                wait = self._start + self._pts / _RATE - now
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                elif wait < -0.2:  # the loop stalled: restart the clock rather than burst
-                    self._start = now - self._pts / _RATE
+            pts = await self._clock.next_pts()
             speaking = bool(self._queue)
             frame = self._next_samples()
             self._quiet_for = 0 if speaking else self._quiet_for + 1
             data = None
             if self._quiet_for <= self.HANGOVER:
-                encoded = self._encoder.encode(frame_of(frame, self._pts))
+                encoded = self._encoder.encode(frame_of(frame, pts))
                 data = bytes(encoded[0]) if encoded else None
             packet = Packet(data if data is not None else self._silent_packet)
-            packet.pts = self._pts
-            packet.time_base = fractions.Fraction(1, _RATE)
+            packet.pts = pts
+            packet.time_base = fractions.Fraction(1, RATE)
             return packet
 
         def _next_samples(self) -> np.ndarray:
             if not self._queue:
                 return self._silence
             parts: list[np.ndarray] = []
-            need = _FRAME
+            need = FRAME
             finished: list[str] = []
             while need and self._queue:
                 rid, samples = self._queue[0]
@@ -302,7 +272,7 @@ class Call:
             self.track.clear()
             return
         if pcm16_24k:
-            self.track.queue(response_id, Audio.from_pcm16(pcm16_24k, 24_000).resample(_RATE)
+            self.track.queue(response_id, Audio.from_pcm16(pcm16_24k, 24_000).resample(RATE)
                              .samples)
 
     def idle(self, response_id: str) -> bool:
@@ -409,13 +379,7 @@ class Call:
     def _to_input(self, frame: Any, core: Any) -> bytes:
         from realtime_nb.audio import StreamResampler, encode, format_rate, from_array
 
-        pcm = frame.to_ndarray()
-        channels = len(frame.layout.channels)
-        if frame.format.name not in ("s16", "s16p"):
-            raise ValueError(f"unexpected decoded audio format {frame.format.name}")
-        samples = pcm.reshape(-1, channels) if frame.format.is_packed else pcm.T
-        mono = samples.astype(np.float32).mean(axis=1) / 32768.0 if channels > 1 else (
-            samples.reshape(-1).astype(np.float32) / 32768.0)
+        mono = mono_float(frame)
         fmt = core.config["audio"]["input"]["format"]
         rate = format_rate(fmt)
         if self._in_rs is None or self._in_rate != rate or self._in_rs.in_rate != (
