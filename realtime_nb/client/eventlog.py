@@ -483,16 +483,7 @@ class EventLog(Sequence[LoggedEvent]):
                 if "audio" in rec and "b64" in rec:
                     remap[int(rec["audio"])] = log.audio.put(base64.b64decode(rec["b64"]))
                     continue
-                refs = tuple(remap[r] for r in rec.get("audio", ()) if r in remap)
-                event = rec["event"]
-                if refs and tuple(rec.get("audio", ())) != refs:
-                    event = _rewrite_refs(event, dict(zip(rec["audio"], refs, strict=False)))
-                refused = rec.get("refused")
-                entry = LoggedEvent(len(log.entries), float(rec["t"]), rec["direction"],
-                                    event.get("type", "?"), event, refs,
-                                    RealtimeError.from_dict(refused) if refused else None,
-                                    rec.get("note"))
-                log.entries.append(entry)
+                log.entries.append(restore_entry(rec, len(log.entries), remap))
         return log
 
     @classmethod
@@ -547,6 +538,22 @@ def _b64(payload: str) -> bytes:
         return base64.b64decode(payload)
     except (ValueError, TypeError):
         return payload.encode("utf-8", "replace")
+
+
+def restore_entry(rec: dict[str, Any], index: int, remap: dict[int, int]) -> LoggedEvent:
+    """The log entry of one exported event record (a JSONL line or a recorder's index line).
+
+    ``remap`` maps the audio ids of the export to the ids the audio got in the new log's store;
+    references to audio that was not restored are dropped.
+    """
+    refs = tuple(remap[r] for r in rec.get("audio", ()) if r in remap)
+    event = rec["event"]
+    if refs and tuple(rec.get("audio", ())) != refs:
+        event = _rewrite_refs(event, dict(zip(rec["audio"], refs, strict=False)))
+    refused = rec.get("refused")
+    return LoggedEvent(index, float(rec["t"]), rec["direction"], event.get("type", "?"), event,
+                       refs, RealtimeError.from_dict(refused) if refused else None,
+                       rec.get("note"))
 
 
 def _rewrite_refs(event: dict[str, Any], mapping: dict[int, int]) -> dict[str, Any]:

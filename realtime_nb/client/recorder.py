@@ -45,7 +45,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from .eventlog import AUDIO_FIELDS, FORMAT_NAME, LoggedEvent
+from .eventlog import AUDIO_FIELDS, FORMAT_NAME, LoggedEvent, restore_entry
 
 if TYPE_CHECKING:
     from .eventlog import EventLog
@@ -89,13 +89,36 @@ def _wire_type(fmt: Any) -> str:
     return kind if kind in _WAV else "audio/pcm"
 
 
-class _WavStream:
+class _RawStream:
+    """A file of raw audio bytes written as they arrive (``other.audio``: formats without WAV)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.f: BinaryIO = path.open("wb")
+        self.data_start = 0
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        """Append ``data``; return its offset from the start of the audio data."""
+        offset = self.size
+        self.f.write(data)
+        self.size += len(data)
+        return offset
+
+    def patch(self) -> None:
+        """Make what was written readable by others (nothing to do for raw bytes)."""
+
+    def close(self) -> None:
+        self.patch()
+        self.f.close()
+
+
+class _WavStream(_RawStream):
     """A WAV file written as audio arrives; sizes patched by :meth:`patch`."""
 
     def __init__(self, path: Path, wire_type: str) -> None:
+        super().__init__(path)
         tag, bits, rate, _ = _WAV[wire_type]
-        self.path = path
-        self.f: BinaryIO = path.open("wb")
         block = bits // 8
         fmt = struct.pack("<HHIIHH", tag, 1, rate, rate * block, block, bits)
         if tag != 1:
@@ -105,14 +128,7 @@ class _WavStream:
                        + struct.pack("<I", 0xFFFFFFFF))
         self.f.write(self.header)
         self.data_start = len(self.header)
-        self.size = 0
         self.patched = -1
-
-    def write(self, data: bytes) -> int:
-        offset = self.size
-        self.f.write(data)
-        self.size += len(data)
-        return offset
 
     def patch(self) -> None:
         if self.patched == self.size:
@@ -124,30 +140,6 @@ class _WavStream:
         self.f.write(struct.pack("<I", min(0xFFFFFFFF, self.size)))
         self.f.seek(end)
         self.patched = self.size
-
-    def close(self) -> None:
-        self.patch()
-        self.f.close()
-
-
-class _RawStream:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.f: BinaryIO = path.open("wb")
-        self.data_start = 0
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        offset = self.size
-        self.f.write(data)
-        self.size += len(data)
-        return offset
-
-    def patch(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self.f.close()
 
 
 class FlightRecorder:
@@ -170,7 +162,7 @@ class FlightRecorder:
         self._formats = formats or (lambda: ("audio/pcm", "audio/pcm"))
         self._queue: queue.SimpleQueue[tuple[LoggedEvent, str | None] | None] = (
             queue.SimpleQueue())
-        self._streams: dict[str, _WavStream | _RawStream] = {}
+        self._streams: dict[str, _RawStream] = {}
         self._written: set[int] = set()
         self._located: list[tuple[int, str, int]] = []  # written, not yet flushed
         self.events_written = 0
@@ -386,7 +378,6 @@ def read_recording(folder: str | os.PathLike[str], cls: type[EventLog] | None = 
     tuple is shortened). ``log.recovered`` says what was found: events, audio bytes, whether the
     folder was closed cleanly, and any damage skipped.
     """
-    from .errors import RealtimeError
     from .eventlog import EventLog
 
     folder = Path(folder)
@@ -422,17 +413,7 @@ def read_recording(folder: str | os.PathLike[str], cls: type[EventLog] | None = 
                 if len(data) == int(rec["nbytes"]):
                     remap[int(rec["audio"])] = log.audio.put(data)
                 continue
-            refs = tuple(remap[r] for r in rec.get("audio", ()) if r in remap)
-            event = rec["event"]
-            if refs and tuple(rec.get("audio", ())) != refs:
-                from .eventlog import _rewrite_refs
-
-                event = _rewrite_refs(event, dict(zip(rec["audio"], refs, strict=False)))
-            refused = rec.get("refused")
-            log.entries.append(LoggedEvent(
-                len(log.entries), float(rec["t"]), rec["direction"], event.get("type", "?"),
-                event, refs, RealtimeError.from_dict(refused) if refused else None,
-                rec.get("note")))
+            log.entries.append(restore_entry(rec, len(log.entries), remap))
     finally:
         for fp, _ in files.values():
             fp.close()
