@@ -1,7 +1,8 @@
 """Shared audio fixtures and helpers for tests/test_audio_*.py.
 
 tests/conftest.py registers this module as a plugin, so its fixtures reach every test module
-by name; import only the plain helpers (``tone``, ``to_int16``, ``correlation``, ...).
+by name; import only the plain helpers (``tone``, ``tone_pcm16``, ``to_int16``, ...). ``tone``
+is the one tone generator of the tests: the other fixture modules build theirs on it.
 
 Everything is made by the tests themselves, once per session: espeak-ng speech (Debian
 ``espeak-ng -w``), tones and noise with numpy, and container files encoded with PyAV (WAV in
@@ -38,6 +39,11 @@ def tone(freq: float, ms: float, rate: int, amp: float = 0.5, phase: float = 0.0
     """A float64 sine of ``ms`` milliseconds at ``rate``, amplitude ``amp`` (full scale = 1)."""
     t = np.arange(round(ms * rate / 1000)) / rate
     return amp * np.sin(2 * np.pi * freq * t + phase)
+
+
+def tone_pcm16(freq: float, ms: float, rate: int = 24_000, amp: float = 0.5) -> bytes:
+    """``tone`` as PCM16 little-endian mono bytes (scaled by ``to_int16``)."""
+    return to_int16(tone(freq, ms, rate, amp)).astype("<i2").tobytes()
 
 
 def noise(ms: float, rate: int, amp: float = 0.3, seed: int = 0) -> np.ndarray:

@@ -42,6 +42,7 @@ from typing import Any
 
 import av
 import numpy as np
+from audio_fixtures import tone
 from websockets.sync.client import ClientConnection, connect
 
 from realtime_nb.server import LocalServer
@@ -310,8 +311,7 @@ async def until(cond: Callable[[], Any], timeout: float = 10.0, what: str = "con
 
 def tone_f32(freq: float, seconds: float, rate: int, amp: float = 0.3) -> np.ndarray:
     """A float32 sine (full scale 1.0)."""
-    t = np.arange(round(seconds * rate)) / rate
-    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    return tone(freq, seconds * 1000, rate, amp).astype(np.float32)
 
 
 def dominant_hz(pcm16: bytes, rate: int = 24_000) -> float:

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import numpy as np
+from audio_fixtures import tone_pcm16
 
 FRAME = 768  # 32 ms at 24 kHz
 
@@ -37,8 +38,7 @@ class FakeVad:
 
 def tone(ms: int) -> bytes:
     """``ms`` of a 440 Hz tone as PCM16 24 kHz (loud: speech to :class:`FakeVad`)."""
-    n = ms * 24
-    return (np.sin(np.arange(n) * 2 * np.pi * 440 / 24000) * 10000).astype("<i2").tobytes()
+    return tone_pcm16(440, ms, 24_000, amp=10_000 / 32768)
 
 
 def silence(ms: int) -> bytes:

@@ -136,8 +136,8 @@ tone_params = st.fixed_dictionaries({
 
 
 def _tone(p: dict[str, float]) -> np.ndarray:
-    t = np.arange(int(p["n"])) / 24_000
-    return np.clip(p["amp"] * np.sin(2 * np.pi * p["freq"] * t + p["phase"]) + p["dc"], -1, 1)
+    x = tone(p["freq"], p["n"] * 1000 / 24_000, 24_000, p["amp"], p["phase"])
+    return np.clip(x + p["dc"], -1, 1)
 
 
 @settings(max_examples=300, deadline=None)

@@ -12,6 +12,7 @@ import time
 import av
 import numpy as np
 import pytest
+from audio_fixtures import to_int16, tone
 
 from realtime_nb.audio._webrtc import FRAME, RATE, FramePacer, frame_of, mono_float, opus_encoder
 
@@ -72,7 +73,7 @@ def test_a_frame_of_float_samples_is_refused() -> None:
 
 def test_the_opus_encoder_takes_the_frames_and_gives_packets() -> None:
     encoder = opus_encoder()
-    tone = (np.sin(np.arange(FRAME * 3) * 2 * np.pi * 440 / RATE) * 8000).astype(np.int16)
+    x = to_int16(tone(440, 60, RATE, amp=0.25))
     packets = [p for i in range(3)
-               for p in encoder.encode(frame_of(tone[i * FRAME:(i + 1) * FRAME], i * FRAME))]
+               for p in encoder.encode(frame_of(x[i * FRAME:(i + 1) * FRAME], i * FRAME))]
     assert packets and all(0 < p.size < 400 for p in packets)

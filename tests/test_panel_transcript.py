@@ -15,8 +15,8 @@ import re
 import wave
 from typing import Any
 
-import numpy as np
 import pytest
+from audio_fixtures import tone_pcm16
 from widget_comm import recording_comm
 
 from realtime_nb import Session
@@ -35,8 +35,7 @@ def feed(s: Session, **event: Any) -> None:
 
 
 def pcm(ms: int, level: int = 3000) -> bytes:
-    t = np.arange(RATE * ms // 1000) / RATE
-    return (level * np.sin(2 * np.pi * 330 * t)).astype("<i2").tobytes()
+    return tone_pcm16(330, ms, RATE, amp=level / 32768)
 
 
 def config(transcription: bool = True) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from audio_fixtures import stream_in_chunks
+from audio_fixtures import stream_in_chunks, to_int16, tone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,9 +23,7 @@ from realtime_nb.vad import (
 
 def _tone(ms: int, rate: int, dbfs: float) -> np.ndarray:
     """A 440 Hz sine whose RMS is ``dbfs``."""
-    t = np.arange(ms * rate // 1000) / rate
-    amplitude = 32768 * 10 ** (dbfs / 20) * np.sqrt(2)
-    return np.round(amplitude * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
+    return to_int16(tone(440, ms, rate, amp=10 ** (dbfs / 20) * np.sqrt(2)))
 
 
 def test_energy_vad_implements_the_speech_model_protocol() -> None:

@@ -10,6 +10,7 @@ import asyncio
 
 import numpy as np
 import pytest
+from audio_fixtures import tone_pcm16
 from widget_comm import RecordingComm, browser_msg, recording_comm
 
 from realtime_nb.audio import Audio, AudioError
@@ -21,8 +22,7 @@ pytestmark = pytest.mark.usefixtures("recording_comm")
 
 
 def _pcm(ms: int, rate: int = 24000) -> bytes:
-    t = np.arange(rate * ms // 1000) / rate
-    return (8000 * np.sin(2 * np.pi * 440 * t)).astype("<i2").tobytes()
+    return tone_pcm16(440, ms, rate, amp=8000 / 32768)
 
 
 def _comm(player: PlayerWidget) -> RecordingComm:
