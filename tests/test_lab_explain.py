@@ -35,6 +35,14 @@ async def _vad_session(url: str, phrase: Audio) -> Session:
     return s
 
 
+async def _append_unchecked_and_commit(session: Session, data: bytes) -> None:
+    """Append ``data`` in 9600-byte chunks past the client's own checks (``force``), as a
+    careless caller would, then commit: the mistake reaches the server."""
+    for i in range(0, len(data), 9600):
+        await session.append(data[i:i + 9600], force=True)
+    await session.commit(wait=True)
+
+
 def _roundtrip(session: Session, tmp_path: Path) -> lab.Causes:
     path = session.events.to_jsonl(tmp_path / "trace.jsonl")
     return lab.explain(path)
@@ -115,10 +123,7 @@ async def test_nothing_appended_after_a_manual_commit(lab_server: str, phrase: A
 async def test_float32_bytes_appended(lab_server: str, phrase: Audio, tmp_path: Path) -> None:  # noqa: F811
     async with Session(url=lab_server) as s:
         await s.update(turn_detection=None)
-        data = phrase.to_float32().astype("<f4").tobytes()
-        for i in range(0, len(data), 9600):
-            await s.append(data[i:i + 9600], force=True)
-        await s.commit(wait=True)
+        await _append_unchecked_and_commit(s, phrase.to_float32().astype("<f4").tobytes())
         causes = lab.explain(s)
         assert causes.codes == ["float32_audio"]
         assert "float32" in causes[0].message
@@ -146,10 +151,7 @@ async def test_float32_refused_locally_means_nothing_was_appended(
 async def test_44k1_pcm_appended_as_24k(lab_server: str, phrase: Audio, tmp_path: Path) -> None:  # noqa: F811
     async with Session(url=lab_server) as s:
         await s.update(turn_detection=None)
-        raw = phrase.resample(44100).to_pcm16()
-        for i in range(0, len(raw), 9600):
-            await s.append(raw[i:i + 9600], force=True)
-        await s.commit(wait=True)
+        await _append_unchecked_and_commit(s, phrase.resample(44100).to_pcm16())
         causes = lab.explain(s)
         assert causes.codes == ["wrong_sample_rate"]
         assert "slowed down" in causes[0].message

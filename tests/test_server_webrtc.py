@@ -65,6 +65,15 @@ async def sdk_dial(server: LocalServer, caller: Caller, session: dict | None = N
     await caller.answer(raw.content.decode(), raw.headers["location"])
 
 
+async def _ask_for_a_long_reply(caller: Caller, sentence: str) -> None:
+    """Send ``sentence`` four times as a user message and ask for a response: the local
+    server's reply to it plays for several seconds."""
+    await caller.send({"type": "conversation.item.create", "item": {
+        "type": "message", "role": "user",
+        "content": [{"type": "input_text", "text": sentence * 4}]}})
+    await caller.send({"type": "response.create"})
+
+
 async def test_a_spoken_turn_over_webrtc(server, caller, question, whisper):
     """Speech on the mic track → server VAD turn and transcript on the data channel; the reply
     is heard on the remote track (and says what the echo responder says), bracketed by
@@ -157,10 +166,8 @@ async def test_output_audio_buffer_clear_cuts_the_reply(server, caller):
     await sdk_dial(server, caller, {"type": "realtime", "audio": {"input": {
         "turn_detection": None}}})
     await caller.wait_for("session.created")
-    long = "This is a long answer that goes on and on for a good while, " * 4
-    await caller.send({"type": "conversation.item.create", "item": {
-        "type": "message", "role": "user", "content": [{"type": "input_text", "text": long}]}})
-    await caller.send({"type": "response.create"})
+    await _ask_for_a_long_reply(caller, "This is a long answer that goes on and on for a good "
+                                "while, ")
     started = await caller.wait_for("output_audio_buffer.started")
     await caller.wait_for("response.done")
     first = None
@@ -187,10 +194,8 @@ async def test_barge_in_clears_the_playing_reply(server, caller, question):
     the output buffer: output_audio_buffer.cleared for the reply that was playing."""
     await sdk_dial(server, caller)
     await caller.wait_for("session.created")
-    long = "Here is a very long story about a lighthouse keeper and the sea, " * 4
-    await caller.send({"type": "conversation.item.create", "item": {
-        "type": "message", "role": "user", "content": [{"type": "input_text", "text": long}]}})
-    await caller.send({"type": "response.create"})
+    await _ask_for_a_long_reply(caller, "Here is a very long story about a lighthouse keeper "
+                                "and the sea, ")
     started = await caller.wait_for("output_audio_buffer.started")
     await asyncio.sleep(0.5)
     mark = len(caller.events)
