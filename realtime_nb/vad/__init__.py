@@ -34,17 +34,19 @@ from realtime_nb.vad.segmenter import (
     TURN_AUDIO_MS,
     Segment,
     Segmenter,
-    SemanticVadSettings,
-    ServerVadSettings,
     SpeechStarted,
     SpeechStopped,
     TurnCheck,
-    TurnDetectionSettings,
     VadEvent,
     make_segmenter,
     neg_threshold,
     segment,
     segment_stepwise,
+)
+from realtime_nb.vad.settings import (
+    SemanticVadSettings,
+    ServerVadSettings,
+    TurnDetectionSettings,
     settings_from_wire,
 )
 from realtime_nb.vad.silero import (
