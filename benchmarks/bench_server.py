@@ -49,6 +49,12 @@ percentile.
 
 Run ``python benchmarks/bench_server.py``; the internal roles ``--clients`` (a load generator) and
 ``--serve-vad-only`` (the isolated-VAD server) are started by :func:`run` itself.
+
+Why one file of ~900 lines: this file is also the script its load-generator and server processes
+run (``main``), and ``bench_turn`` re-targets the same machinery by pointing it at its own file;
+keeping workload, processes, load generator and figures together keeps those roles in one
+import. Its sections: audio and expected events, processes, load generator, capacity ramp, turn
+latency, in-process costs.
 """
 
 from __future__ import annotations
