@@ -343,6 +343,34 @@ def notebook_in_chromium(
                 screenshot(jp, screenshot_as)
 
 
+@contextlib.contextmanager
+def page_in_chromium(
+    url: str,
+    profile_dir: Path,
+    fake_mic_wav: Path | None,
+    *,
+    viewport: dict[str, int],
+    screenshot_as: str,
+) -> Iterator[tuple[Any, list[str]]]:
+    """``chromium`` (the microphone granted to ``url``'s origin) with its page opened on ``url``
+    (any app server: marimo, Voila); yield the page and its console errors, collected from
+    before the load. The final page is saved as ``test-artifacts/screenshot_as`` on exit."""
+    from playwright.sync_api import sync_playwright
+
+    with (
+        sync_playwright() as pw,
+        chromium(pw, profile_dir, fake_mic_wav, viewport=viewport,
+                 origin=url.rstrip("/")) as context,
+    ):
+        page = context.pages[0]
+        console = collect_console(page)
+        page.goto(url, timeout=120_000)
+        try:
+            yield page, console
+        finally:
+            save_screenshot(page, screenshot_as)
+
+
 def collect_console(page: Any) -> list[str]:
     """A list that fills with ``page``'s console errors and uncaught page errors from now on
     (``"console.error: ..."``, ``"pageerror: ..."``)."""

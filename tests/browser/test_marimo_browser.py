@@ -30,9 +30,7 @@ from .conftest import (
     KNOWN_UNRELATED,
     REPO,
     _free_port,
-    chromium,
-    collect_console,
-    save_screenshot,
+    page_in_chromium,
     server_process,
 )
 
@@ -60,29 +58,22 @@ def running_marimo(notebook: Path, mode: str) -> Iterator[str]:
 @pytest.fixture(scope="module", params=["run", "edit"])
 def page(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
          question_wav: Path) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
     mode = request.param
     root = tmp_path_factory.mktemp(f"marimo-{mode}")
     notebook = root / "marimo_quickstart.py"
     shutil.copy(REPO / "notebooks" / "marimo_quickstart.py", notebook)
     with (
         running_marimo(notebook, mode) as url,
-        sync_playwright() as pw,
-        chromium(pw, tmp_path_factory.mktemp(f"chromium-marimo-{mode}"), question_wav,
-                 viewport={"width": 1280, "height": 1600}, origin=url.rstrip("/")) as context,
+        page_in_chromium(url, tmp_path_factory.mktemp(f"chromium-marimo-{mode}"), question_wav,
+                         viewport={"width": 1280, "height": 1600},
+                         screenshot_as=f"marimo-{mode}.png") as (pg, console),
     ):
-        pg = context.pages[0]
-        pg.console_errors = collect_console(pg)  # type: ignore[attr-defined]
-        pg.goto(url, timeout=120_000)
+        pg.console_errors = console  # type: ignore[attr-defined]
         if mode == "edit":  # the editor's own run-all button (the last one; each cell has one)
             run_all_in_editor(pg)
         pg.wait_for_selector(".rtnb-mic-button", timeout=120_000)
         pg.wait_for_selector(".rtnb-html-view:has-text('connected')", timeout=60_000)
-        try:
-            yield pg
-        finally:
-            save_screenshot(pg, f"marimo-{mode}.png")
+        yield pg
 
 
 def run_all_in_editor(page: Any, timeout_s: float = 90) -> None:

@@ -31,9 +31,7 @@ from .conftest import (
     KNOWN_UNRELATED,
     REPO,
     _free_port,
-    chromium,
-    collect_console,
-    save_screenshot,
+    page_in_chromium,
     server_process,
 )
 
@@ -95,10 +93,10 @@ def running_voila(notebook: Path, env: dict[str, str]) -> Iterator[str]:
 class VoilaPage:
     """The Voila page and the kernel snapshots its appended cell writes."""
 
-    def __init__(self, page: Any, out: Path) -> None:
+    def __init__(self, page: Any, out: Path, console: list[str]) -> None:
         self.page = page
         self.out = out
-        self.console = collect_console(page)
+        self.console = console
 
     def snap(self, timeout_s: float = 60) -> dict[str, Any]:
         path = self.out / "snap.json"
@@ -119,8 +117,6 @@ class VoilaPage:
 @pytest.fixture(scope="module")
 def voila(tmp_path_factory: pytest.TempPathFactory, question_wav: Path,
           jupyter_env: dict[str, str]) -> Iterator[VoilaPage]:
-    from playwright.sync_api import sync_playwright
-
     root = tmp_path_factory.mktemp("voila")
     out = root / "out"
     out.mkdir()
@@ -132,18 +128,14 @@ def voila(tmp_path_factory: pytest.TempPathFactory, question_wav: Path,
     nbformat.write(nb, path)
     with (
         running_voila(path, jupyter_env) as url,
-        sync_playwright() as pw,
-        chromium(pw, tmp_path_factory.mktemp("chromium-voila"), question_wav,
-                 viewport={"width": 1400, "height": 1600}, origin=url.rstrip("/")) as context,
+        page_in_chromium(url, tmp_path_factory.mktemp("chromium-voila"), question_wav,
+                         viewport={"width": 1400, "height": 1600},
+                         screenshot_as="voila-teaching-app.png") as (page, console),
     ):
-        vp = VoilaPage(context.pages[0], out)
-        vp.page.goto(url, timeout=120_000)
+        vp = VoilaPage(page, out, console)
         vp.page.wait_for_selector(".rtnb-panel .rtnb-mic-button", timeout=120_000)
         vp.wait_snap(lambda s: s["state"] == "connected", "a connected session")
-        try:
-            yield vp
-        finally:
-            save_screenshot(vp.page, "voila-teaching-app.png")
+        yield vp
 
 
 def test_page_shows_the_panel_and_no_code(voila: VoilaPage) -> None:
