@@ -25,6 +25,23 @@ def test_a_frame_is_20_ms_of_48_khz_mono_int16_stamped_with_its_pts() -> None:
     assert np.array_equal(frame.to_ndarray().reshape(-1), samples)
 
 
+def test_a_stereo_frame_keeps_its_level_through_aiortcs_stereo_conversion() -> None:
+    """aiortc's Opus encoder converts every frame to s16 stereo first; FFmpeg upmixes mono at
+    -3 dB, so a caller's speech would arrive at 0.71 of its level (enough to change what
+    Whisper hears). The stereo frame carries the samples unchanged on both channels."""
+    import av
+
+    samples = np.full(FRAME, 10_000, dtype=np.int16)
+    def through_aiortcs_conversion(frame: av.AudioFrame) -> np.ndarray:
+        to_stereo = av.AudioResampler(format="s16", layout="stereo", rate=RATE)
+        return to_stereo.resample(frame)[0].to_ndarray().reshape(-1)
+
+    mono = through_aiortcs_conversion(frame_of(samples, 0))
+    stereo = through_aiortcs_conversion(frame_of(samples, 0, stereo=True))
+    assert abs(int(mono[0]) - 7071) <= 1  # the loss the stereo frame avoids
+    assert np.array_equal(stereo, np.repeat(samples, 2))
+
+
 def test_the_pacer_releases_frames_at_real_time_pace() -> None:
     async def go() -> tuple[list[int], float]:
         pacer = FramePacer()

@@ -51,7 +51,9 @@ async def test_a_spoken_turn_over_a_kernel_call_is_mirrored_by_the_sideband(serv
         await session.wait_for("output_audio_buffer.stopped", timeout=30, since=mark)
         assert done["response"]["status"] == "completed"
         texts = list(session.transcripts.values())
-        assert "capital of france" in texts[0].lower()
+        # The question, as Whisper tiny.en hears it after Opus: on some takes of this espeak
+        # voice it hears "of France" as "and friends", so only the question's start is pinned.
+        assert "what is the capital" in texts[0].lower()
         assert texts[1].startswith("You said")
         types = [e.type for e in session.events.entries[mark:] if e.direction == "server"]
         assert "response.output_audio.delta" not in types

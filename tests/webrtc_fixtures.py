@@ -52,7 +52,7 @@ class Microphone(MediaStreamTrack):
             self.spoken_until = time.monotonic()
         if len(chunk) < FRAME:
             chunk = np.concatenate([chunk, np.zeros(FRAME - len(chunk), np.int16)])
-        return frame_of(chunk, pts)
+        return frame_of(chunk, pts, stereo=True)
 
 
 class Caller:

@@ -52,11 +52,22 @@ class FramePacer:
         return self.pts
 
 
-def frame_of(samples: np.ndarray, pts: int) -> Any:
-    """An ``av.AudioFrame`` of mono int16 ``samples`` at ``RATE``, stamped ``pts``."""
+def frame_of(samples: np.ndarray, pts: int, *, stereo: bool = False) -> Any:
+    """An ``av.AudioFrame`` of mono int16 ``samples`` at ``RATE``, stamped ``pts``.
+
+    ``stereo=True`` gives the same samples on both channels (packed ``s16`` stereo): use it for
+    a track that aiortc encodes. aiortc's Opus encoder first converts every frame to stereo, and
+    FFmpeg upmixes mono at the centre level (−3 dB), so a mono frame would reach the other side
+    at 0.71 of its level; a stereo frame passes unchanged. Our own encoder
+    (:func:`opus_encoder`) takes the mono frame as it is.
+    """
     from av import AudioFrame
 
-    out = AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+    if stereo:
+        out = AudioFrame.from_ndarray(np.repeat(samples, 2).reshape(1, -1), format="s16",
+                                      layout="stereo")
+    else:
+        out = AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
     out.sample_rate = RATE
     out.pts = pts
     out.time_base = fractions.Fraction(1, RATE)

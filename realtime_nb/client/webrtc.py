@@ -346,7 +346,7 @@ def _voice_track() -> Any:
                 if len(take) and not len(self._pending) and self._done is not None \
                         and not self._done.done():
                     self._done.set_result(time.monotonic())
-                return frame_of(frame, pts)
+                return frame_of(frame, pts, stereo=True)
 
         _VOICE_TRACK = _VoiceTrack
     return _VOICE_TRACK()
