@@ -37,6 +37,7 @@ import numpy as np
 from .buffer import COMMIT_MIN_MS, InputBuffer, bytes_per_ms, commit_empty_message
 from .config import default_session, merge_session
 from .events import validate_client_event
+from .images import decode_image_url, image_tokens
 from .mcp import allowed, fingerprint, mcp_tools, needs_approval, without_authorization
 from .schema import ProtocolError
 
@@ -113,6 +114,7 @@ class _Response:
     tools: list[dict[str, Any]] = field(default_factory=list)
     waiting_call: str | None = None  # an mcp_call item whose job this response waits for
     input_tokens: int = 0
+    input_image_tokens: int = 0
     output_text_tokens: int = 0
     output_audio_tokens: int = 0
     incomplete: bool = False
@@ -193,6 +195,9 @@ class SessionCore:
         self.items: list[dict[str, Any]] = []
         self._index: dict[str, dict[str, Any]] = {}
         self.item_audio: dict[str, bytes] = {}
+        #: Approximate image tokens of each item holding ``input_image`` parts (see
+        #: :func:`~realtime_nb.protocol.images.image_tokens`), counted when it is added.
+        self.item_image_tokens: dict[str, int] = {}
         self.responses: dict[str, _Response] = {}
         self.active_response: str | None = None
         self.assistant_audio_present = False
@@ -606,6 +611,7 @@ class SessionCore:
                 "previous_item_id",
             )
         item.setdefault("id", new_id("item"))
+        images = _check_images(item, "item")
         if not item["type"].startswith("mcp_"):  # the GA MCP items have neither field
             item["object"] = "realtime.item"
             item["status"] = "completed"
@@ -622,6 +628,8 @@ class SessionCore:
         if audio:
             self.item_audio[item["id"]] = audio
             self.jobs.append(Job("transcribe", self._transcribe_payload(item["id"], audio)))
+        if images:
+            self.item_image_tokens[item["id"]] = images
         self._item_added_done(item)
         if approval is not None:
             self._answer_approval(approval, item)
@@ -680,6 +688,7 @@ class SessionCore:
         self.items.remove(item)
         del self._index[item["id"]]
         self.item_audio.pop(item["id"], None)
+        self.item_image_tokens.pop(item["id"], None)
         self.emit("conversation.item.deleted", item_id=item["id"])
 
     def _on_response_create(self, ev: dict[str, Any]) -> None:
@@ -912,6 +921,10 @@ class SessionCore:
                 "new one.",
                 None,
             )
+        inline_images: dict[int, int] = {}  # index in response.input -> image tokens
+        for i, it in enumerate(params.get("input") or ()):
+            if it.get("type") != "item_reference":
+                inline_images[i] = _check_images(it, f"response.input[{i}]")
         cfg = self.config
         out_cfg = params.get("audio", {}).get("output", {})
         voice = out_cfg.get("voice", cfg["audio"]["output"]["voice"])
@@ -934,14 +947,20 @@ class SessionCore:
             self.active_response = resp.id
         if "input" in params:
             context = []
-            for it in params["input"]:
+            for i, it in enumerate(params["input"]):
                 if it.get("type") == "item_reference":
-                    context.append(copy.deepcopy(self._get_item(it["id"], "response.input")))
+                    ref = self._get_item(it["id"], "response.input")
+                    context.append(copy.deepcopy(ref))
+                    resp.input_image_tokens += self.item_image_tokens.get(ref["id"], 0)
                 else:
                     context.append(copy.deepcopy(it))
+                    resp.input_image_tokens += inline_images.get(i, 0)
         else:
             context = copy.deepcopy(self.items)
-        resp.input_tokens = sum(_tokens(json.dumps(it.get("content", ""))) for it in context)
+            resp.input_image_tokens = sum(self.item_image_tokens.get(it["id"], 0)
+                                          for it in context)
+        resp.input_tokens = sum(_tokens(json.dumps(_textual(it.get("content", ""))))
+                                for it in context)
         self.emit("response.created", response=self._response_object(resp))
         self.emit("rate_limits.updated", rate_limits=[
             {"name": "requests", "limit": 20000, "remaining": 19999, "reset_seconds": 0.003},
@@ -1189,12 +1208,14 @@ class SessionCore:
         if self.active_response == resp.id:
             self.active_response = None
         out_tokens = resp.output_text_tokens + resp.output_audio_tokens
+        in_tokens = resp.input_tokens + resp.input_image_tokens
         usage = {
-            "total_tokens": resp.input_tokens + out_tokens,
-            "input_tokens": resp.input_tokens,
+            "total_tokens": in_tokens + out_tokens,
+            "input_tokens": in_tokens,
             "output_tokens": out_tokens,
             "input_token_details": {"cached_tokens": 0, "text_tokens": resp.input_tokens,
-                                    "audio_tokens": 0, "image_tokens": 0,
+                                    "audio_tokens": 0,
+                                    "image_tokens": resp.input_image_tokens,
                                     "cached_tokens_details": {"text_tokens": 0, "audio_tokens": 0,
                                                               "image_tokens": 0}},
             "output_token_details": {"text_tokens": resp.output_text_tokens,
@@ -1454,6 +1475,30 @@ class SessionCore:
                 self.buffer.start_bytes = self._turn_start_bytes
                 self._commit(None, item_id=item_id, has_speech=False)
                 self.create_response({})
+
+
+def _check_images(item: dict[str, Any], path: str) -> int:
+    """Check every ``input_image`` part of a message item as the service would (see
+    :func:`~realtime_nb.protocol.images.decode_image_url`); return their approximate image
+    tokens (0 when there are none). Raises ProtocolError with ``param`` such as
+    ``item.content[1].image_url``."""
+    if item.get("type", "message") != "message":
+        return 0
+    tokens = 0
+    for i, part in enumerate(item.get("content") or ()):
+        if isinstance(part, dict) and part.get("type") == "input_image":
+            img = decode_image_url(part.get("image_url"), param=f"{path}.content[{i}].image_url",
+                                   detail=part.get("detail", "auto"))
+            tokens += image_tokens(img.width, img.height, img.detail)
+    return tokens
+
+
+def _textual(content: Any) -> Any:
+    """Content parts without their image data (images are counted as image tokens)."""
+    if not isinstance(content, list):
+        return content
+    return [{k: v for k, v in p.items() if k != "image_url"} if isinstance(p, dict)
+            and p.get("type") == "input_image" else p for p in content]
 
 
 def _part_event(part: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,14 @@ MCP server itself.
 * :class:`CallableResponder` / :func:`as_responder` plug any Python function in
   (``lambda text: text.upper()`` works).
 
+Images: user messages may carry ``input_image`` parts (PNG/JPEG data URLs, checked by the server
+before they get here). :attr:`ResponseRequest.images` gives every image of the request's
+conversation decoded (:class:`~realtime_nb.protocol.images.InputImage`: file bytes, MIME type,
+width, height, detail, item id) and :func:`latest_user_images` those of the last user message, so
+a responder that takes the request can look at them; a text-only function gets the text as
+before. The local server has no vision model: :class:`EchoResponder` says what it received
+(``You sent a 640×480 PNG image.``) and never describes the picture.
+
 Token counting here is approximate: one token per whitespace-separated word
 (:func:`approx_tokens`); ``max_output_tokens`` truncates the reply text to that many words and
 sets :attr:`Reply.truncated`, which the server reports as an ``incomplete`` response.
@@ -20,6 +28,7 @@ sets :attr:`Reply.truncated`, which the server reports as an ``incomplete`` resp
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import re
@@ -27,10 +36,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, get_type_hints, runtime_checkable
 
+from realtime_nb.protocol.images import InputImage, decode_image_url
+
 __all__ = [
     "CallableResponder",
     "EchoResponder",
     "FunctionCall",
+    "InputImage",
     "McpCall",
     "Reply",
     "Responder",
@@ -38,6 +50,8 @@ __all__ = [
     "approx_tokens",
     "arguments_for_schema",
     "as_responder",
+    "conversation_images",
+    "latest_user_images",
     "latest_user_text",
     "limit_reply",
 ]
@@ -53,12 +67,12 @@ class ResponseRequest:
 
     ``conversation`` holds GA wire-shaped items in order: ``message`` items (role ``system`` /
     ``user`` / ``assistant``; content parts ``input_text{text}``, ``input_audio{transcript}``,
-    ``output_text{text}``, ``output_audio{transcript}``), ``function_call{call_id, name,
-    arguments}``, ``function_call_output{call_id, output}`` and the MCP items
-    (``mcp_list_tools``, ``mcp_call{server_label, name, arguments, output, error}``,
-    ``mcp_approval_request``, ``mcp_approval_response{approval_request_id, approve, reason}``).
-    ``tools`` are GA function tools ``{"type": "function", "name", "description", "parameters"}``
-    and the tools of the session's MCP servers as listed (allowed ones only)
+    ``input_image{image_url, detail}``, ``output_text{text}``, ``output_audio{transcript}``),
+    ``function_call{call_id, name, arguments}``, ``function_call_output{call_id, output}`` and
+    the MCP items (``mcp_list_tools``, ``mcp_call{server_label, name, arguments, output,
+    error}``, ``mcp_approval_request``, ``mcp_approval_response{approval_request_id, approve,
+    reason}``). ``tools`` are GA function tools ``{"type": "function", "name", "description",
+    "parameters"}`` and the tools of the session's MCP servers as listed (allowed ones only)
     ``{"type": "mcp", "server_label", "name", "description", "input_schema", "annotations"}``:
     answer with an :class:`McpCall` to call one. ``tool_choice`` is ``"auto"``, ``"none"``,
     ``"required"``, ``{"type": "function", "name": ...}`` or ``{"type": "mcp", "server_label",
@@ -70,6 +84,17 @@ class ResponseRequest:
     tools: list[dict[str, Any]] = field(default_factory=list)
     tool_choice: ToolChoice = "auto"
     max_output_tokens: int | Literal["inf"] | None = None
+
+    @functools.cached_property
+    def images(self) -> list[InputImage]:
+        """Every image of :attr:`conversation`, in order, decoded (see
+        :func:`conversation_images`). Decoded on first access, then kept."""
+        return conversation_images(self.conversation)
+
+    @property
+    def latest_images(self) -> list[InputImage]:
+        """The images of the last user message (``[]`` if it has none)."""
+        return latest_user_images(self.conversation)
 
 
 @dataclass(frozen=True)
@@ -162,6 +187,41 @@ def latest_user_text(conversation: Sequence[dict[str, Any]]) -> str:
         if _is_message(item, "user"):
             return _message_text(item)
     return ""
+
+
+def _message_images(item: dict[str, Any]) -> list[InputImage]:
+    out = []
+    for i, part in enumerate(item.get("content") or []):
+        if isinstance(part, dict) and part.get("type") == "input_image":
+            out.append(decode_image_url(
+                part.get("image_url"), param=f"content[{i}].image_url",
+                detail=part.get("detail", "auto"), item_id=item.get("id")))
+    return out
+
+
+def conversation_images(conversation: Sequence[dict[str, Any]]) -> list[InputImage]:
+    """The ``input_image`` parts of the user messages in ``conversation``, decoded, in order.
+
+    Raises :class:`~realtime_nb.protocol.schema.ProtocolError` for a part that is not a PNG/JPEG
+    data URL (the server has refused those before a responder sees them)."""
+    return [img for item in conversation if _is_message(item, "user")
+            for img in _message_images(item)]
+
+
+def latest_user_images(conversation: Sequence[dict[str, Any]]) -> list[InputImage]:
+    """The images of the last user message, decoded (``[]`` if it has none)."""
+    for item in reversed(conversation):
+        if _is_message(item, "user"):
+            return _message_images(item)
+    return []
+
+
+def _images_sentence(images: Sequence[InputImage]) -> str:
+    """``You sent a 640×480 PNG image.`` / ``You sent 2 images: a 640×480 PNG and a ...``."""
+    if len(images) == 1:
+        return f"You sent a {images[0].describe()} image."
+    shown = [f"a {img.describe()}" for img in images]
+    return f"You sent {len(images)} images: {', '.join(shown[:-1])} and {shown[-1]}."
 
 
 def approx_tokens(text: str) -> int:
@@ -358,7 +418,9 @@ class EchoResponder:
     """A deterministic stand-in for the model.
 
     * Latest user turn → ``You said: "<what was heard>".`` (no speech heard →
-      "I did not catch that. Could you say it again?").
+      "I did not catch that. Could you say it again?"). A turn with images is acknowledged
+      first, by size and format only — ``You sent a 640×480 PNG image. You said: "..."`` — for
+      this responder has no vision and never pretends to describe a picture.
     * After ``function_call_output`` items → ``<name> returned <output>.`` for each; after MCP
       calls that ran → ``<name> returned <output>.`` / ``<name> failed: <error message>.``; after
       a denied approval → ``I did not run <name>: <reason>.``
@@ -410,6 +472,10 @@ class EchoResponder:
                 return self._call(best, utterance, words[best_end:])
             if must_call:
                 return self._call(tools[0], utterance, [])
+        images = latest_user_images(request.conversation) if trigger is not None else []
+        if images:
+            said = f' You said: "{utterance.strip()}".' if utterance.strip() else ""
+            return Reply(text=_images_sentence(images) + said)
         if not utterance.strip():
             return Reply(text=NO_SPEECH_REPLY)
         return Reply(text=f'You said: "{utterance.strip()}".')
@@ -534,9 +600,11 @@ class CallableResponder:
     """Wraps a plain function as a :class:`Responder`.
 
     By default the function receives the latest user turn's text (``""`` if none) — unless its
-    first parameter is annotated ``ResponseRequest``, in which case it gets the whole request;
-    force either with ``takes="text"`` or ``takes="request"``. It may return a ``str`` (the reply
-    text), a :class:`Reply`, a :class:`FunctionCall` or an :class:`McpCall`.
+    first parameter is annotated ``ResponseRequest``, in which case it gets the whole request
+    (its images are ``request.images`` / ``request.latest_images``); force either with
+    ``takes="text"`` or ``takes="request"`` (a lambda has no annotation: ``CallableResponder(
+    lambda r: f"{r.latest_images[0].width} wide", takes="request")``). It may return a
+    ``str`` (the reply text), a :class:`Reply`, a :class:`FunctionCall` or an :class:`McpCall`.
     ``max_output_tokens`` is applied to the result. Thread safety is the wrapped function's.
     """
 
