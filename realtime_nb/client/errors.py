@@ -18,6 +18,7 @@ __all__ = [
     "BENIGN_CODES",
     "FATAL_CODES",
     "AudioWarning",
+    "ImageWarning",
     "ProtocolWarning",
     "RealtimeError",
     "RealtimeTimeout",
@@ -141,6 +142,10 @@ class RealtimeWarning(UserWarning):
 
 class AudioWarning(RealtimeWarning):
     """Audio that :func:`realtime_nb.audio.diagnose` flags: silence, clipping, too short, ..."""
+
+
+class ImageWarning(RealtimeWarning):
+    """A picture changed on its way out: downsized (or re-encoded) by ``Session.send_image``."""
 
 
 class ProtocolWarning(RealtimeWarning):

@@ -11,7 +11,11 @@ with the audio already sent.
 It also keeps the recordings: the audio appended between two commits becomes the committed user
 item's audio (``ItemState.audio()``), response audio deltas accumulate per assistant item, and
 transcripts accumulate per item (input transcription for user audio, output audio transcript or
-output text for assistant items). Items and recordings survive a reconnect (``ItemState.session_id``
+output text for assistant items). The pictures of user items (``input_image`` parts) are kept as
+the very data URL strings the Session sent and the event log holds — an echo of the same image
+from the server is replaced by that string, so a picture is held once; if the server's item
+comes back without its ``image_url`` the one sent is filled in — and ``ItemState.images``
+decodes them when asked. Items and recordings survive a reconnect (``ItemState.session_id``
 tells which server session an item belongs to). After a renewal (``Session(renew=True)``) the
 items carried into the new server session keep their state, recording and first ``session_id``;
 ``ItemState.carried_into`` lists the sessions they were re-created in.
@@ -107,6 +111,52 @@ class ItemState:
     approval_request_id: str | None = None
     approve: bool | None = None
     reason: str | None = None
+    _decoded: Any = field(default=None, repr=False)  # (image URLs, InputImages, thumbnails)
+
+    @property
+    def image_urls(self) -> list[str]:
+        """The data URLs of the item's ``input_image`` parts, in order (no copies)."""
+        return [p["image_url"] for p in (self.item.get("content") or ())
+                if isinstance(p, dict) and p.get("type") == "input_image"
+                and isinstance(p.get("image_url"), str)]
+
+    @property
+    def images(self) -> list[Any]:
+        """The item's pictures as :class:`~realtime_nb.protocol.images.InputImage` (bytes,
+        MIME type, size, detail), decoded on first use and kept until they change. Parts that
+        are not PNG/JPEG data URLs are left out."""
+        return self._image_cache()[1]
+
+    def thumbnail(self, max_side: int = 96) -> str | None:
+        """A small JPEG data URL of the item's first picture (for the transcript), made once;
+        None when the item has no picture."""
+        _urls, images, thumbs = self._image_cache()
+        if not images:
+            return None
+        if max_side not in thumbs:
+            thumbs[max_side] = _thumbnail(images[0], max_side)
+        return thumbs[max_side]
+
+    def _image_cache(self) -> tuple[list[str], list[Any], dict[int, str]]:
+        urls = self.image_urls
+        cached = self._decoded
+        if cached is not None and len(cached[0]) == len(urls) and all(
+                a is b or a == b for a, b in zip(cached[0], urls, strict=True)):
+            return cached
+        from realtime_nb.protocol.images import decode_image_url
+        from realtime_nb.protocol.schema import ProtocolError
+
+        images = []
+        for url, part in zip(urls, [p for p in self.item.get("content") or ()
+                                    if isinstance(p, dict) and p.get("type") == "input_image"
+                                    and isinstance(p.get("image_url"), str)], strict=True):
+            try:
+                images.append(decode_image_url(url, detail=part.get("detail", "auto"),
+                                               item_id=self.id))
+            except ProtocolError:
+                continue
+        self._decoded = (urls, images, {})
+        return self._decoded
 
     @property
     def audio_bytes(self) -> bytes:
@@ -168,6 +218,54 @@ class ItemState:
         audio = f" audio={self.duration_ms:.0f}ms" if self.audio_chunks else ""
         return (f"<Item {self.id} {self.role or self.type} {self.status}{audio} "
                 f"{what!r}>")
+
+
+def _share_images(item: dict[str, Any], sent: list[str]) -> dict[str, Any]:
+    """``item`` (from the server) holding the client's own image strings: an echoed
+    ``image_url`` equal to the one sent is replaced by it in place (one copy held, and the
+    event log's view of the event shares it); an ``input_image`` part without one gets it in a
+    copy of the item (the logged event stays as received)."""
+    content = item.get("content")
+    if not isinstance(content, list):
+        return item
+    k = 0
+    copied = False
+    for i, part in enumerate(content):
+        if not (isinstance(part, dict) and part.get("type") == "input_image"):
+            continue
+        if k >= len(sent):
+            break
+        url = part.get("image_url")
+        if isinstance(url, str):
+            if url is not sent[k] and url == sent[k]:
+                part["image_url"] = sent[k]
+        else:
+            if not copied:
+                item = {**item, "content": list(content)}
+                content = item["content"]
+                copied = True
+            content[i] = {**part, "image_url": sent[k]}
+        k += 1
+    return item
+
+
+def _thumbnail(image: Any, max_side: int) -> str:
+    """A JPEG data URL of ``image`` (an InputImage) fitting ``max_side`` × ``max_side``."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    img = image.to_pil()
+    img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+    if img.mode != "RGB":
+        rgba = img.convert("RGBA")
+        flat = Image.new("RGB", rgba.size, (255, 255, 255))
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        img = flat
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 @dataclass(eq=False)
@@ -302,6 +400,8 @@ class Mirror:
         # stores) — item recordings are views into them, so audio is held once.
         self._rec: deque[tuple[int, bytes]] = deque()
         self._created_audio: dict[str, tuple[bytes, dict[str, Any]]] = {}
+        # The data URLs of the input_image parts of the items this client created, in order.
+        self._created_images: dict[str, list[str]] = {}
         self._carrying: set[str] = set()  # item ids being re-created in a renewed session
         self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
             "session.created": self._on_session,
@@ -361,7 +461,9 @@ class Mirror:
                     item = ev.get("item") or {}
                     mirror.client_event({"type": entry.type, "item": {
                         "id": item.get("id"),
-                        "content": [{"audio": log.audio.get(r)} for r in entry.audio]}})
+                        "content": [{"audio": log.audio.get(r)} for r in entry.audio] + [
+                            p for p in item.get("content") or ()
+                            if isinstance(p, dict) and p.get("type") == "input_image"]}})
                 else:
                     mirror.client_event(ev)
             elif entry.direction == "local" and entry.type in _LOST:
@@ -471,6 +573,11 @@ class Mirror:
                 )
                 if audio:
                     self._created_audio[item["id"]] = (bytes(audio), self.input_format)
+                urls = [p["image_url"] for p in item.get("content") or ()
+                        if isinstance(p, dict) and p.get("type") == "input_image"
+                        and isinstance(p.get("image_url"), str)]
+                if urls:
+                    self._created_images[item["id"]] = urls
         elif etype == "session.update":
             # The server applies an update before the audio that follows it, so a change of
             # turn detection must count from here, not from the (later) session.updated echo.
@@ -676,6 +783,9 @@ class Mirror:
         self._take_recording(pos, pos)
 
     def _set_item(self, it: ItemState, item: dict[str, Any]) -> None:
+        sent = self._created_images.get(it.id)
+        if sent is not None:
+            item = _share_images(item, sent)
         it.item = item
         it.type = item.get("type", it.type)
         it.role = item.get("role", it.role)

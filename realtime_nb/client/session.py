@@ -9,6 +9,7 @@
         reply = await s.say("What is the capital of France?")
         print(reply.text)
         await s.send_audio("question.wav")               # any audio; converted, checked, chunked
+        await s.send_image("photo.jpg", text="What is this?", respond=True)   # a picture
         await s.wait_for("response.done")
         s.items, s.input_buffer_ms, s.usage, s.events   # the mirror and the log, always current
 
@@ -74,11 +75,13 @@ from realtime_nb.protocol import (
     to_wire,
     validate_client_event,
 )
+from realtime_nb.protocol.images import check_item_images
 
 from ._pcm import CapturedPCM16
 from .backend import WS_LOGGER, Backend, register_secret_headers, resolve_backend
 from .errors import (
     AudioWarning,
+    ImageWarning,
     ProtocolWarning,
     RealtimeError,
     RealtimeTimeout,
@@ -1338,6 +1341,7 @@ class Session:
     def _validate(self, ev: dict[str, Any]) -> None:
         try:
             validate_client_event(ev)
+            _check_images(ev)
         except ProtocolError as exc:
             err = RealtimeError(exc.code, exc.message, param=exc.param, source="client",
                                 hint=hint_for(exc.code, exc.param, exc.message, ev),
@@ -1428,6 +1432,13 @@ class Session:
             if refs and isinstance(item, dict) and isinstance(item.get("id"), str):
                 self.mirror.client_event({"type": etype, "item": {"id": item["id"], "content": [
                     {"audio": self.events.audio.get(r)} for r in refs]}})
+            if isinstance(item, dict) and isinstance(item.get("id"), str) and any(
+                    isinstance(p, dict) and p.get("type") == "input_image"
+                    for p in item.get("content") or ()):
+                # the mirror keeps the very data URL strings the log view holds (no copy)
+                self.mirror.client_event({"type": etype, "item": {"id": item["id"], "content": [
+                    p for p in item["content"] if isinstance(p, dict)
+                    and p.get("type") == "input_image"]}})
         elif etype == "session.update":
             session = ev.get("session")
             self._pending_updates.append((ev.get("event_id"), session if isinstance(
@@ -1676,6 +1687,9 @@ class Session:
         role: str = "user",
         audio: Any = None,
         sample_rate: int | None = None,
+        image: Any = None,
+        detail: str = "auto",
+        max_side: int = 2048,
         previous_item_id: Any = UNSET,
         wait: bool = False,
         timeout: float | None = 15.0,
@@ -1684,8 +1698,13 @@ class Session:
 
         ``item`` is a dict or wire dataclass (``MessageItem``, ``FunctionCallOutputItem``...),
         or use the shortcuts: ``text=`` (a ``role`` message with ``input_text``, or
-        ``output_text`` for the assistant) and/or ``audio=`` (a user ``input_audio`` part; any
-        audio source, converted to the session's input format). An item without ``id`` gets one
+        ``output_text`` for the assistant), ``audio=`` (a user ``input_audio`` part; any
+        audio source, converted to the session's input format) and/or ``image=`` (a user
+        ``input_image`` part with ``detail``; a path, image bytes, a PIL image or a numpy array,
+        prepared by :func:`~realtime_nb.client.images.prepare_image`: PNG/JPEG kept, other
+        formats re-encoded, pictures beyond ``max_side`` pixels downsized with an
+        :class:`~realtime_nb.client.errors.ImageWarning`; non-images refused with
+        ``invalid_image``), in that order. An item without ``id`` gets one
         (so that its events and recordings can be found). ``previous_item_id``: ``"root"`` to
         prepend, an id to insert after. Returns the event sent, or ``conversation.item.added``
         with ``wait``.
@@ -1699,8 +1718,10 @@ class Session:
                 data = self._convert_audio(audio, sample_rate)
                 content.append({"type": "input_audio",
                                 "audio": base64.b64encode(data).decode("ascii")})
+            if image is not None:
+                content.append((await self._prepare_image(image, max_side)).part(detail))
             if not content:
-                raise TypeError("create_item() needs an item, text= or audio=")
+                raise TypeError("create_item() needs an item, text=, audio= or image=")
             item = {"type": "message", "role": role, "content": content}
         item = _copy_json(_wire(item))
         if isinstance(item, dict) and "id" not in item:
@@ -1758,6 +1779,54 @@ class Session:
                     and (call is None or e.get("item_id") == call), timeout, since=mark)
             await self.create_response()
         return sent
+
+    async def send_image(
+        self,
+        image: Any,
+        *,
+        text: str | None = None,
+        detail: str = "auto",
+        respond: bool = False,
+        max_side: int = 2048,
+        wait: bool = False,
+        timeout: float | None = 15.0,
+        **response: Any,
+    ) -> dict[str, Any]:
+        """Put a picture into the conversation as a user message, with ``text`` beside it.
+
+        ``image`` is a path, image-file bytes (PNG/JPEG sent as they are, other formats
+        re-encoded), a PIL image or a numpy ``uint8`` array ``H×W[×3|4]``; ``detail`` is
+        ``"auto"``, ``"low"`` or ``"high"``. Pictures larger than ``max_side`` pixels are
+        downsized (an :class:`~realtime_nb.client.errors.ImageWarning` says so); anything that
+        is not a picture raises :class:`RealtimeError` ``invalid_image`` before anything is
+        sent. Reading and encoding run in a worker thread, so the loop is never held.
+
+        With ``respond`` a ``response.create`` follows (keywords are its parameters, e.g.
+        ``output_modalities=["text"]``); await its end with ``wait_for("response.done")``. In
+        hands-free (server VAD) mode the next spoken turn answers it anyway. Returns the
+        ``conversation.item.create`` event sent (``conversation.item.added`` with ``wait``).
+        """
+        item_ev = await self.create_item(text=text, image=image, detail=detail,
+                                         max_side=max_side, wait=wait, timeout=timeout)
+        if respond:
+            await self.create_response(**response)
+        elif response:
+            raise TypeError(f"response parameters {sorted(response)} need respond=True")
+        return item_ev
+
+    async def _prepare_image(self, image: Any, max_side: int) -> Any:
+        """:func:`~realtime_nb.client.images.prepare_image` in a worker thread; a refusal is
+        reported like every other one, a change (downsized, re-encoded) is warned about."""
+        from .images import prepare_image
+
+        try:
+            prepared = await asyncio.to_thread(prepare_image, image, max_side=max_side)
+        except RealtimeError as err:
+            self._record_error(err, dispatch=True)
+            raise
+        if prepared.note:
+            warnings.warn(f"image {prepared.note}", ImageWarning, stacklevel=3)
+        return prepared
 
     async def retrieve_item(self, item_id: str, *, timeout: float | None = 15.0
                             ) -> dict[str, Any]:
@@ -2041,6 +2110,17 @@ def _prepare_audio(audio: Any, sample_rate: int | None, fmt: dict[str, Any], for
         return data, diagnose(pcm, 24000), None
     except AudioError as exc:
         raise _invalid_audio(exc) from exc
+
+
+def _check_images(ev: dict[str, Any]) -> None:
+    """Refuse the images of an item or inline response input as the local server does."""
+    etype = ev.get("type")
+    if etype == "conversation.item.create":
+        check_item_images(ev.get("item"), "item")
+    elif etype == "response.create":
+        body = ev.get("response")
+        for i, it in enumerate((body or {}).get("input") or () if isinstance(body, dict) else ()):
+            check_item_images(it, f"response.input[{i}]")
 
 
 def _invalid_audio(exc: Exception) -> RealtimeError:

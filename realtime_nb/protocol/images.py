@@ -34,6 +34,7 @@ from .schema import ProtocolError
 __all__ = [
     "IMAGE_MIME_TYPES",
     "InputImage",
+    "check_item_images",
     "data_url",
     "decode_image_url",
     "image_tokens",
@@ -169,6 +170,25 @@ def decode_image_url(
     if detail not in ("auto", "low", "high"):
         detail = "auto"
     return InputImage(data, mime, width, height, detail, item_id)
+
+
+def check_item_images(item: Any, path: str = "item") -> int:
+    """Check every ``input_image`` part of a message item (see :func:`decode_image_url`) and
+    return their approximate image tokens (:func:`image_tokens`; 0 when there are none).
+
+    Raises ProtocolError with ``param`` such as ``item.content[1].image_url`` (``path`` is the
+    item's own path: ``"item"``, or ``"response.input[0]"``). Used by the local server and by
+    the Session before sending, so both refuse the same images the same way.
+    """
+    if not isinstance(item, dict) or item.get("type", "message") != "message":
+        return 0
+    tokens = 0
+    for i, part in enumerate(item.get("content") or ()):
+        if isinstance(part, dict) and part.get("type") == "input_image":
+            img = decode_image_url(part.get("image_url"), param=f"{path}.content[{i}].image_url",
+                                   detail=part.get("detail", "auto"))
+            tokens += image_tokens(img.width, img.height, img.detail)
+    return tokens
 
 
 def _read_image(data: bytes, param: str) -> tuple[int, int, str]:

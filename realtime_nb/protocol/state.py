@@ -37,7 +37,7 @@ import numpy as np
 from .buffer import COMMIT_MIN_MS, InputBuffer, bytes_per_ms, commit_empty_message
 from .config import default_session, merge_session
 from .events import validate_client_event
-from .images import decode_image_url, image_tokens
+from .images import check_item_images
 from .mcp import allowed, fingerprint, mcp_tools, needs_approval, without_authorization
 from .schema import ProtocolError
 
@@ -611,7 +611,7 @@ class SessionCore:
                 "previous_item_id",
             )
         item.setdefault("id", new_id("item"))
-        images = _check_images(item, "item")
+        images = check_item_images(item, "item")
         if not item["type"].startswith("mcp_"):  # the GA MCP items have neither field
             item["object"] = "realtime.item"
             item["status"] = "completed"
@@ -924,7 +924,7 @@ class SessionCore:
         inline_images: dict[int, int] = {}  # index in response.input -> image tokens
         for i, it in enumerate(params.get("input") or ()):
             if it.get("type") != "item_reference":
-                inline_images[i] = _check_images(it, f"response.input[{i}]")
+                inline_images[i] = check_item_images(it, f"response.input[{i}]")
         cfg = self.config
         out_cfg = params.get("audio", {}).get("output", {})
         voice = out_cfg.get("voice", cfg["audio"]["output"]["voice"])
@@ -1475,22 +1475,6 @@ class SessionCore:
                 self.buffer.start_bytes = self._turn_start_bytes
                 self._commit(None, item_id=item_id, has_speech=False)
                 self.create_response({})
-
-
-def _check_images(item: dict[str, Any], path: str) -> int:
-    """Check every ``input_image`` part of a message item as the service would (see
-    :func:`~realtime_nb.protocol.images.decode_image_url`); return their approximate image
-    tokens (0 when there are none). Raises ProtocolError with ``param`` such as
-    ``item.content[1].image_url``."""
-    if item.get("type", "message") != "message":
-        return 0
-    tokens = 0
-    for i, part in enumerate(item.get("content") or ()):
-        if isinstance(part, dict) and part.get("type") == "input_image":
-            img = decode_image_url(part.get("image_url"), param=f"{path}.content[{i}].image_url",
-                                   detail=part.get("detail", "auto"))
-            tokens += image_tokens(img.width, img.height, img.detail)
-    return tokens
 
 
 def _textual(content: Any) -> Any:
