@@ -9,11 +9,14 @@
   capture (streaming mic or ipywebrtc ``RecorderCapture``), playback with barge-in, the
   ``TranscriptView``, ``SessionControls`` generated from the typed configuration, buffer gauge,
   usage, status. ``panel_for(session)`` gives a session's panel.
+- ``CameraWidget``: snapshots from the browser's camera as JPEG bytes (``on_snapshot``); the
+  panel's picture row holds one beside a file upload.
 - ``WebRTCCall``: the browser's side of a WebRTC call (microphone, playback, ``oai-events``
   data channel), started by the kernel with an ephemeral client secret; the panel of a
   ``Session(transport="webrtc")`` holds one.
 """
 
+from .camera import CameraWidget, Snapshot
 from .controls import SessionControls
 from .mic import MicChunk, MicStats, MicWidget
 from .panel import SessionPanel, panel_for
@@ -24,6 +27,7 @@ from .transcript import TranscriptView
 from .webrtc import WebRTCCall
 
 __all__ = [
+    "CameraWidget",
     "MicChunk",
     "MicStats",
     "MicWidget",
@@ -34,6 +38,7 @@ __all__ = [
     "Recording",
     "SessionControls",
     "SessionPanel",
+    "Snapshot",
     "StatsFuture",
     "Timeline",
     "TranscriptView",

@@ -56,6 +56,13 @@ How it drives the session (what the caller must know):
 * **MCP approvals.** Each pending ``mcp_approval_request`` gets a row under the transcript with
   Approve / Deny buttons (:meth:`SessionPanel.answer_approval`): the answer is sent, and once the
   approved call has run (at once after a denial) the panel asks for the response that uses it.
+* **Pictures.** The picture row sends an image into the conversation as a user message
+  (``Session.send_image``), with the text typed beside it if any: a file chosen in the upload
+  button (``accept="image/*"``; PNG/JPEG as they are, other formats re-encoded) or a snapshot of
+  the browser's camera (:class:`~realtime_nb.widgets.CameraWidget`: a JPEG of the camera's own
+  size). In hands-free mode (server VAD on) a response is asked for right after (once the
+  active one is done); in push-to-talk the picture waits for your next spoken turn. Both go
+  through the outbox; what was sent is listed in :attr:`SessionPanel.pictures`.
 * **Secrets.** The API key never reaches a widget: the panel shows ``session.url``, which masks
   credentials; over WebRTC the browser gets only the ephemeral secret, in one message.
 """
@@ -79,6 +86,7 @@ from realtime_nb.audio import Audio, chunks
 from realtime_nb.client.errors import BENIGN_CODES, RealtimeError
 
 from ._affinity import LoopAffinity
+from .camera import CameraWidget, Snapshot
 from .controls import OFF, SessionControls
 from .mic import MicChunk, MicWidget
 from .player import Played, PlayerWidget
@@ -144,6 +152,8 @@ PANEL_CSS = """
 .rtnb-note-error { color: var(--jp-error-color1, #c62828); }
 .rtnb-note-pending { color: var(--jp-ui-font-color2, #777); }
 .rtnb-ctl-note .widget-html-content { line-height: 1.3; font-size: 0.92em; white-space: normal; }
+.rtnb-picture-row { gap: 8px; }
+.rtnb-picture-label { font-weight: 600; font-size: var(--jp-ui-font-size1, 13px); }
 .rtnb-usage { color: var(--jp-ui-font-color2, #555); font-size: var(--jp-ui-font-size1, 13px);
   font-variant-numeric: tabular-nums; }
 </style>
@@ -413,6 +423,9 @@ class SessionPanel(widgets.VBox):
         self.errors: list[tuple[str, BaseException]] = []
         #: What barge-ins sent: dicts of item_id, audio_end_ms, reason, result.
         self.truncations: list[dict[str, Any]] = []
+        #: Pictures sent from the picture row: dicts of source ("upload: name" / "camera"),
+        #: item_id, mime_type, width, height, text, responded.
+        self.pictures: list[dict[str, Any]] = []
         self._outbox = _Outbox(self._action_failed, self._affinity)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._refresh_handle: asyncio.Handle | None = None
@@ -477,6 +490,21 @@ class SessionPanel(widgets.VBox):
         self.capture_row = widgets.HBox([self.capture_choice, *self.options.values()],
                                         layout=widgets.Layout(flex_flow="row wrap",
                                                               align_items="center"))
+        # --- pictures
+        self.picture_upload = widgets.FileUpload(
+            accept="image/*", multiple=False, description="Picture file", icon="image",
+            layout=widgets.Layout(width="auto"))
+        self.picture_upload.add_class("rtnb-picture-upload")
+        self.camera = CameraWidget()
+        self.picture_text = widgets.Text(
+            placeholder="text to send with the picture (optional)",
+            layout=widgets.Layout(width="280px"))
+        self.picture_text.add_class("rtnb-picture-text")
+        label = widgets.HTML('<span class="rtnb-picture-label">Picture</span>')
+        self.picture_row = widgets.HBox(
+            [label, self.picture_upload, self.picture_text, self.camera],
+            layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
+        self.picture_row.add_class("rtnb-picture-row")
         self.mode_note = widgets.HTML("")
         self.mode_note.add_class("rtnb-mode-note")
         self.gauge = widgets.HTML("")
@@ -517,6 +545,7 @@ class SessionPanel(widgets.VBox):
             self.capture_row,
             widgets.HBox([self.capture_box, self.player],
                          layout=widgets.Layout(flex_flow="row wrap", align_items="center")),
+            self.picture_row,
             self.mode_note,
             self.gauge,
             widgets.HBox([left, right], layout=widgets.Layout(flex_flow="row wrap",
@@ -538,6 +567,8 @@ class SessionPanel(widgets.VBox):
         self.mic.on_msg(on_loop(self._on_mic_msg))
         self.mic.observe(on_loop(self._on_mode), names="mode")
         self.player.on_played(on_loop(self._on_played))
+        self.picture_upload.observe(on_loop(self._on_upload), names="value")
+        self.camera.on_snapshot(self._on_snapshot)  # the camera calls it on this loop already
         self.player.observe(on_loop(self._on_playing), names="playing")
         selector = self.controls.inputs.get("audio.input.turn_detection")
         if selector is not None:
@@ -1041,6 +1072,45 @@ class SessionPanel(widgets.VBox):
 
         self._outbox.put("recorded take", send)
         self._dirty()
+
+    # ------------------------------------------------------------------ pictures
+    def send_picture(self, image: Any, source: str = "picture") -> None:
+        """Send ``image`` (anything ``Session.send_image`` takes) as the picture row does:
+        with the text typed beside it (then cleared), and a response in hands-free mode. Runs
+        through the outbox; failures show in the status line."""
+        text = self.picture_text.value.strip() or None
+        self.picture_text.value = ""
+        self._outbox.put(f"picture ({source})",
+                         lambda: self._send_picture(image, text, source))
+        self._dirty()
+
+    async def _send_picture(self, image: Any, text: str | None, source: str) -> None:
+        from realtime_nb.protocol.images import decode_image_url
+
+        ev = await self.session.send_image(image, text=text)
+        sent = decode_image_url(ev["item"]["content"][-1]["image_url"])
+        record = {"source": source, "item_id": ev["item"]["id"], "text": text,
+                  "mime_type": sent.mime_type, "width": sent.width, "height": sent.height,
+                  "responded": False}
+        self.pictures.append(record)
+        if not self._manual():
+            await self._respond()
+            record["responded"] = True
+
+    def _on_upload(self, change: Mapping[str, Any]) -> None:
+        """A file chosen in the upload button (ipywidgets 8: a tuple of dicts with ``name``
+        and ``content``)."""
+        files = change.get("new") or ()
+        if not files or self._closed:
+            return
+        upload = files[0]
+        data, name = bytes(upload["content"]), str(upload.get("name", "file"))
+        self.picture_upload.value = ()  # ready for the next file (this change is ignored)
+        self.send_picture(data, f"upload: {name}")
+
+    def _on_snapshot(self, snap: Snapshot) -> None:
+        if not self._closed:
+            self.send_picture(snap.data, "camera")
 
     # ------------------------------------------------------------------ modes
     def _on_mode(self, change: Mapping[str, Any]) -> None:

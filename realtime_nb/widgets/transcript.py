@@ -11,6 +11,9 @@ user recording and each finished assistant audio item gets a replay player
 MCP items have rows too: a server's tool list, each call with its arguments and output or error
 (or "running…" / "waiting for approval"), approval requests (pending, approved or denied) and
 the answers sent.
+A user item with a picture shows a small thumbnail of it (a JPEG data URL of at most 96 px, made
+once per item by the mirror, :meth:`~realtime_nb.client.ItemState.thumbnail`) and its size and
+format in the note.
 
 The view does not listen to the session itself: call :meth:`TranscriptView.refresh` (the panel
 does, at most ~10 times a second, batched). Refreshing is cheap: only rows whose text changed are
@@ -70,6 +73,10 @@ def item_text(item: Any, session: Any = None) -> tuple[str, str, str]:
                 note = "no words recognised"
             if item.duration_ms:
                 note = f"{_secs(item.duration_ms)} of audio" + (f" · {note}" if note else "")
+        images = item.images if item.image_urls else []
+        if images:
+            shown = ", ".join(f"{img.describe()} image" for img in images)
+            note = f"{shown} · {note}" if note else shown
         return "you", text, note
     text = item.transcript or item.text
     notes = []
@@ -215,8 +222,12 @@ class TranscriptView(widgets.VBox):
         cls = {"you": "user", "assistant": "assistant"}.get(who, "other")
         body = html.escape(text) if text else ""
         note_html = f' <span class="rtnb-turn-note">{html.escape(note)}</span>' if note else ""
+        thumb = it.thumbnail() if who == "you" and it.image_urls else None
+        thumb_html = (f'<img class="rtnb-turn-thumb" src="{thumb}" alt="picture sent" '
+                      'style="max-height:72px;max-width:96px;vertical-align:middle;'
+                      'margin:0 6px;border-radius:3px">' if thumb else "")
         return (f'<div class="rtnb-turn-{cls}" data-item-id="{html.escape(it.id)}">'
-                f'<span class="rtnb-turn-who">{html.escape(who)}</span> '
+                f'<span class="rtnb-turn-who">{html.escape(who)}</span> {thumb_html}'
                 f'<span class="rtnb-turn-text">{body}</span>{note_html}</div>')
 
     def _update_player(self, row: _Row, it: Any) -> bool:
