@@ -6,7 +6,8 @@ a comm buffer) and a camera snapshot (the CameraWidget's binary message) each re
 responder as the very image, with the text typed beside it; in hands-free mode a response is
 asked for, in push-to-talk it is not; a non-image upload shows in the status line without
 breaking the panel; the transcript shows a thumbnail and the picture's size for a user item
-with an image; the camera widget asks the browser for a snapshot with one custom message.
+with an image, and the usage line its image tokens; the camera widget asks the browser for a
+snapshot with one custom message.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ async def test_uploaded_file_with_its_text_reaches_the_responder_and_is_answered
     item = panel.session.items[record["item_id"]]
     assert item.text == "what is this?" and item.images[0].data == png
     assert panel.picture_text.value == "" and panel.picture_upload.value == ()
+    await until(lambda: "image 255" in panel.usage.value)  # 85 + 170 for one 512-px tile
 
 
 async def test_camera_snapshot_reaches_the_responder_as_the_same_jpeg(

@@ -5,7 +5,11 @@
 // undefined, [arrayBuffer]). render({model, el}) draws the buttons and a live preview only.
 // The kernel asks for a snapshot with a custom message {type: "snap"}; the button does the same.
 
-const STATE = new WeakMap(); // model -> {stream, video, listeners: Set<fn>} shared with render
+// initialize and render get different proxies of one model: they meet through a key kept in
+// the model's `_camera_key` trait (set in this page only) and this page-wide registry.
+const REGISTRY = new Map(); // key -> {stream, video, snap, listeners: Set<fn>}
+let counter = 0;
+const shared = (model) => REGISTRY.get(model.get("_camera_key"));
 
 /** Why the camera cannot work on this page at all, or "" if it may. */
 function insecureReason() {
@@ -41,8 +45,10 @@ function explainCameraError(err) {
 }
 
 function initialize({ model }) {
-  const state = { stream: null, video: null, opening: null, listeners: new Set() };
-  STATE.set(model, state);
+  const state = { stream: null, video: null, opening: null, snap: null, listeners: new Set() };
+  const key = `rtnb-camera-${++counter}-${Math.random().toString(36).slice(2)}`;
+  REGISTRY.set(key, state);
+  model.set("_camera_key", key);
 
   const setState = (attrs) => {
     for (const [k, v] of Object.entries(attrs)) model.set(k, v);
@@ -148,7 +154,7 @@ function initialize({ model }) {
     model.off("change:live", onLive);
     model.off("msg:custom", onMsg);
     close();
-    STATE.delete(model);
+    REGISTRY.delete(key);
   };
 }
 
@@ -159,7 +165,7 @@ function render({ model, el }) {
   const snapButton = document.createElement("button");
   snapButton.type = "button";
   snapButton.className = "rtnb-camera-snap";
-  snapButton.textContent = "📷 Snapshot";
+  snapButton.textContent = "Snapshot";
   snapButton.title = "Take a picture with the camera and send it into the conversation";
 
   const liveButton = document.createElement("button");
@@ -194,15 +200,15 @@ function render({ model, el }) {
     const msg = model.get("error");
     error.textContent = msg;
     error.style.display = msg ? "" : "none";
-    const shared = STATE.get(model);
-    const stream = live && shared && shared.stream ? shared.stream : null;
+    const state = shared(model);
+    const stream = live && state && state.stream ? state.stream : null;
     if (preview.srcObject !== stream) preview.srcObject = stream;
     preview.style.display = stream ? "" : "none";
   };
 
   const onSnap = () => {
-    const shared = STATE.get(model);
-    if (shared && shared.snap) shared.snap("button");
+    const state = shared(model);
+    if (state && state.snap) state.snap("button");
   };
   const onLive = () => {
     model.set("live", !model.get("live"));
@@ -213,13 +219,13 @@ function render({ model, el }) {
 
   const events = ["change:live", "change:status", "change:error"];
   for (const e of events) model.on(e, draw);
-  const shared = STATE.get(model);
-  if (shared) shared.listeners.add(draw);
+  const state = shared(model);
+  if (state) state.listeners.add(draw);
   draw();
 
   return () => {
     for (const e of events) model.off(e, draw);
-    if (shared) shared.listeners.delete(draw);
+    if (state) state.listeners.delete(draw);
     root.remove();
   };
 }

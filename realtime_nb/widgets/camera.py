@@ -76,6 +76,8 @@ class CameraWidget(anywidget.AnyWidget):
     quality = t.Float(0.85).tag(sync=True)
     status = t.Unicode("idle").tag(sync=True)
     error = t.Unicode("").tag(sync=True)
+    # Set by the page only: how its initialize() and render() find the camera they share.
+    _camera_key = t.Unicode("").tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

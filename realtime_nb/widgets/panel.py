@@ -302,7 +302,8 @@ def _fmt_int(n: Any) -> str:
 
 
 def usage_html(session: Any) -> str:
-    """The usage line: responses, token totals (with audio/text split), transcription tokens."""
+    """The usage line: responses, token totals (with the audio/text split, and image tokens
+    when there were any), transcription tokens."""
     usage = session.usage or {}
     n = sum(1 for r in session.responses.values() if r.done)
     inp = usage.get("input_token_details") or {}
@@ -310,7 +311,9 @@ def usage_html(session: Any) -> str:
     text = (f"<b>Usage</b> · {n} response{'s' if n != 1 else ''} · tokens in "
             f"{_fmt_int(usage.get('input_tokens', 0))} (audio "
             f"{_fmt_int(inp.get('audio_tokens', 0))}, text "
-            f"{_fmt_int(inp.get('text_tokens', 0))}, cached "
+            f"{_fmt_int(inp.get('text_tokens', 0))}"
+            + (f", image {_fmt_int(inp['image_tokens'])}" if inp.get("image_tokens") else "")
+            + ", cached "
             f"{_fmt_int(inp.get('cached_tokens', 0))}) · out "
             f"{_fmt_int(usage.get('output_tokens', 0))} (audio "
             f"{_fmt_int(out.get('audio_tokens', 0))}, text {_fmt_int(out.get('text_tokens', 0))})"
