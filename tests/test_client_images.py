@@ -159,6 +159,20 @@ async def test_send_image_reaches_the_responder_with_its_size(seen_server, tmp_p
     assert done["response"]["usage"]["input_token_details"]["image_tokens"] == 85
 
 
+async def test_a_picture_is_held_once_by_the_log_and_the_mirror(seen_server) -> None:
+    """The event sent, the server's two echoes in the log and the mirror's item all hold the
+    very same data URL string (a picture of megabytes is not kept three times)."""
+    async with Session(url=seen_server.url, record=False) as s:
+        ev = await s.send_image(image_bytes(300, 200, "PNG"))
+        await s.wait_for(lambda e: e.get("type") == "conversation.item.done"
+                         and e["item"]["id"] == ev["item"]["id"], timeout=10)
+        sent = ev["item"]["content"][0]["image_url"]
+        echoes = [e.event["item"]["content"][0]["image_url"] for e in s.events.server()
+                  if e.type in ("conversation.item.added", "conversation.item.done")]
+        assert len(echoes) == 2 and all(url is sent for url in echoes)
+        assert s.items[ev["item"]["id"]].image_urls[0] is sent
+
+
 async def test_image_inline_in_response_input_reaches_the_responder(seen_server) -> None:
     async with Session(url=seen_server.url, record=False) as s:
         await s.update(turn_detection=None)
@@ -193,3 +207,4 @@ async def test_bad_data_url_in_a_hand_made_item_is_refused_as_the_server_would(
                 await s.create_item(image_message("data:image/bmp;base64,Qk0="))
     assert (info.value.code, info.value.param, info.value.source) == (
         "invalid_value", "item.content[0].image_url", "client")
+    assert "send_image" in info.value.hint

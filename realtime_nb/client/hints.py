@@ -259,6 +259,10 @@ def _invalid_value(param: str | None, event: Any, message: str) -> str | None:
         if want:
             return (f"In GA a {role} message's content part type is {want}; 'text' and 'audio' "
                     "are beta names. Assistant audio items cannot be created by clients.")
+    if param.endswith(".image_url"):
+        return ("input_image takes a base64 data URL of a PNG or JPEG picture "
+                "('data:image/png;base64,...'), not a web URL or another format: "
+                "session.send_image(path_or_bytes_or_array) reads, converts and encodes it.")
     if param.endswith("transcription.model"):
         return "Use a transcription model such as 'gpt-4o-transcribe' or 'whisper-1'."
     if param.endswith("voice"):
