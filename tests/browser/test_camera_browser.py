@@ -8,7 +8,8 @@ the kernel as a comm buffer, the panel sends it into the conversation with the t
 hands-free) asks for a response. Pinned down: the kernel's responder sees a JPEG of exactly the
 size the page's camera track reports, with the typed text beside it; the transcript in the page
 shows the thumbnail and the answer; the camera is closed again after the snapshot; no console
-errors from our widgets. The page is kept as ``test-artifacts/camera-lab.png``.
+errors from our widgets. The page is kept as ``test-artifacts/camera-lab.png``. Served under a
+plain-http host name (not a secure context), the camera widget says why it cannot work.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from PIL import Image
 
 from .conftest import (
     ARTIFACTS,
+    INSECURE_HOST,
     JupyterPage,
     chromium,
+    notebook_json,
     notebook_root,
     open_notebook,
     running_jupyter,
@@ -76,10 +79,12 @@ def jp(tmp_path_factory: pytest.TempPathFactory, fake_mic_wav: Path,
 
     root = notebook_root(tmp_path_factory.mktemp("camera-lab"), NOTEBOOK, _cells)
     with (
-        running_jupyter("lab", root, jupyter_env) as base_url,
+        running_jupyter("lab", root, jupyter_env,
+                        ["--ServerApp.allow_remote_access=True"]) as base_url,
         sync_playwright() as pw,
         chromium(pw, tmp_path_factory.mktemp("chromium-camera"), fake_mic_wav,
-                 viewport={"width": 1400, "height": 1400}, origin=base_url) as context,
+                 viewport={"width": 1400, "height": 1400}, origin=base_url,
+                 extra_args=[f"--host-resolver-rules=MAP {INSECURE_HOST} 127.0.0.1"]) as context,
     ):
         context.grant_permissions(["camera", "microphone"], origin=base_url)
         page_ = open_notebook(context.pages[0], "lab", base_url, root, NOTEBOOK)
@@ -132,6 +137,39 @@ def test_snapshot_reaches_the_kernels_responder_as_a_jpeg_of_the_cameras_size(
     ARTIFACTS.mkdir(exist_ok=True)
     page.locator(".rtnb-panel").screenshot(path=str(ARTIFACTS / "camera-lab-panel.png"))
     print(f"\ncamera {camera[0]}×{camera[1]}: the responder saw {seen}")
+
+
+def test_camera_explains_an_insecure_page(jp: JupyterPage) -> None:
+    """Under a plain-http host name the Snapshot button explains: https or localhost, or
+    upload a file; the ``error`` trait reaches the kernel."""
+    name = "camera_insecure.ipynb"
+    error_file = jp.out / "camera_insecure_error.txt"
+    cells = [
+        "import pathlib\nfrom realtime_nb.widgets import CameraWidget\n"
+        "cam = CameraWidget()\n"
+        f"cam.observe(lambda ch: pathlib.Path({str(error_file)!r}).write_text(ch['new']), "
+        "names='error')\ncam"
+    ]
+    (jp.root / name).write_text(json.dumps(notebook_json(cells)))
+    port = jp.base_url.rsplit(":", 1)[1]
+    page = jp.page.context.new_page()
+    try:
+        open_notebook(page, "lab", f"http://{INSECURE_HOST}:{port}", jp.root, name)
+        assert page.evaluate("() => window.isSecureContext") is False
+        page.wait_for_selector(".rtnb-camera-snap", timeout=30_000)
+        page.click(".rtnb-camera-snap")
+        page.wait_for_selector(".rtnb-camera-error:has-text('secure page')", timeout=10_000)
+        text = page.inner_text(".rtnb-camera-error")
+        assert "https" in text and "localhost" in text and "picture file" in text, text
+        deadline = page.evaluate("() => performance.now()") + 10_000
+        while not (error_file.exists() and "secure page" in error_file.read_text()):
+            assert page.evaluate("() => performance.now()") < deadline, "error trait not synced"
+            page.wait_for_timeout(50)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "camera-insecure-lab.png"))
+    finally:
+        page.evaluate("() => window.jupyterapp.commands.execute('kernelmenu:shutdown')")
+        page.close()
 
 
 def test_no_console_errors_from_our_widgets(jp: JupyterPage) -> None:
