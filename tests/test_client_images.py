@@ -22,7 +22,8 @@ from PIL import Image
 from realtime_nb import RealtimeError, Session
 from realtime_nb.client.errors import ImageWarning
 from realtime_nb.client.images import prepare_image
-from realtime_nb.client.mirror import Mirror
+from realtime_nb.client.mirror import ItemState, Mirror
+from realtime_nb.client.renew import RenewPolicy, plan_carry
 from realtime_nb.protocol.images import decode_image_url
 from realtime_nb.server import LocalServer
 from realtime_nb.server.engines import CallableResponder, Engines
@@ -121,6 +122,26 @@ def test_thumbnail_is_a_small_jpeg_made_once() -> None:
     assert thumb is it.thumbnail()
     img = decode_image_url(thumb)
     assert (img.mime_type, img.width, img.height) == ("image/jpeg", 96, 72)
+
+
+def test_renewal_carries_the_pictures_of_user_messages() -> None:
+    """An image-only message is carried too (not dropped for "no text"); a picture counts
+    four characters per approximate image token against max_chars."""
+    url = image_url(64, 48)
+
+    def item(i: str, text: str) -> ItemState:
+        return ItemState(i, type="message", role="user", status="completed", text=text,
+                         in_conversation=True, item=image_message(url, text or None, "low", i))
+
+    plan = plan_carry([item("a", "look"), item("b", "")], RenewPolicy(max_chars=None))
+    assert [it["content"] for it in plan.items] == [
+        [{"type": "input_text", "text": "look"},
+         {"type": "input_image", "image_url": url, "detail": "low"}],
+        [{"type": "input_image", "image_url": url, "detail": "low"}]]
+    assert plan.items[1]["content"][0]["image_url"] is url  # shared, not copied
+    # 85 tokens -> 340 characters: only the newest item fits in 400
+    assert plan_carry([item("a", "look"), item("b", "")],
+                      RenewPolicy(max_chars=400)).carried == ["b"]
 
 
 # ------------------------------------------------------------------ against the local server

@@ -30,9 +30,11 @@ What happens at the seam (see :meth:`Session.renew`):
    stay valid, and the mirror shows each item once): user/system messages as ``input_text``
    (audio as its transcript), assistant messages as ``output_text`` (their audio transcript; cut
    proportionally when the item was truncated by a barge-in), ``function_call`` and
-   ``function_call_output`` items as they were. Audio itself is not carried.
+   ``function_call_output`` items as they were. Audio itself is not carried; the pictures of
+   user messages are (their ``input_image`` parts, after the text).
    **Limit:** the newest ``max_items`` items whose text fits in ``max_chars`` characters
-   (default 100 items, 24 000 characters, roughly 6 000 tokens); older items are dropped.
+   (default 100 items, 24 000 characters, roughly 6 000 tokens; a picture counts as four
+   characters per approximate image token); older items are dropped.
    Also dropped: items without text (user audio whose transcription was off or failed, empty
    assistant items), a ``function_call_output`` whose ``function_call`` did not make the cut,
    and items still in progress. The seam marker lists what was carried and what was dropped.
@@ -143,18 +145,36 @@ def _wire_item(it: ItemState) -> tuple[dict[str, Any] | None, str]:
     else:
         text = _text_of(it)
         part = "input_text"
-    if not text.strip():
+    images = [{"type": "input_image", "image_url": p["image_url"],
+               "detail": p.get("detail", "auto")}
+              for p in (it.item or {}).get("content") or ()
+              if role == "user" and isinstance(p, dict) and p.get("type") == "input_image"
+              and isinstance(p.get("image_url"), str)]
+    if not text.strip() and not images:
         return None, "no text (audio without a transcript)" if it.audio_chunks else "no text"
-    return {"type": "message", "id": it.id, "role": role,
-            "content": [{"type": part, "text": text}]}, ""
+    content = [{"type": part, "text": text}] if text.strip() else []
+    return {"type": "message", "id": it.id, "role": role, "content": content + images}, ""
 
 
 def _size(item: dict[str, Any]) -> int:
     if item["type"] == "message":
-        return sum(len(p["text"]) for p in item["content"])
+        return sum(len(p["text"]) if "text" in p else 4 * _image_tokens(p)
+                   for p in item["content"])
     if item["type"] == "function_call":
         return len(item["name"]) + len(item["arguments"])
     return len(item["output"])
+
+
+def _image_tokens(part: dict[str, Any]) -> int:
+    """Approximate tokens of an ``input_image`` part (0 when it is not a PNG/JPEG data URL)."""
+    from realtime_nb.protocol.images import decode_image_url, image_tokens
+    from realtime_nb.protocol.schema import ProtocolError
+
+    try:
+        img = decode_image_url(part["image_url"], detail=part.get("detail", "auto"))
+    except ProtocolError:
+        return 0
+    return image_tokens(img.width, img.height, img.detail)
 
 
 def plan_carry(items: Iterable[ItemState], policy: RenewPolicy) -> CarryPlan:
@@ -176,7 +196,7 @@ def plan_carry(items: Iterable[ItemState], policy: RenewPolicy) -> CarryPlan:
     chars = 0
     cut = False
     for wire in reversed(candidates):
-        size = _size(wire)
+        size = _size(wire) if policy.max_chars is not None else 0
         if cut or (policy.max_items is not None and len(kept) >= policy.max_items) or (
                 policy.max_chars is not None and chars + size > policy.max_chars):
             cut = True  # keep a contiguous tail: never a hole in the middle of the history
