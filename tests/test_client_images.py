@@ -74,6 +74,12 @@ def test_large_noisy_picture_is_downsized_and_sent_as_jpeg() -> None:
     assert prepared.note == "downsized from 3000×1500 to 2048×1024 (max_side=2048)"
 
 
+def test_a_large_jpeg_is_downsized_and_stays_a_jpeg() -> None:
+    prepared = prepare_image(image_bytes(4200, 2100, "JPEG"))
+    assert (prepared.width, prepared.height, prepared.mime_type) == (2048, 1024, "image/jpeg")
+    assert decode_image_url(prepared.part()["image_url"]).size == (2048, 1024)
+
+
 @pytest.mark.parametrize("bad", [b"", b"hello, not a picture", np.zeros((4, 4), np.float32),
                                  np.zeros((4, 4, 2), np.uint8), 3.5, "/no/such/picture.png"])
 def test_non_images_are_refused_with_invalid_image(bad) -> None:

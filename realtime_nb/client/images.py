@@ -9,15 +9,16 @@ and ``Session.create_item(image=...)`` use. It takes
 * a ``PIL.Image.Image``,
 * a numpy ``uint8`` array ``H×W`` (grey), ``H×W×3`` (RGB) or ``H×W×4`` (RGBA),
 
-and gives the PNG or JPEG bytes to send (the Realtime API takes those two only). Re-encoding
-chooses PNG (lossless), unless that PNG would exceed :data:`PNG_MAX_BYTES` — then JPEG at quality
-90, transparency flattened onto white. A picture larger than ``max_side`` pixels on its long side
-(2048 by default: GPT-4o's vision rule scales high-detail images down to fit 2048×2048 anyway;
-whether gpt-realtime does the same is UNCONFIRMED) is downsized first, and the returned
-:class:`PreparedImage` carries a ``note`` saying so (the Session also warns with
-:class:`~realtime_nb.client.errors.ImageWarning`). Anything that is not a picture is refused
-with :class:`~realtime_nb.client.errors.RealtimeError` code ``invalid_image``, before anything
-is sent.
+and gives the PNG or JPEG bytes to send (the Realtime API takes those two only).
+
+Re-encoding chooses PNG (lossless), unless that PNG would exceed :data:`PNG_MAX_BYTES` — then
+JPEG at quality 90, transparency flattened onto white; a downsized JPEG stays a JPEG. A picture
+larger than ``max_side`` pixels on its long side (2048 by default: GPT-4o's vision rule scales
+high-detail images down to fit 2048×2048 anyway; whether gpt-realtime does the same is
+UNCONFIRMED) is downsized first, and the returned :class:`PreparedImage` carries a ``note``
+saying so (the Session also warns with :class:`~realtime_nb.client.errors.ImageWarning`).
+Anything that is not a picture is refused with :class:`~realtime_nb.client.errors.RealtimeError`
+code ``invalid_image``, before anything is sent.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ def prepare_image(image: Any, *, max_side: int = MAX_SIDE) -> PreparedImage:
     if max_side < 16:
         raise ValueError(f"max_side must be at least 16 pixels, got {max_side}")
     source = "picture"
+    original: tuple[int, int] | None = None  # the size of an image file given as bytes
+    jpeg_source = False
     if isinstance(image, str | os.PathLike):
         path = os.fspath(image)
         try:
@@ -98,6 +101,10 @@ def prepare_image(image: Any, *, max_side: int = MAX_SIDE) -> PreparedImage:
         if mime is not None and max(size) <= max_side:
             return PreparedImage(image, mime, size[0], size[1])
         img = Image.open(io.BytesIO(image))
+        original, jpeg_source = size, mime == "image/jpeg"
+        if jpeg_source:  # decode at a reduced scale right away (JPEG's DCT scaling)
+            scale = max_side / max(size)
+            img.draft("RGB", (round(size[0] * scale), round(size[1] * scale)))
         note = "" if mime is not None else f"re-encoded from {fmt}"
     elif _is_pil(image):
         img, note = image, ""
@@ -109,14 +116,14 @@ def prepare_image(image: Any, *, max_side: int = MAX_SIDE) -> PreparedImage:
         img.load()
     except (OSError, ValueError, EOFError) as exc:
         raise _refuse(f"The {source} could not be decoded ({exc}).") from exc
-    w0, h0 = img.size
-    if max(w0, h0) > max_side:
+    w0, h0 = original or img.size
+    if max(img.size) > max_side or (w0, h0) != img.size:
         scale = max_side / max(w0, h0)
         size = (max(1, round(w0 * scale)), max(1, round(h0 * scale)))
-        img = img.resize(size, Image.Resampling.LANCZOS)
+        img = img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
         down = f"downsized from {w0}×{h0} to {size[0]}×{size[1]} (max_side={max_side})"
         note = f"{note}; {down}" if note else down
-    data, mime = _encode(img)
+    data, mime = _encode(img, photo=jpeg_source)
     return PreparedImage(data, mime, img.size[0], img.size[1], note)
 
 
@@ -151,16 +158,18 @@ def _from_array(arr: Any) -> Any:
     return Image.fromarray(np.ascontiguousarray(a), mode)
 
 
-def _encode(img: Any) -> tuple[bytes, str]:
-    """PNG, or JPEG (quality 90, alpha flattened onto white) when the PNG is too large."""
+def _encode(img: Any, photo: bool = False) -> tuple[bytes, str]:
+    """PNG, or JPEG (quality 90, alpha flattened onto white) when the PNG is too large or
+    the picture came as a JPEG (``photo``: a PNG of it would only be larger)."""
     from PIL import Image
 
     if img.mode not in ("1", "L", "LA", "RGB", "RGBA", "P"):
         img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
-    buf = io.BytesIO()
-    img.save(buf, "PNG", optimize=False)
-    if buf.tell() <= PNG_MAX_BYTES:
-        return buf.getvalue(), "image/png"
+    if not photo:
+        buf = io.BytesIO()
+        img.save(buf, "PNG", optimize=False, compress_level=1)
+        if buf.tell() <= PNG_MAX_BYTES:
+            return buf.getvalue(), "image/png"
     if img.mode in ("RGBA", "LA", "P"):
         rgba = img.convert("RGBA")
         flat = Image.new("RGB", rgba.size, (255, 255, 255))
