@@ -12,8 +12,10 @@ UNCONFIRMED (not observed on the service): the exact wording and code of the ref
 the Responses API's published ``Invalid '<param>'. Expected a base64-encoded data URL with an
 image MIME type ...`` messages, code ``invalid_value``); whether the service also accepts GIF or
 WebP (the Realtime reference names PNG and JPEG only, so only those are accepted here); its size
-limit for one image (none is documented; the local server's frame limit, 32 MiB, applies); and
-how it counts image tokens (:func:`image_tokens` is an approximation, see there).
+limit for one image (none is documented; the local server's frame limit, 32 MiB, applies); how
+it counts image tokens (:func:`image_tokens` is an approximation, see there); and whether its
+``conversation.item.added`` / ``.done`` echo the ``image_url`` (the local server echoes it as
+sent; the kernel-side mirror works either way).
 
 Pillow reads the images (only the header and the integrity check of :meth:`PIL.Image.Image.verify`:
 a PNG's chunk checksums, a JPEG's markers; pixels are decoded only when a caller asks for them).
