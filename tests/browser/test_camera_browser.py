@@ -139,6 +139,25 @@ def test_snapshot_reaches_the_kernels_responder_as_a_jpeg_of_the_cameras_size(
     print(f"\ncamera {camera[0]}×{camera[1]}: the responder saw {seen}")
 
 
+def test_preview_keeps_the_camera_open_across_snapshots_until_hidden(jp: JupyterPage) -> None:
+    """Preview shows the live camera; a snapshot then leaves it open (and is the second
+    picture of the conversation); Hide preview closes it."""
+    page = jp.page
+    page.click(".rtnb-panel .rtnb-camera-live")
+    jp.wait_for_kernel("print(panel.camera.status)", "live")
+    page.wait_for_function(
+        """() => { const v = document.querySelector('.rtnb-panel .rtnb-camera-preview');
+                   return !!v && v.style.display !== 'none' && v.videoWidth > 0; }""",
+        timeout=10_000)
+    page.click(".rtnb-panel .rtnb-camera-snap")
+    jp.wait_for_kernel("print(len(panel.pictures))", "2", timeout_s=20)
+    assert jp.execute("print(panel.camera.status)").strip() == "live"
+    page.click(".rtnb-panel .rtnb-camera-live")
+    jp.wait_for_kernel("print(panel.camera.status)", "idle")
+    assert page.evaluate("""() => document.querySelector('.rtnb-panel .rtnb-camera-preview')
+        .style.display""") == "none"
+
+
 def test_camera_explains_an_insecure_page(jp: JupyterPage) -> None:
     """Under a plain-http host name the Snapshot button explains: https or localhost, or
     upload a file; the ``error`` trait reaches the kernel."""
