@@ -77,6 +77,7 @@ class ResponseRequest:
     answer with an :class:`McpCall` to call one. ``tool_choice`` is ``"auto"``, ``"none"``,
     ``"required"``, ``{"type": "function", "name": ...}`` or ``{"type": "mcp", "server_label",
     "name"?}``. ``max_output_tokens`` is an int, ``"inf"`` or ``None`` (no limit).
+    :attr:`images` / :attr:`latest_images` give the pictures decoded.
     """
 
     instructions: str = ""
@@ -91,9 +92,9 @@ class ResponseRequest:
         :func:`conversation_images`). Decoded on first access, then kept."""
         return conversation_images(self.conversation)
 
-    @property
+    @functools.cached_property
     def latest_images(self) -> list[InputImage]:
-        """The images of the last user message (``[]`` if it has none)."""
+        """The images of the last user message (``[]`` if it has none), decoded once."""
         return latest_user_images(self.conversation)
 
 
