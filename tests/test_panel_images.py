@@ -16,6 +16,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import numpy as np
 import pytest
 from image_fixtures import image_bytes
 from widget_comm import RecordingComm, browser_msg, recording_comm
@@ -91,7 +92,7 @@ async def test_uploaded_file_with_its_text_reaches_the_responder_and_is_answered
     (record,) = panel.pictures
     assert record == {"source": "upload: chart.png", "item_id": record["item_id"],
                       "text": "what is this?", "mime_type": "image/png", "width": 200,
-                      "height": 100, "responded": True}
+                      "height": 100, "note": "", "responded": True}
     item = panel.session.items[record["item_id"]]
     assert item.text == "what is this?" and item.images[0].data == png
     assert panel.picture_text.value == "" and panel.picture_upload.value == ()
@@ -120,6 +121,17 @@ async def test_push_to_talk_sends_the_picture_without_asking_for_a_response(
     assert [p["responded"] for p in panel.pictures] == [False]
     await asyncio.sleep(0.2)
     assert replies(panel.session) == []
+
+
+async def test_a_very_large_picture_is_downsized_and_the_record_says_so(
+        server: LocalServer, panel: SessionPanel) -> None:
+    panel.send_picture(np.zeros((100, 3000, 3), np.uint8), "array")
+    await panel.idle()
+    (record,) = panel.pictures
+    assert (record["width"], record["height"]) == (2048, 68)
+    assert record["note"] == "downsized from 3000×100 to 2048×68 (max_side=2048)"
+    await until(lambda: replies(panel.session))
+    assert replies(panel.session) == ["2048x68 image/png"]
 
 
 async def test_a_non_image_upload_is_shown_as_an_error_and_the_panel_goes_on(

@@ -427,7 +427,7 @@ class SessionPanel(widgets.VBox):
         #: What barge-ins sent: dicts of item_id, audio_end_ms, reason, result.
         self.truncations: list[dict[str, Any]] = []
         #: Pictures sent from the picture row: dicts of source ("upload: name" / "camera"),
-        #: item_id, mime_type, width, height, text, responded.
+        #: item_id, mime_type, width, height, note (downsized / re-encoded), text, responded.
         self.pictures: list[dict[str, Any]] = []
         self._outbox = _Outbox(self._action_failed, self._affinity)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -1079,22 +1079,31 @@ class SessionPanel(widgets.VBox):
     # ------------------------------------------------------------------ pictures
     def send_picture(self, image: Any, source: str = "picture") -> None:
         """Send ``image`` (anything ``Session.send_image`` takes) as the picture row does:
-        with the text typed beside it (then cleared), and a response in hands-free mode. Runs
-        through the outbox; failures show in the status line."""
+        with the text typed beside it (then cleared), and a response in hands-free mode.
+
+        The picture is read and encoded in a worker thread first (so the microphone's audio
+        queued in the outbox never waits for it), then sent through the outbox; failures (not a
+        picture: ``invalid_image``) show in the status line."""
+        from realtime_nb.client.images import prepare_image
+
         text = self.picture_text.value.strip() or None
         self.picture_text.value = ""
-        self._outbox.put(f"picture ({source})",
-                         lambda: self._send_picture(image, text, source))
+        label = f"picture ({source})"
+
+        async def prepare() -> None:
+            prepared = await asyncio.to_thread(prepare_image, image)
+            self._outbox.put(label, lambda: self._send_picture(prepared, text, source))
+
+        self._spawn(prepare(), label)
         self._dirty()
 
-    async def _send_picture(self, image: Any, text: str | None, source: str) -> None:
-        from realtime_nb.protocol.images import decode_image_url
-
-        ev = await self.session.send_image(image, text=text)
-        sent = decode_image_url(ev["item"]["content"][-1]["image_url"])
+    async def _send_picture(self, prepared: Any, text: str | None, source: str) -> None:
+        content = ([{"type": "input_text", "text": text}] if text else []) + [prepared.part()]
+        ev = await self.session.create_item({"type": "message", "role": "user",
+                                             "content": content})
         record = {"source": source, "item_id": ev["item"]["id"], "text": text,
-                  "mime_type": sent.mime_type, "width": sent.width, "height": sent.height,
-                  "responded": False}
+                  "mime_type": prepared.mime_type, "width": prepared.width,
+                  "height": prepared.height, "note": prepared.note, "responded": False}
         self.pictures.append(record)
         if not self._manual():
             await self._respond()
