@@ -61,8 +61,9 @@ How it drives the session (what the caller must know):
   button (``accept="image/*"``; PNG/JPEG as they are, other formats re-encoded) or a snapshot of
   the browser's camera (:class:`~realtime_nb.widgets.CameraWidget`: a JPEG of the camera's own
   size). In hands-free mode (server VAD on) a response is asked for right after (once the
-  active one is done); in push-to-talk the picture waits for your next spoken turn. Both go
-  through the outbox; what was sent is listed in :attr:`SessionPanel.pictures`.
+  active one is done); in push-to-talk the picture waits for your next spoken turn. The
+  picture is encoded in a worker thread, then sent through the outbox; what was sent is listed
+  in :attr:`SessionPanel.pictures`.
 * **Secrets.** The API key never reaches a widget: the panel shows ``session.url``, which masks
   credentials; over WebRTC the browser gets only the ephemeral secret, in one message.
 """
