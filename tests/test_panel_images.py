@@ -167,3 +167,13 @@ def test_camera_snap_asks_the_browser_with_one_custom_message() -> None:
     comm = cam.comm
     assert isinstance(comm, RecordingComm)
     assert comm.custom() == [({"type": "snap"}, [])]
+
+
+def test_marimo_view_shows_the_panels_camera() -> None:
+    """In marimo (anywidgets only) the camera is shown; its snapshots reach the same panel."""
+    from realtime_nb.widgets.marimo_view import marimo_panel
+
+    s = Session(url="ws://127.0.0.1:9/v1/realtime", record=False)
+    view = marimo_panel(s, timeline=False)
+    assert view.camera is view.panel.camera
+    assert view.view().text.count("marimo-anywidget") >= 8  # 5 mirrors, mic, player, camera

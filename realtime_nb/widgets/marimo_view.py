@@ -9,12 +9,15 @@ and lays out, with ``mo.vstack``:
 
 - the status line, mode note, input-buffer gauge, transcript and usage, each mirrored into an
   :class:`HTMLView` (a read-only anywidget whose ``value`` follows the panel part's HTML);
-- the :class:`~realtime_nb.widgets.MicWidget`, :class:`~realtime_nb.widgets.PlayerWidget` and the
-  event :class:`~realtime_nb.widgets.Timeline`, which are anywidgets already.
+- the :class:`~realtime_nb.widgets.MicWidget`, :class:`~realtime_nb.widgets.PlayerWidget`, the
+  :class:`~realtime_nb.widgets.CameraWidget` (its snapshots go into the conversation as in the
+  panel) and the event :class:`~realtime_nb.widgets.Timeline`, which are anywidgets already.
 
 Not shown in marimo (ipywidgets only): the live settings (``SessionControls``), the
-record-and-send path (ipywebrtc), the capture/processing check boxes and the transcript's replay
-players. Change settings from a cell instead — ``await session.update(...)``, or a
+record-and-send path (ipywebrtc), the capture/processing check boxes, the transcript's replay
+players, and the picture row's file upload and text box (pick a file with ``mo.ui.file`` and,
+in another cell, ``view.panel.send_picture(upload.contents())``). Change settings from a cell
+instead — ``await session.update(...)``, or a
 ``mo.ui.slider`` whose cell sends it (marimo re-runs that cell when the slider moves; see
 ``notebooks/marimo_quickstart.py``) — and set the browser's processing with
 ``marimo_panel(session, echo_cancellation=False, ...)``.
@@ -62,7 +65,7 @@ class MarimoPanel:
     """The marimo view of a Session's panel (see the module docstring).
 
     Attributes: ``panel`` (the :class:`SessionPanel` that does the work), ``mic``, ``player``,
-    ``timeline`` (its anywidgets), ``status``, ``mode_note``, ``gauge``, ``transcript``,
+    ``camera``, ``timeline`` (its anywidgets), ``status``, ``mode_note``, ``gauge``, ``transcript``,
     ``usage`` (:class:`HTMLView` mirrors of its HTML parts). Displaying it (the last expression
     of a cell) shows :meth:`view`; it needs ``marimo`` installed (the ``marimo`` extra).
     """
@@ -71,6 +74,7 @@ class MarimoPanel:
         self.panel = panel
         self.mic = panel.mic
         self.player = panel.player
+        self.camera = panel.camera
         self.timeline = panel.timeline
         self.status = self._mirror(panel.status)
         self.mode_note = self._mirror(panel.mode_note)
@@ -108,7 +112,8 @@ class MarimoPanel:
         ui = mo.ui.anywidget
         rows: list[Any] = [
             ui(self.status),
-            mo.hstack([ui(self.mic), ui(self.player)], justify="start", wrap=True),
+            mo.hstack([ui(self.mic), ui(self.player), ui(self.camera)], justify="start",
+                      wrap=True),
             ui(self.mode_note),
             ui(self.gauge),
             mo.md("**Conversation**"),

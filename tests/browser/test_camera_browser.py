@@ -10,6 +10,7 @@ size the page's camera track reports, with the typed text beside it; the transcr
 shows the thumbnail and the answer; the camera is closed again after the snapshot; no console
 errors from our widgets. The page is kept as ``test-artifacts/camera-lab.png``. Served under a
 plain-http host name (not a secure context), the camera widget says why it cannot work.
+(test_camera_marimo_browser.py: the same widget under marimo.)
 """
 
 from __future__ import annotations
@@ -38,6 +39,14 @@ from .conftest import (
 pytestmark = pytest.mark.browser
 
 NOTEBOOK = "camera.ipynb"
+#: The size the page's camera delivers for the widget's constraints (ideal 640×480).
+CAMERA_SIZE_JS = """async () => {
+    const stream = await navigator.mediaDevices.getUserMedia(
+        {video: {width: {ideal: 640}, height: {ideal: 480}}});
+    const s = stream.getVideoTracks()[0].getSettings();
+    stream.getTracks().forEach((t) => t.stop());
+    return [s.width, s.height];
+}"""
 TEXT = "What do you see?"
 
 
@@ -102,14 +111,7 @@ def jp(tmp_path_factory: pytest.TempPathFactory, fake_mic_wav: Path,
 def test_snapshot_reaches_the_kernels_responder_as_a_jpeg_of_the_cameras_size(
         jp: JupyterPage) -> None:
     page = jp.page
-    camera = page.evaluate(
-        """async () => {
-            const stream = await navigator.mediaDevices.getUserMedia(
-                {video: {width: {ideal: 640}, height: {ideal: 480}}});
-            const s = stream.getVideoTracks()[0].getSettings();
-            stream.getTracks().forEach((t) => t.stop());
-            return [s.width, s.height];
-        }""")
+    camera = page.evaluate(CAMERA_SIZE_JS)
     page.fill(".rtnb-panel .rtnb-picture-text input", TEXT)
     jp.wait_for_kernel("print(panel.picture_text.value)", TEXT)
     page.click(".rtnb-panel .rtnb-camera-snap")
