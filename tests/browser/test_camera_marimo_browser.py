@@ -26,6 +26,7 @@ app = marimo.App()
 
 @app.cell
 def _():
+    import json
     import pathlib
 
     import marimo as mo
@@ -34,8 +35,8 @@ def _():
 
     OUT = pathlib.Path({out!r})
     cam = CameraWidget()
-    cam.on_snapshot(lambda s: (OUT / "snap.json").write_text(
-        f'{{{{"width": {{s.width}}, "height": {{s.height}}, "size": {{len(s.data)}}}}}}'))
+    cam.on_snapshot(lambda s: (OUT / "snap.json").write_text(json.dumps(
+        {{"width": s.width, "height": s.height, "size": len(s.data), "magic": s.data[:3].hex()}})))
     view = mo.ui.anywidget(cam)
     view
     return
@@ -74,4 +75,5 @@ def test_camera_snapshot_under_marimo_run(tmp_path_factory: pytest.TempPathFacto
             page.wait_for_timeout(100)
         snap = json.loads((root / "snap.json").read_text())
         assert [snap["width"], snap["height"]] == camera and snap["size"] > 1000, snap
+        assert snap["magic"] == "ffd8ff", "a JPEG file"
         assert errors == []
