@@ -11,6 +11,7 @@ decodes it, and that a responder on the local server receives the picture a Sess
 
 from __future__ import annotations
 
+import asyncio
 import io
 import warnings
 
@@ -20,6 +21,7 @@ from image_fixtures import image_bytes, image_message, image_url
 from PIL import Image
 
 from realtime_nb import RealtimeError, Session
+from realtime_nb.client import EventLog
 from realtime_nb.client.errors import ImageWarning
 from realtime_nb.client.images import prepare_image
 from realtime_nb.client.mirror import ItemState, Mirror
@@ -198,6 +200,20 @@ async def test_a_picture_is_held_once_by_the_log_and_the_mirror(seen_server) -> 
                   if e.type in ("conversation.item.added", "conversation.item.done")]
         assert len(echoes) == 2 and all(url is sent for url in echoes)
         assert s.items[ev["item"]["id"]].image_urls[0] is sent
+
+
+async def test_pictures_survive_an_exported_trace_and_the_flight_recorder(
+        seen_server, tmp_path) -> None:
+    png = image_bytes(120, 80, "PNG")
+    async with Session(url=seen_server.url, record=tmp_path / "rec") as s:
+        ev = await s.send_image(png, text="keep me", wait=True)
+        await asyncio.sleep(0.2)
+        s.events.to_jsonl(tmp_path / "trace.jsonl")
+        folder = s.recording_folder
+    item_id = ev["item"]["id"]
+    for log in (EventLog.from_jsonl(tmp_path / "trace.jsonl"), EventLog.from_folder(folder)):
+        item = Mirror.from_log(log).items[item_id]
+        assert item.text == "keep me" and item.images[0].data == png
 
 
 async def test_image_inline_in_response_input_reaches_the_responder(seen_server) -> None:
