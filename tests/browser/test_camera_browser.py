@@ -143,7 +143,8 @@ def test_snapshot_reaches_the_kernels_responder_as_a_jpeg_of_the_cameras_size(
 
 def test_preview_keeps_the_camera_open_across_snapshots_until_hidden(jp: JupyterPage) -> None:
     """Preview shows the live camera; a snapshot then leaves it open (and is the second
-    picture of the conversation); Hide preview closes it."""
+    picture of the conversation); Hide preview closes it; ``camera.snap()`` from the kernel
+    takes a third (opening and closing the camera for it)."""
     page = jp.page
     page.click(".rtnb-panel .rtnb-camera-live")
     jp.wait_for_kernel("print(panel.camera.status)", "live")
@@ -158,6 +159,10 @@ def test_preview_keeps_the_camera_open_across_snapshots_until_hidden(jp: Jupyter
     jp.wait_for_kernel("print(panel.camera.status)", "idle")
     assert page.evaluate("""() => document.querySelector('.rtnb-panel .rtnb-camera-preview')
         .style.display""") == "none"
+    jp.execute("panel.camera.snap()")  # asked from the kernel: the same path, one message
+    jp.wait_for_kernel("print(len(panel.pictures), panel.camera.last.reason)", "3 kernel",
+                       timeout_s=20)
+    jp.wait_for_kernel("print(panel.camera.status)", "idle")
 
 
 def test_camera_explains_an_insecure_page(jp: JupyterPage) -> None:
