@@ -9,7 +9,30 @@
 // Lane rules are those of _lanes.build_lanes (same inputs, same groupings; tests compare both).
 // {type: "stats"} is answered with {type: "stats", count, updates, last_ms, median_ms, max_ms,
 // ...}: the JS time of each update (ingest of a batch + the redraw that shows it).
+//
+// The rooms of this file, in order (search for the "-----" headings):
+//   helpers           constants, binary search, formatting
+//   the store         Store: the events in seq order and the lane bookkeeping done per event
+//   marks             collapse (floods → one mark per type and bin) and lanesSummary (tests)
+//   the model side    ModelState: the kernel link (sync, holes, reset, stats) and the redraw
+//                     scheduler (requestAnimationFrame, update timings); initialize()
+//   a view            View: its DOM (toolbar, canvas, legend, details), the time window and the
+//                     interaction (pan, zoom, keys, hover, pin), describeHit (tooltip text)
+//   painters          one function per lane (frames, grid, local markers, event marks, speech,
+//                     input buffer, responses, errors, label strip); View.draw calls them in order
+//   render            render() and the module's default export
+//
+// Why one file of ~1250 lines (over the project's ~600): anywidget 0.11 loads `_esm` as ONE
+// module from a Blob URL (its loadEsm: `import(URL.createObjectURL(new Blob([esm])))`, or
+// `import(href)` for an http(s) URL), so a relative `import "./store.js"` has nothing to resolve
+// against. Splitting would need either a URL that serves the package's files (none in Jupyter
+// Server, Voila or marimo without a server extension, and none in the offline HTML export) or a
+// join step making the string the browser runs differ from the files on disk: the console's line
+// numbers would then point into a generated blob, and anywidget's hot reload (ANYWIDGET_HMR)
+// watches one file. The same single file also runs in timeline_html's offline page. So the rooms
+// are kept apart inside the file instead: each is a class or a few small named functions.
 
+// ------------------------------------------------------------------------------ helpers
 const ERR = "#d32f2f";
 const AUDIO_OUT = new Set(["response.output_audio.delta", "response.audio.delta"]);
 const LANE_ROWS = { c: 2, s: 4, l: 1 };
@@ -28,6 +51,7 @@ function seamLabel(oldId, newId) {
   return `renewed ${short(oldId)} → ${short(newId)}`;
 }
 
+// The ModelState of each widget model, by its _uid (lanesSummary looks them up).
 const STATES = new Map();
 
 function rowOf(d, k, cats) {
@@ -57,7 +81,37 @@ function median(values) {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
+function el(tag, cls, text) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function fmtT(t) {
+  return `${t.toFixed(3)} s`;
+}
+
+function niceStep(span, widthPx) {
+  const steps = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30,
+    60, 120, 300, 600, 900, 1800, 3600];
+  const target = span / Math.max(1, widthPx / 80);
+  return steps.find((s) => s >= target) || 7200;
+}
+
+function fmtTick(t, step) {
+  if (step >= 60 && t >= 60) {
+    const m = Math.floor(t / 60);
+    const s = Math.round(t - m * 60);
+    return `${m}:${String(s).padStart(2, "0")}`;
+  }
+  const dec = step >= 1 ? 0 : Math.min(3, Math.ceil(-Math.log10(step)));
+  return `${t.toFixed(dec)} s`;
+}
+
 // ------------------------------------------------------------------------------ the store
+// All events of the log in seq order, and the lanes kept up to date per event as batches
+// arrive (live, or history merged in place after live batches).
 class Store {
   constructor() {
     this.reset();
@@ -185,6 +239,7 @@ class Store {
   }
 }
 
+// ------------------------------------------------------------------------------ marks
 // Collapse events [i0, i1) into marks per lane (same rule as _lanes.collapse): events of a
 // lane with the same type in the same bin floor(t / binS) become one mark, even with other types
 // interleaved; events with an error never merge. visit(mark) is called in first-event order.
@@ -234,95 +289,116 @@ export function lanesSummary(uid, binS = null) {
   };
 }
 
-// ------------------------------------------------------------------------------ model side
-function initialize({ model }) {
-  const uid = model.get("_uid");
-  const st = {
-    model,
-    store: new Store(),
-    views: new Set(),
-    raf: 0,
-    ingestMs: 0,
-    pendingUpdate: false,
-    updates: [], // [events held, ms]
-    draws: [],
-    kernelNow: null,
-    nowAt: 0,
-    live: model.get("live"),
-    syncPending: false,
-    askedHole: "",
-    requestDraw: null,
-    now() {
-      if (!this.live || this.kernelNow === null) return null;
-      return this.kernelNow + (performance.now() - this.nowAt) / 1000;
-    },
-  };
-  STATES.set(uid, st);
+// ------------------------------------------------------------------------------ the model side
+// One per widget model, shared by all its views: the store, the link to the kernel (history
+// sync, holes, reset, stats) and the redraw scheduler (one requestAnimationFrame for all views,
+// with the timings {type: "stats"} reports).
+class ModelState {
+  constructor(model) {
+    this.model = model;
+    this.store = new Store();
+    this.views = new Set();
+    this.raf = 0;
+    this.ingestMs = 0;
+    this.pendingUpdate = false;
+    this.updates = []; // [events held, ms]
+    this.draws = [];
+    this.kernelNow = null;
+    this.nowAt = 0;
+    this.live = model.get("live");
+    this.syncPending = false;
+    this.askedHole = "";
+    this.frame = () => this.drawViews();
+    this.requestDraw = () => {
+      if (!this.raf) this.raf = requestAnimationFrame(this.frame);
+    };
+  }
 
-  const frame = () => {
-    st.raf = 0;
+  // The kernel's clock (seconds since the log started) while live, else null.
+  now() {
+    if (!this.live || this.kernelNow === null) return null;
+    return this.kernelNow + (performance.now() - this.nowAt) / 1000;
+  }
+
+  // -------------------------------------------------------------- redraw scheduling
+  drawViews() {
+    this.raf = 0;
     const t0 = performance.now();
-    for (const v of st.views) v.draw();
+    for (const v of this.views) v.draw();
     const drawMs = performance.now() - t0;
-    st.draws.push(drawMs);
-    if (st.draws.length > KEEP_TIMINGS) st.draws.splice(0, st.draws.length - KEEP_TIMINGS);
-    if (st.pendingUpdate && st.views.size) {
-      st.updates.push([st.store.events.length, st.ingestMs + drawMs]);
-      if (st.updates.length > KEEP_TIMINGS) st.updates.splice(0, st.updates.length - KEEP_TIMINGS);
-      st.ingestMs = 0;
-      st.pendingUpdate = false;
+    this.draws.push(drawMs);
+    if (this.draws.length > KEEP_TIMINGS) this.draws.splice(0, this.draws.length - KEEP_TIMINGS);
+    if (this.pendingUpdate && this.views.size) {
+      this.updates.push([this.store.events.length, this.ingestMs + drawMs]);
+      if (this.updates.length > KEEP_TIMINGS) this.updates.splice(0, this.updates.length - KEEP_TIMINGS);
+      this.ingestMs = 0;
+      this.pendingUpdate = false;
     }
-  };
-  st.requestDraw = () => {
-    if (!st.raf) st.raf = requestAnimationFrame(frame);
-  };
+  }
 
-  const sync = (from, to) => {
-    st.syncPending = true;
-    model.send(to === undefined ? { type: "sync", from } : { type: "sync", from, to });
-  };
+  // -------------------------------------------------------------- the kernel link
+  sync(from, to) {
+    this.syncPending = true;
+    this.model.send(to === undefined ? { type: "sync", from } : { type: "sync", from, to });
+  }
 
-  const onCustom = (msg) => {
+  onMessage(msg) {
     if (!msg || typeof msg !== "object") return;
     if (msg.type === "events") {
-      const t0 = performance.now();
-      if (typeof msg.now === "number") {
-        st.kernelNow = msg.now;
-        st.nowAt = t0;
-      }
-      if (typeof msg.live === "boolean") st.live = msg.live;
-      const hole = st.store.ingest(msg.events || []);
-      if (msg.sync && msg.final) st.syncPending = false;
-      // Ask for what is missing once per hole (the kernel has it all; a static page may not).
-      if (hole && !st.syncPending && st.askedHole !== `${hole}`) {
-        st.askedHole = `${hole}`;
-        sync(hole[0], hole[1]);
-      }
-      st.ingestMs += performance.now() - t0;
-      st.pendingUpdate = true;
-      st.requestDraw();
+      this.receiveEvents(msg);
     } else if (msg.type === "reset") {
-      st.store.reset();
-      st.syncPending = true; // the kernel sends the history right after a reset
-      st.requestDraw();
+      this.store.reset();
+      this.syncPending = true; // the kernel sends the history right after a reset
+      this.requestDraw();
     } else if (msg.type === "stats") {
-      const ms = st.updates.map((u) => u[1]);
-      const last = st.updates.length ? st.updates[st.updates.length - 1] : null;
-      model.send({
-        type: "stats",
-        count: st.store.events.length,
-        updates: st.updates.length,
-        last_ms: last ? last[1] : null,
-        median_ms: median(ms),
-        max_ms: ms.length ? Math.max(...ms) : null,
-        draws: st.draws.length,
-        draw_median_ms: median(st.draws),
-        draw_max_ms: st.draws.length ? Math.max(...st.draws) : null,
-        recent: st.updates.slice(-50),
-        views: st.views.size,
-      });
+      this.model.send(this.statsReply());
     }
-  };
+  }
+
+  receiveEvents(msg) {
+    const t0 = performance.now();
+    if (typeof msg.now === "number") {
+      this.kernelNow = msg.now;
+      this.nowAt = t0;
+    }
+    if (typeof msg.live === "boolean") this.live = msg.live;
+    const hole = this.store.ingest(msg.events || []);
+    if (msg.sync && msg.final) this.syncPending = false;
+    // Ask for what is missing once per hole (the kernel has it all; a static page may not).
+    if (hole && !this.syncPending && this.askedHole !== `${hole}`) {
+      this.askedHole = `${hole}`;
+      this.sync(hole[0], hole[1]);
+    }
+    this.ingestMs += performance.now() - t0;
+    this.pendingUpdate = true;
+    this.requestDraw();
+  }
+
+  statsReply() {
+    const ms = this.updates.map((u) => u[1]);
+    const last = this.updates.length ? this.updates[this.updates.length - 1] : null;
+    return {
+      type: "stats",
+      count: this.store.events.length,
+      updates: this.updates.length,
+      last_ms: last ? last[1] : null,
+      median_ms: median(ms),
+      max_ms: ms.length ? Math.max(...ms) : null,
+      draws: this.draws.length,
+      draw_median_ms: median(this.draws),
+      draw_max_ms: this.draws.length ? Math.max(...this.draws) : null,
+      recent: this.updates.slice(-50),
+      views: this.views.size,
+    };
+  }
+}
+
+function initialize({ model }) {
+  const uid = model.get("_uid");
+  const st = new ModelState(model);
+  STATES.set(uid, st);
+
+  const onCustom = (msg) => st.onMessage(msg);
   model.on("msg:custom", onCustom);
   const onLive = () => {
     st.live = model.get("live");
@@ -333,7 +409,7 @@ function initialize({ model }) {
   const ticker = setInterval(() => {
     if (st.live && [...st.views].some((v) => v.follow)) st.requestDraw();
   }, 250);
-  sync(0);
+  st.sync(0);
 
   return () => {
     model.off("msg:custom", onCustom);
@@ -345,34 +421,9 @@ function initialize({ model }) {
 }
 
 // ------------------------------------------------------------------------------ a view
-function el(tag, cls, text) {
-  const node = document.createElement(tag);
-  if (cls) node.className = cls;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function fmtT(t) {
-  return `${t.toFixed(3)} s`;
-}
-
-function niceStep(span, widthPx) {
-  const steps = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30,
-    60, 120, 300, 600, 900, 1800, 3600];
-  const target = span / Math.max(1, widthPx / 80);
-  return steps.find((s) => s >= target) || 7200;
-}
-
-function fmtTick(t, step) {
-  if (step >= 60 && t >= 60) {
-    const m = Math.floor(t / 60);
-    const s = Math.round(t - m * 60);
-    return `${m}:${String(s).padStart(2, "0")}`;
-  }
-  const dec = step >= 1 ? 0 : Math.min(3, Math.ceil(-Math.log10(step)));
-  return `${t.toFixed(dec)} s`;
-}
-
+// One per render(): its DOM (toolbar, canvas, legend, pinned details), the time window it
+// shows (following live or a fixed range) and the interaction that moves it; draw() paints a
+// frame with the painters below.
 class View {
   constructor(model, st, host) {
     this.model = model;
@@ -735,7 +786,33 @@ class View {
   }
 
   // -------------------------------------------------------------- drawing
+  // One frame: lay the lanes out and size the canvas (beginPaint), then the painters in
+  // drawing order (later ones paint over earlier ones); they collect the hover targets and the
+  // label strip's entries.
   draw() {
+    const P = this.beginPaint();
+    paintLaneFrames(P);
+    paintTimeGrid(P);
+    let errMarks = [];
+    let scale = null;
+    clipToPlot(P, () => {
+      paintLocalMarkers(P);
+      errMarks = paintEventMarks(P);
+      paintSpeech(P);
+      scale = paintInputBuffer(P);
+    });
+    paintBufferScale(P, scale);
+    clipToPlot(P, () => {
+      paintResponses(P);
+      paintErrors(P, errMarks);
+    });
+    paintLabelStrip(P);
+    this.hits = P.hits;
+    this.updateToolbar();
+  }
+
+  // The frame's layout and the paint context P every painter reads (and adds hits/labels to).
+  beginPaint() {
     const st = this.st;
     const store = st.store;
     const cats = this.model.get("_categories") || {};
@@ -743,16 +820,9 @@ class View {
     const fg = cs.color || "#222";
     const width = Math.max(200, Math.floor(this.wrap.clientWidth || 600));
     this.width = width;
-    const lanes = [
-      ["c", "client", LANE_ROWS.c * ROW_H + 4],
-      ["s", "server", LANE_ROWS.s * ROW_H + 4],
-      ["speech", "speech (VAD)", 18],
-      ["buffer", "input buffer", 46],
-      ["resp", "response audio", 22],
-    ];
     const top = {};
     let y = 22;
-    for (const [key, , h] of lanes) {
+    for (const [key, , h] of LANES) {
       top[key] = [y, y + h];
       y += h + 6;
     }
@@ -775,335 +845,19 @@ class View {
     this.drawnRange = [t0, t1];
     const [x0, x1] = this.plotX();
     const pxs = (x1 - x0) / (t1 - t0);
-    const X = (t) => x0 + (t - t0) * pxs;
-    const hits = [];
-    const labels = []; // [x, text, color, bold]: the strip above the lanes, errors first
-
-    // lane frames and labels
-    g.fillStyle = fg;
-    g.globalAlpha = 0.045;
-    for (const [key] of lanes) g.fillRect(x0, top[key][0], x1 - x0, top[key][1] - top[key][0]);
-    g.globalAlpha = 0.8;
-    g.textAlign = "right";
-    for (const [key, label] of lanes) g.fillText(label, x0 - 6, (top[key][0] + top[key][1]) / 2);
-    g.globalAlpha = 1;
-
-    // time grid and axis
-    const step = niceStep(t1 - t0, x1 - x0);
-    g.textAlign = "center";
-    g.strokeStyle = fg;
-    g.lineWidth = 1;
-    for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) {
-      const x = Math.round(X(t)) + 0.5;
-      g.globalAlpha = 0.1;
-      g.beginPath();
-      g.moveTo(x, top.c[0]);
-      g.lineTo(x, top.resp[1]);
-      g.stroke();
-      g.globalAlpha = 0.75;
-      g.fillText(fmtTick(Math.abs(t) < step / 1e6 ? 0 : t, step), x, top.resp[1] + 10);
-    }
-    g.globalAlpha = 1;
-
-    g.save();
-    g.beginPath();
-    g.rect(x0, 0, x1 - x0, height);
-    g.clip();
-
-    // local markers: dotted lines through all lanes
-    const locals = store.locals;
-    g.setLineDash([2, 3]);
-    g.strokeStyle = (cats.local && cats.local.color) || "#455a64";
-    g.fillStyle = g.strokeStyle;
-    g.textAlign = "left";
-    const localColor = g.strokeStyle;
-    for (let i = lowerBound(locals, t0, byT); i < locals.length && locals[i].t <= t1; i++) {
-      const x = Math.round(X(locals[i].t)) + 0.5;
-      const seam = locals[i].y === SEAM;
-      if (seam) { // a renewal seam: a solid boundary labelled with both session ids
-        g.setLineDash([]);
-        g.lineWidth = 2;
-        g.strokeStyle = SEAM_COLOR;
-      }
-      g.beginPath();
-      g.moveTo(x, 12);
-      g.lineTo(x, top.resp[1]);
-      g.stroke();
-      const p = locals[i].p || {};
-      labels.push([x + 3, seam ? seamLabel(p.old_session_id, p.new_session_id)
-        : locals[i].y.replace("realtime_nb.", ""), g.strokeStyle, false]);
-      if (seam) {
-        g.lineWidth = 1;
-        g.strokeStyle = localColor;
-        g.setLineDash([2, 3]);
-      }
-      hits.push({ kind: "mark", prio: 1, x0: x - 2, x1: x + 2, y0: 0, y1: top.resp[1],
-        m: { d: "l", y: locals[i].y, k: "local", t0: locals[i].t, t1: locals[i].t, count: 1,
-          seq0: locals[i].s, seq1: locals[i].s, i: lowerBound(store.events, locals[i].s, byS),
-          x: null } });
-    }
-    g.setLineDash([]);
-
-    // event lanes: collapsed marks of the visible events
-    const events = store.events;
-    const binS = BIN_PX / pxs;
-    const first = Math.floor(t0 / binS) * binS;
-    const i0 = lowerBound(events, first, byT);
-    const i1 = lowerBound(events, t1 + 1e-9, byT, i0);
-    const errMarks = [];
-    const marks = [];
-    collapse(events, i0, i1, binS, cats, (m) => { if (m.d !== "l") marks.push(m); });
-    // Adjacent marks of one type (a flood spread over several bins) are drawn as one bar
-    // labelled with its total count when it fits; each mark's own count is in its tooltip.
-    const runs = new Map();
-    const flush = (run) => {
-      g.fillStyle = run.color;
-      g.fillRect(run.x0, run.y, run.x1 - run.x0, ROW_H - 3);
-      const label = `×${run.count}`;
-      if (run.count > 1 && run.x1 - run.x0 >= label.length * CHAR_W + 4) {
-        g.fillStyle = "#fff";
-        g.textAlign = "center";
-        g.fillText(label, (Math.max(run.x0, x0) + Math.min(run.x1, x1)) / 2, run.y + (ROW_H - 3) / 2 + 0.5);
-      }
-    };
-    for (const m of marks) {
-      const [ly0] = top[m.d];
-      const mx0 = X(m.t0);
-      const mx1 = Math.max(X(m.t1), mx0 + 2);
-      if (m.x) {
-        errMarks.push(m);
-        continue;
-      }
-      const ry = ly0 + 2 + m.row * ROW_H;
-      const key = m.d + m.y;
-      const run = runs.get(key);
-      if (run && mx0 - run.x1 <= BIN_PX) {
-        run.x1 = Math.max(run.x1, mx1);
-        run.count += m.count;
-      } else {
-        if (run) flush(run);
-        runs.set(key, { x0: mx0, x1: mx1, count: m.count, y: ry,
-          color: (cats[m.k] && cats[m.k].color) || "#9e9e9e" });
-      }
-      hits.push({ kind: "mark", prio: 2, x0: mx0, x1: mx1, y0: ry, y1: ry + ROW_H - 3, m });
-    }
-    for (const run of runs.values()) flush(run);
-
-    // VAD speech segments
     const now = st.now();
-    const openEnd = Math.max(store.tLast, now ?? -Infinity);
-    const [sy0, sy1] = top.speech;
-    const vadColor = (cats.vad && cats.vad.color) || "#43a047";
-    g.textAlign = "center";
-    for (const s of store.speech) {
-      const e1 = s.t1 ?? openEnd;
-      if (e1 < t0 || s.t0 > t1) continue;
-      const a = X(s.t0);
-      const b = Math.max(X(e1), a + 2);
-      g.fillStyle = vadColor;
-      g.globalAlpha = s.t1 === null ? 0.45 : 0.85;
-      g.fillRect(a, sy0 + 2, b - a, sy1 - sy0 - 4);
-      g.globalAlpha = 1;
-      const label = s.t1 === null ? `speaking… from ${s.a0 ?? "?"} ms`
-        : `audio ${s.a0 ?? "?"}–${s.a1 ?? "?"} ms`;
-      if (b - a > label.length * CHAR_W + 6) {
-        g.fillStyle = "#fff";
-        g.fillText(label, (Math.max(a, x0) + Math.min(b, x1)) / 2, (sy0 + sy1) / 2 + 0.5);
-      }
-      hits.push({ kind: "speech", prio: 1, x0: a, x1: b, y0: sy0, y1: sy1, s });
-    }
+    return {
+      g, store, cats, fg, width, height, top, t0, t1, x0, x1, pxs,
+      X: (t) => x0 + (t - t0) * pxs,
+      openEnd: Math.max(store.tLast, now ?? -Infinity), // where open segments and spans end
+      hits: [], // hover targets: {kind, prio, x0, x1, y0, y1, ...}
+      labels: [], // [x, text, color, bold]: the strip above the lanes, errors first
+    };
+  }
 
-    // input buffer: buffered (filled steps) and appended since commit/clear (dashed)
-    const buf = store.buffer;
-    const [by0, by1] = top.buffer;
-    let j0 = lowerBound(buf, t0, byT0);
-    if (j0 > 0) j0 -= 1;
-    const j1 = Math.min(buf.length, lowerBound(buf, t1, byT0, j0) + 1);
-    let peak = 150;
-    for (let j = j0; j < j1; j++) peak = Math.max(peak, buf[j][1], buf[j][2]);
-    peak *= 1.1;
-    const Y = (v) => by1 - 1 - (v / peak) * (by1 - by0 - 3);
-    if (j1 > j0) {
-      const bufColor = (cats.buffer && cats.buffer.color) || "#fb8c00";
-      const end = Math.min(x1, X(openEnd));
-      for (const [col, alpha, dashed, fill] of [[bufColor, 0.35, false, true], [bufColor, 1, false, false], [fg, 0.55, true, false]]) {
-        const idx = dashed ? 2 : 1;
-        g.beginPath();
-        let px = Math.max(x0, X(buf[j0][0]));
-        let lastY = Y(buf[j0][idx]);
-        g.moveTo(px, fill ? Y(0) : lastY);
-        if (fill) g.lineTo(px, lastY);
-        for (let j = j0 + 1; j < j1; j++) {
-          const x = Math.max(x0, X(buf[j][0]));
-          const yv = Y(buf[j][idx]);
-          if (x - px < 0.25 && j < j1 - 1) {
-            // Same pixel column: keep the step's shape without thousands of segments.
-            g.lineTo(x, yv);
-          } else {
-            g.lineTo(x, lastY);
-            g.lineTo(x, yv);
-          }
-          px = x;
-          lastY = yv;
-        }
-        g.lineTo(Math.max(px, end), lastY);
-        if (fill) {
-          g.lineTo(Math.max(px, end), Y(0));
-          g.closePath();
-          g.fillStyle = col;
-          g.globalAlpha = alpha;
-          g.fill();
-        } else {
-          g.strokeStyle = col;
-          g.globalAlpha = alpha;
-          g.lineWidth = 1.2;
-          g.setLineDash(dashed ? [4, 3] : []);
-          g.stroke();
-        }
-      }
-      g.setLineDash([]);
-      g.globalAlpha = 1;
-      // hover targets: one per step in view, at most one per pixel column
-      let lastX = -1;
-      for (let j = j0; j < j1; j++) {
-        const x = X(buf[j][0]);
-        const nx = j + 1 < buf.length ? X(buf[j + 1][0]) : X(openEnd);
-        if (nx - lastX < 1 && j < j1 - 1) continue;
-        hits.push({ kind: "buffer", prio: 0, x0: Math.max(x, lastX), x1: Math.max(x + 1, nx), y0: by0, y1: by1, p: buf[j] });
-        lastX = nx;
-      }
-    }
-    // the commit minimum (100 ms)
-    const y100 = Math.round(Y(100)) + 0.5;
-    g.strokeStyle = ERR;
-    g.globalAlpha = 0.6;
-    g.setLineDash([2, 3]);
-    g.beginPath();
-    g.moveTo(x0, y100);
-    g.lineTo(x1, y100);
-    g.stroke();
-    g.setLineDash([]);
-    g.globalAlpha = 1;
-    g.restore();
-    g.fillStyle = fg;
-    g.globalAlpha = 0.6;
-    g.textAlign = "right";
-    g.fillText(`${Math.round(peak)} ms`, x0 - 6, by0 + 5);
-    g.fillStyle = ERR;
-    g.fillText("100 ms", x0 - 6, y100);
-    g.globalAlpha = 1;
-    g.save();
-    g.beginPath();
-    g.rect(x0, 0, x1 - x0, height);
-    g.clip();
-
-    // responses: pale lead-in from response.created, solid from first audio to done
-    const [ry0, ry1] = top.resp;
-    const rc = (cats.audio_out && cats.audio_out.color) || "#1e88e5";
-    const respLabels = []; // [bar start, bar end, text]: placed once all bars are drawn
-    for (const r of store.responses) {
-      const end = r.tDone ?? openEnd;
-      const start = r.tCreated ?? r.tAudio ?? end;
-      if (end < t0 || start > t1) continue;
-      if (r.tCreated !== null) {
-        const a = X(r.tCreated);
-        const b = Math.max(X(r.tAudio ?? end), a + 1.5);
-        g.fillStyle = rc;
-        g.globalAlpha = 0.2;
-        g.fillRect(a, ry0 + 6, b - a, ry1 - ry0 - 12);
-        g.globalAlpha = 1;
-      }
-      let a = X(start);
-      let b = Math.max(X(end), a + 2);
-      if (r.tAudio !== null) {
-        a = X(r.tAudio);
-        b = Math.max(X(end), a + 2);
-        g.fillStyle = r.status === "failed" ? ERR : rc;
-        g.globalAlpha = r.tDone === null ? 0.55 : 0.95;
-        g.fillRect(a, ry0 + 2, b - a, ry1 - ry0 - 4);
-        g.globalAlpha = 1;
-        let label = `×${r.deltas} Δ · ${(r.audioMs / 1000).toFixed(1)} s`;
-        if (r.status && r.status !== "completed") label += ` · ${r.status}`;
-        respLabels.push([a, b, label]);
-      } else if (r.tDone !== null && r.status && r.status !== "completed") {
-        g.fillStyle = r.status === "failed" ? ERR : fg;
-        g.textAlign = "left";
-        g.fillText(r.status, X(r.tDone) + 3, (ry0 + ry1) / 2 + 0.5);
-      }
-      hits.push({ kind: "response", prio: 1, x0: Math.min(a, r.tCreated !== null ? X(r.tCreated) : a), x1: b, y0: ry0, y1: ry1, r });
-    }
-    // labels inside their bar when they fit, else to its right up to the next response
-    let labelEnd = -Infinity;
-    const starts = store.responses.map((r) => X(r.tCreated ?? r.tAudio ?? r.tDone ?? openEnd));
-    for (const [a, b, label] of respLabels) {
-      const w = label.length * CHAR_W;
-      const ym = (ry0 + ry1) / 2 + 0.5;
-      if (b - a > w + 6) {
-        g.fillStyle = "#fff";
-        g.textAlign = "center";
-        g.fillText(label, (Math.max(a, x0) + Math.min(b, x1)) / 2, ym);
-        continue;
-      }
-      const next = starts.find((x) => x > b + 1) ?? Infinity;
-      if (b + 3 >= labelEnd && b + 3 + w < Math.min(next, x1)) {
-        g.fillStyle = fg;
-        g.globalAlpha = 0.8;
-        g.textAlign = "left";
-        g.fillText(label, b + 3, ym);
-        g.globalAlpha = 1;
-        labelEnd = b + 3 + w + 4;
-      }
-    }
-
-    // errors on top: red line through all lanes, red block in its lane, code label
-    for (const m of errMarks) {
-      const x = Math.round(X(m.t0)) + 0.5;
-      const [ly0, ly1] = top[m.d];
-      g.strokeStyle = ERR;
-      g.globalAlpha = 0.5;
-      g.beginPath();
-      g.moveTo(x, top.c[0] - 3);
-      g.lineTo(x, top.resp[1]);
-      g.stroke();
-      g.globalAlpha = 1;
-      if (m.x.refused) {
-        g.setLineDash([3, 2]);
-        g.lineWidth = 1.5;
-        g.strokeRect(x - 3, ly0 + 1.5, 6, ly1 - ly0 - 3);
-        g.setLineDash([]);
-        g.lineWidth = 1;
-      } else {
-        g.fillStyle = ERR;
-        g.fillRect(x - 3, ly0 + 1, 6, ly1 - ly0 - 2);
-      }
-      g.fillStyle = ERR;
-      g.beginPath();
-      g.moveTo(x - 5, ly0 - 7);
-      g.lineTo(x + 5, ly0 - 7);
-      g.lineTo(x, ly0 - 1);
-      g.closePath();
-      g.fill();
-      labels.unshift([x - 3, `${m.x.refused ? "refused: " : ""}${m.x.code ?? m.y}`, ERR, true]);
-      hits.push({ kind: "mark", prio: 5, x0: x - 5, x1: x + 5, y0: ly0 - 8, y1: ly1, m });
-    }
-    g.restore();
-
-    // the label strip: error codes first, then local markers, never overlapping
-    const taken = [];
-    g.textAlign = "left";
-    for (const [x, text, color, bold] of labels) {
-      const a = Math.max(x, x0);
-      const b = a + text.length * (bold ? CHAR_W * 1.08 : CHAR_W);
-      if (b > width || taken.some(([p, q]) => a < q + 6 && b > p - 6)) continue;
-      taken.push([a, b]);
-      g.fillStyle = color;
-      g.font = bold ? `bold ${FONT}` : FONT;
-      g.fillText(text, a, 7);
-    }
-    g.font = FONT;
-
-    // toolbar state
-    this.hits = hits;
+  updateToolbar() {
+    const st = this.st;
+    const store = st.store;
     for (const b of this.windowButtons) {
       b.classList.toggle("rtnb-active", Number(b.dataset.span) === this.span && !this.range);
     }
@@ -1112,11 +866,375 @@ class View {
     const nErr = store.errors.length;
     this.errButton.textContent = `⚠ ${nErr} error${nErr === 1 ? "" : "s"}`;
     this.errButton.style.display = nErr ? "" : "none";
-    this.info.textContent = `${events.length} events${st.live ? " · live" : ""}` +
+    this.info.textContent = `${store.events.length} events${st.live ? " · live" : ""}` +
       (st.syncPending ? " · loading history…" : "");
   }
 }
 
+// ------------------------------------------------------------------------------ painters
+// Each painter draws one lane (or layer) of a frame from the paint context P of
+// View.beginPaint: g (the 2D context), store, cats (_categories), fg, width, height, top
+// (lane key → [y0, y1]), the time window t0..t1 drawn in x0..x1 at pxs pixels a second, X
+// (time → x), openEnd, and the hits and labels it adds to.
+
+// The lanes top to bottom: [key, label, height in px].
+const LANES = [
+  ["c", "client", LANE_ROWS.c * ROW_H + 4],
+  ["s", "server", LANE_ROWS.s * ROW_H + 4],
+  ["speech", "speech (VAD)", 18],
+  ["buffer", "input buffer", 46],
+  ["resp", "response audio", 22],
+];
+
+// Run paint with drawing clipped to the plot area (x0..x1).
+function clipToPlot({ g, x0, x1, height }, paint) {
+  g.save();
+  g.beginPath();
+  g.rect(x0, 0, x1 - x0, height);
+  g.clip();
+  paint();
+  g.restore();
+}
+
+// Lane backgrounds and their names at the left.
+function paintLaneFrames({ g, fg, top, x0, x1 }) {
+  g.fillStyle = fg;
+  g.globalAlpha = 0.045;
+  for (const [key] of LANES) g.fillRect(x0, top[key][0], x1 - x0, top[key][1] - top[key][0]);
+  g.globalAlpha = 0.8;
+  g.textAlign = "right";
+  for (const [key, label] of LANES) g.fillText(label, x0 - 6, (top[key][0] + top[key][1]) / 2);
+  g.globalAlpha = 1;
+}
+
+// The time grid and the axis labels under the lanes.
+function paintTimeGrid({ g, fg, top, t0, t1, x0, x1, X }) {
+  const step = niceStep(t1 - t0, x1 - x0);
+  g.textAlign = "center";
+  g.strokeStyle = fg;
+  g.lineWidth = 1;
+  for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) {
+    const x = Math.round(X(t)) + 0.5;
+    g.globalAlpha = 0.1;
+    g.beginPath();
+    g.moveTo(x, top.c[0]);
+    g.lineTo(x, top.resp[1]);
+    g.stroke();
+    g.globalAlpha = 0.75;
+    g.fillText(fmtTick(Math.abs(t) < step / 1e6 ? 0 : t, step), x, top.resp[1] + 10);
+  }
+  g.globalAlpha = 1;
+}
+
+// Local markers: dotted lines through all lanes; a renewal seam is a solid boundary labelled
+// with both session ids.
+function paintLocalMarkers({ g, store, cats, top, t0, t1, X, hits, labels }) {
+  const locals = store.locals;
+  g.setLineDash([2, 3]);
+  g.strokeStyle = (cats.local && cats.local.color) || "#455a64";
+  g.fillStyle = g.strokeStyle;
+  g.textAlign = "left";
+  const localColor = g.strokeStyle;
+  for (let i = lowerBound(locals, t0, byT); i < locals.length && locals[i].t <= t1; i++) {
+    const x = Math.round(X(locals[i].t)) + 0.5;
+    const seam = locals[i].y === SEAM;
+    if (seam) {
+      g.setLineDash([]);
+      g.lineWidth = 2;
+      g.strokeStyle = SEAM_COLOR;
+    }
+    g.beginPath();
+    g.moveTo(x, 12);
+    g.lineTo(x, top.resp[1]);
+    g.stroke();
+    const p = locals[i].p || {};
+    labels.push([x + 3, seam ? seamLabel(p.old_session_id, p.new_session_id)
+      : locals[i].y.replace("realtime_nb.", ""), g.strokeStyle, false]);
+    if (seam) {
+      g.lineWidth = 1;
+      g.strokeStyle = localColor;
+      g.setLineDash([2, 3]);
+    }
+    hits.push({ kind: "mark", prio: 1, x0: x - 2, x1: x + 2, y0: 0, y1: top.resp[1],
+      m: { d: "l", y: locals[i].y, k: "local", t0: locals[i].t, t1: locals[i].t, count: 1,
+        seq0: locals[i].s, seq1: locals[i].s, i: lowerBound(store.events, locals[i].s, byS),
+        x: null } });
+  }
+  g.setLineDash([]);
+}
+
+// The client and server lanes: collapsed marks of the visible events. Returns the error marks,
+// which paintErrors draws on top of everything.
+function paintEventMarks({ g, store, cats, top, t0, t1, x0, x1, pxs, X, hits }) {
+  const events = store.events;
+  const binS = BIN_PX / pxs;
+  const first = Math.floor(t0 / binS) * binS;
+  const i0 = lowerBound(events, first, byT);
+  const i1 = lowerBound(events, t1 + 1e-9, byT, i0);
+  const errMarks = [];
+  const marks = [];
+  collapse(events, i0, i1, binS, cats, (m) => { if (m.d !== "l") marks.push(m); });
+  // Adjacent marks of one type (a flood spread over several bins) are drawn as one bar
+  // labelled with its total count when it fits; each mark's own count is in its tooltip.
+  const runs = new Map();
+  const flush = (run) => {
+    g.fillStyle = run.color;
+    g.fillRect(run.x0, run.y, run.x1 - run.x0, ROW_H - 3);
+    const label = `×${run.count}`;
+    if (run.count > 1 && run.x1 - run.x0 >= label.length * CHAR_W + 4) {
+      g.fillStyle = "#fff";
+      g.textAlign = "center";
+      g.fillText(label, (Math.max(run.x0, x0) + Math.min(run.x1, x1)) / 2, run.y + (ROW_H - 3) / 2 + 0.5);
+    }
+  };
+  for (const m of marks) {
+    const [ly0] = top[m.d];
+    const mx0 = X(m.t0);
+    const mx1 = Math.max(X(m.t1), mx0 + 2);
+    if (m.x) {
+      errMarks.push(m);
+      continue;
+    }
+    const ry = ly0 + 2 + m.row * ROW_H;
+    const key = m.d + m.y;
+    const run = runs.get(key);
+    if (run && mx0 - run.x1 <= BIN_PX) {
+      run.x1 = Math.max(run.x1, mx1);
+      run.count += m.count;
+    } else {
+      if (run) flush(run);
+      runs.set(key, { x0: mx0, x1: mx1, count: m.count, y: ry,
+        color: (cats[m.k] && cats[m.k].color) || "#9e9e9e" });
+    }
+    hits.push({ kind: "mark", prio: 2, x0: mx0, x1: mx1, y0: ry, y1: ry + ROW_H - 3, m });
+  }
+  for (const run of runs.values()) flush(run);
+  return errMarks;
+}
+
+// VAD speech segments (speech_started → speech_stopped; an open one runs to openEnd, paler).
+function paintSpeech({ g, store, cats, top, t0, t1, x0, x1, X, openEnd, hits }) {
+  const [sy0, sy1] = top.speech;
+  const vadColor = (cats.vad && cats.vad.color) || "#43a047";
+  g.textAlign = "center";
+  for (const s of store.speech) {
+    const e1 = s.t1 ?? openEnd;
+    if (e1 < t0 || s.t0 > t1) continue;
+    const a = X(s.t0);
+    const b = Math.max(X(e1), a + 2);
+    g.fillStyle = vadColor;
+    g.globalAlpha = s.t1 === null ? 0.45 : 0.85;
+    g.fillRect(a, sy0 + 2, b - a, sy1 - sy0 - 4);
+    g.globalAlpha = 1;
+    const label = s.t1 === null ? `speaking… from ${s.a0 ?? "?"} ms`
+      : `audio ${s.a0 ?? "?"}–${s.a1 ?? "?"} ms`;
+    if (b - a > label.length * CHAR_W + 6) {
+      g.fillStyle = "#fff";
+      g.fillText(label, (Math.max(a, x0) + Math.min(b, x1)) / 2, (sy0 + sy1) / 2 + 0.5);
+    }
+    hits.push({ kind: "speech", prio: 1, x0: a, x1: b, y0: sy0, y1: sy1, s });
+  }
+}
+
+// The input buffer: buffered (filled steps) and appended since commit/clear (dashed), and the
+// commit minimum (100 ms). Returns the scale ({peak, y100}) paintBufferScale labels.
+function paintInputBuffer({ g, store, cats, fg, top, t0, t1, x0, x1, X, openEnd, hits }) {
+  const buf = store.buffer;
+  const [by0, by1] = top.buffer;
+  let j0 = lowerBound(buf, t0, byT0);
+  if (j0 > 0) j0 -= 1;
+  const j1 = Math.min(buf.length, lowerBound(buf, t1, byT0, j0) + 1);
+  let peak = 150;
+  for (let j = j0; j < j1; j++) peak = Math.max(peak, buf[j][1], buf[j][2]);
+  peak *= 1.1;
+  const Y = (v) => by1 - 1 - (v / peak) * (by1 - by0 - 3);
+  if (j1 > j0) {
+    const bufColor = (cats.buffer && cats.buffer.color) || "#fb8c00";
+    const end = Math.min(x1, X(openEnd));
+    for (const [col, alpha, dashed, fill] of [[bufColor, 0.35, false, true], [bufColor, 1, false, false], [fg, 0.55, true, false]]) {
+      const idx = dashed ? 2 : 1;
+      g.beginPath();
+      let px = Math.max(x0, X(buf[j0][0]));
+      let lastY = Y(buf[j0][idx]);
+      g.moveTo(px, fill ? Y(0) : lastY);
+      if (fill) g.lineTo(px, lastY);
+      for (let j = j0 + 1; j < j1; j++) {
+        const x = Math.max(x0, X(buf[j][0]));
+        const yv = Y(buf[j][idx]);
+        if (x - px < 0.25 && j < j1 - 1) {
+          // Same pixel column: keep the step's shape without thousands of segments.
+          g.lineTo(x, yv);
+        } else {
+          g.lineTo(x, lastY);
+          g.lineTo(x, yv);
+        }
+        px = x;
+        lastY = yv;
+      }
+      g.lineTo(Math.max(px, end), lastY);
+      if (fill) {
+        g.lineTo(Math.max(px, end), Y(0));
+        g.closePath();
+        g.fillStyle = col;
+        g.globalAlpha = alpha;
+        g.fill();
+      } else {
+        g.strokeStyle = col;
+        g.globalAlpha = alpha;
+        g.lineWidth = 1.2;
+        g.setLineDash(dashed ? [4, 3] : []);
+        g.stroke();
+      }
+    }
+    g.setLineDash([]);
+    g.globalAlpha = 1;
+    // hover targets: one per step in view, at most one per pixel column
+    let lastX = -1;
+    for (let j = j0; j < j1; j++) {
+      const x = X(buf[j][0]);
+      const nx = j + 1 < buf.length ? X(buf[j + 1][0]) : X(openEnd);
+      if (nx - lastX < 1 && j < j1 - 1) continue;
+      hits.push({ kind: "buffer", prio: 0, x0: Math.max(x, lastX), x1: Math.max(x + 1, nx), y0: by0, y1: by1, p: buf[j] });
+      lastX = nx;
+    }
+  }
+  // the commit minimum (100 ms)
+  const y100 = Math.round(Y(100)) + 0.5;
+  g.strokeStyle = ERR;
+  g.globalAlpha = 0.6;
+  g.setLineDash([2, 3]);
+  g.beginPath();
+  g.moveTo(x0, y100);
+  g.lineTo(x1, y100);
+  g.stroke();
+  g.setLineDash([]);
+  g.globalAlpha = 1;
+  return { peak, y100 };
+}
+
+// The input buffer's scale, left of the plot: its top value and the commit minimum.
+function paintBufferScale({ g, fg, top, x0 }, { peak, y100 }) {
+  g.fillStyle = fg;
+  g.globalAlpha = 0.6;
+  g.textAlign = "right";
+  g.fillText(`${Math.round(peak)} ms`, x0 - 6, top.buffer[0] + 5);
+  g.fillStyle = ERR;
+  g.fillText("100 ms", x0 - 6, y100);
+  g.globalAlpha = 1;
+}
+
+// Responses: pale lead-in from response.created, solid from first audio to done, labelled
+// inside their bar when they fit, else to its right up to the next response.
+function paintResponses({ g, store, cats, fg, top, t0, t1, x0, x1, X, openEnd, hits }) {
+  const [ry0, ry1] = top.resp;
+  const rc = (cats.audio_out && cats.audio_out.color) || "#1e88e5";
+  const respLabels = []; // [bar start, bar end, text]: placed once all bars are drawn
+  for (const r of store.responses) {
+    const end = r.tDone ?? openEnd;
+    const start = r.tCreated ?? r.tAudio ?? end;
+    if (end < t0 || start > t1) continue;
+    if (r.tCreated !== null) {
+      const a = X(r.tCreated);
+      const b = Math.max(X(r.tAudio ?? end), a + 1.5);
+      g.fillStyle = rc;
+      g.globalAlpha = 0.2;
+      g.fillRect(a, ry0 + 6, b - a, ry1 - ry0 - 12);
+      g.globalAlpha = 1;
+    }
+    let a = X(start);
+    let b = Math.max(X(end), a + 2);
+    if (r.tAudio !== null) {
+      a = X(r.tAudio);
+      b = Math.max(X(end), a + 2);
+      g.fillStyle = r.status === "failed" ? ERR : rc;
+      g.globalAlpha = r.tDone === null ? 0.55 : 0.95;
+      g.fillRect(a, ry0 + 2, b - a, ry1 - ry0 - 4);
+      g.globalAlpha = 1;
+      let label = `×${r.deltas} Δ · ${(r.audioMs / 1000).toFixed(1)} s`;
+      if (r.status && r.status !== "completed") label += ` · ${r.status}`;
+      respLabels.push([a, b, label]);
+    } else if (r.tDone !== null && r.status && r.status !== "completed") {
+      g.fillStyle = r.status === "failed" ? ERR : fg;
+      g.textAlign = "left";
+      g.fillText(r.status, X(r.tDone) + 3, (ry0 + ry1) / 2 + 0.5);
+    }
+    hits.push({ kind: "response", prio: 1, x0: Math.min(a, r.tCreated !== null ? X(r.tCreated) : a), x1: b, y0: ry0, y1: ry1, r });
+  }
+  let labelEnd = -Infinity;
+  const starts = store.responses.map((r) => X(r.tCreated ?? r.tAudio ?? r.tDone ?? openEnd));
+  for (const [a, b, label] of respLabels) {
+    const w = label.length * CHAR_W;
+    const ym = (ry0 + ry1) / 2 + 0.5;
+    if (b - a > w + 6) {
+      g.fillStyle = "#fff";
+      g.textAlign = "center";
+      g.fillText(label, (Math.max(a, x0) + Math.min(b, x1)) / 2, ym);
+      continue;
+    }
+    const next = starts.find((x) => x > b + 1) ?? Infinity;
+    if (b + 3 >= labelEnd && b + 3 + w < Math.min(next, x1)) {
+      g.fillStyle = fg;
+      g.globalAlpha = 0.8;
+      g.textAlign = "left";
+      g.fillText(label, b + 3, ym);
+      g.globalAlpha = 1;
+      labelEnd = b + 3 + w + 4;
+    }
+  }
+}
+
+// Errors on top: a red line through all lanes, a red block in its lane (dashed outline when
+// refused before sending), a pointer above it and its code in the label strip.
+function paintErrors({ g, top, X, hits, labels }, errMarks) {
+  for (const m of errMarks) {
+    const x = Math.round(X(m.t0)) + 0.5;
+    const [ly0, ly1] = top[m.d];
+    g.strokeStyle = ERR;
+    g.globalAlpha = 0.5;
+    g.beginPath();
+    g.moveTo(x, top.c[0] - 3);
+    g.lineTo(x, top.resp[1]);
+    g.stroke();
+    g.globalAlpha = 1;
+    if (m.x.refused) {
+      g.setLineDash([3, 2]);
+      g.lineWidth = 1.5;
+      g.strokeRect(x - 3, ly0 + 1.5, 6, ly1 - ly0 - 3);
+      g.setLineDash([]);
+      g.lineWidth = 1;
+    } else {
+      g.fillStyle = ERR;
+      g.fillRect(x - 3, ly0 + 1, 6, ly1 - ly0 - 2);
+    }
+    g.fillStyle = ERR;
+    g.beginPath();
+    g.moveTo(x - 5, ly0 - 7);
+    g.lineTo(x + 5, ly0 - 7);
+    g.lineTo(x, ly0 - 1);
+    g.closePath();
+    g.fill();
+    labels.unshift([x - 3, `${m.x.refused ? "refused: " : ""}${m.x.code ?? m.y}`, ERR, true]);
+    hits.push({ kind: "mark", prio: 5, x0: x - 5, x1: x + 5, y0: ly0 - 8, y1: ly1, m });
+  }
+}
+
+// The label strip above the lanes: error codes first, then local markers, never overlapping.
+function paintLabelStrip({ g, width, x0, labels }) {
+  const taken = [];
+  g.textAlign = "left";
+  for (const [x, text, color, bold] of labels) {
+    const a = Math.max(x, x0);
+    const b = a + text.length * (bold ? CHAR_W * 1.08 : CHAR_W);
+    if (b > width || taken.some(([p, q]) => a < q + 6 && b > p - 6)) continue;
+    taken.push([a, b]);
+    g.fillStyle = color;
+    g.font = bold ? `bold ${FONT}` : FONT;
+    g.fillText(text, a, 7);
+  }
+  g.font = FONT;
+}
+
+// ------------------------------------------------------------------------------ render
 function render({ model, el: host }) {
   const st = STATES.get(model.get("_uid"));
   if (!st) {
