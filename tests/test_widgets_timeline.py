@@ -4,7 +4,9 @@ Pins down: the kernel batches new log entries into at most 10 messages a second 
 loop (none lost, in order) and flushes on demand without one; history goes out in chunks at
 attach and on the browser's ``sync`` request; stats requests round-trip; lanes computed from a
 real recorded session (VAD segments, collapsed delta floods, error marks with message and hint,
-input-buffer level as the Session's mirror has it); the PNG and standalone HTML exports.
+input-buffer level as the Session's mirror has it); the PNG and standalone HTML exports; the
+lane facts (rows, seam, commit minimum, marker labels, ...) have one home, in Python, which the
+browser receives rather than restates.
 """
 
 from __future__ import annotations
@@ -451,3 +453,56 @@ def test_mcp_events_are_drawn_as_tools_not_other() -> None:
     assert len(mcp) == 8
     assert {category_of(t) for t in mcp} == {"tools"}
     assert CATEGORIES["tools"]["label"] == "MCP tools"
+
+
+# ------------------------------------------------------------------ one home for lane facts
+def test_the_browser_gets_the_lane_facts_from_python() -> None:
+    """Rows, output-audio types, seam and speech-ending markers, the commit minimum and the bin
+    width travel as the ``_lane_rules`` trait (and in the HTML export's state), as the categories
+    do: the JS reads them instead of keeping its own copy."""
+    from realtime_nb.protocol import COMMIT_MIN_MS
+    from realtime_nb.widgets._lanes import CATEGORIES, LANE_ROWS, drawing_rules, row_of
+
+    rules = Timeline(EventLog()).get_state()["_lane_rules"]
+    assert rules == drawing_rules()
+    assert rules["lane_rows"] == LANE_ROWS
+    assert rules["rows"] == {d: {k: row_of(d, k) for k in CATEGORIES} for d in LANE_ROWS}
+    assert rules["commit_min_ms"] == COMMIT_MIN_MS
+    assert "response.output_audio.delta" in rules["out_audio"]
+    assert rules["seam"] in rules["ends_speech"]
+
+
+def test_the_html_export_carries_the_same_lane_facts(tmp_path) -> None:
+    from realtime_nb.widgets._lanes import CATEGORIES, drawing_rules
+
+    page = timeline_html(EventLog(), tmp_path / "r.html").read_text(encoding="utf-8")
+    m = re.search(r'id="rtnb-timeline-state">(.*?)</script>', page, re.S)
+    assert m is not None
+    state = json.loads(m.group(1))
+    assert state["_lane_rules"] == json.loads(json.dumps(drawing_rules()))
+    assert state["_categories"] == CATEGORIES
+
+
+def test_timeline_js_restates_no_lane_fact() -> None:
+    """The facts of ``drawing_rules`` and the category colours appear in timeline.js nowhere:
+    a second copy there could drift from _lanes without any test noticing until a browser run."""
+    from realtime_nb.widgets._lanes import CATEGORIES, drawing_rules
+
+    code = TIMELINE_JS.read_text(encoding="utf-8")
+    rules = drawing_rules()
+    literals = [*rules["out_audio"], *rules["ends_speech"], rules["seam_color"],
+                *(c["color"] for c in CATEGORIES.values())]
+    assert [lit for lit in literals if lit in code] == []
+
+
+def test_local_markers_carry_the_label_drawn_beside_them() -> None:
+    """The label is worked out once, in Python, for the widget and the PNG alike."""
+    log = EventLog()
+    add(log, "local", 0.1, type="realtime_nb.connected", session_id="sess_a")
+    add(log, "local", 5.0, type="realtime_nb.renewed", old_session_id="sess_0123456789abcdef",
+        new_session_id="sess_new")
+    assert [e["lb"] for e in compact_log(log)] == [
+        "connected", "renewed sess_0123456… → sess_new"]
+    events = compact_log(synthetic_log(50))
+    assert {"lb" in e for e in events if e["d"] == "l"} == {True}
+    assert {"lb" in e for e in events if e["d"] != "l"} == {False}

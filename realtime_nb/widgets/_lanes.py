@@ -7,13 +7,23 @@ Two steps, both pure Python:
    the PNG export draws from. Everything that needs state or knowledge of the protocol is worked
    out here, once: the lane and category of the event, the audio milliseconds an append or delta
    carries, the input-buffer level after it (the events replayed through the Session's own
-   state mirror), and for errors and refused client events their code, message and hint.
+   state mirror), for errors and refused client events their code, message and hint, and the
+   label of a local marker.
 
 2. :func:`build_lanes` groups compact events into what is drawn: event marks per lane with
    floods collapsed (same-type events of a lane within one time bin become one mark with a
    count), VAD speech segments, the input-buffer step line, response spans and error
-   marks. ``timeline.js`` applies the same rules to the same dicts (it must, to stay live); the
-   browser tests check both agree on a real trace.
+   marks.
+
+What ``timeline.js`` takes from here and what it recomputes: the static facts come from this
+module, never restated in JS — the categories (colours, labels) and :func:`drawing_rules`
+(rows, output-audio types, seam and speech-ending markers, commit minimum, bin width) as
+traits, the marker labels in the compact events. The grouping of step 2 it must recompute:
+the bins depend on the zoom of each view at each redraw; segments and spans are built
+incrementally as batches arrive (live, or history merged in place after live batches), grow
+with the clock between batches while open, and are needed for events the kernel no longer
+holds (``Timeline.history_limit``). The browser tests check that both groupings agree on a
+real trace, a long synthetic session, late history and a renewal seam.
 
 A compact event has these keys (short, because thousands travel to the browser):
 
@@ -23,7 +33,7 @@ the audio-free payload (long strings clipped), and when they apply: ``ms`` audio
 carried (appends, output audio deltas), ``b`` ``[buffered_ms, appended_ms]`` after the event
 (what a commit sent now would find, and audio appended since the last commit or clear),
 ``r`` response id, ``x`` error details (``code``, ``message``, ``hint``, ``param``,
-``refused``), ``note``.
+``refused``), ``lb`` a local marker's label (:func:`marker_label`), ``note``.
 """
 
 from __future__ import annotations
@@ -38,7 +48,7 @@ from typing import Any
 from realtime_nb.client.eventlog import AUDIO_FIELDS, EventLog, LoggedEvent
 from realtime_nb.client.hints import explain_commit_empty, hint_for
 from realtime_nb.client.mirror import Mirror
-from realtime_nb.protocol import bytes_per_ms
+from realtime_nb.protocol import COMMIT_MIN_MS, bytes_per_ms
 
 __all__ = [
     "CATEGORIES",
@@ -51,6 +61,8 @@ __all__ = [
     "build_lanes",
     "category_of",
     "compact_log",
+    "drawing_rules",
+    "marker_label",
 ]
 
 #: Event categories: colour and the row of the server lane they are drawn in (the client lane
@@ -78,6 +90,10 @@ _OUT_AUDIO = ("response.output_audio.delta", "response.audio.delta")
 #: sessions, labelled with both ids.
 SEAM = "realtime_nb.renewed"
 SEAM_COLOR = "#6a1b9a"
+#: Local markers that end every open VAD speech segment (no ``speech_stopped`` will come).
+_ENDS_SPEECH = ("realtime_nb.disconnected", "realtime_nb.closed", SEAM)
+#: Floods collapse per time bin of this many pixels (the widget and the PNG alike).
+BIN_PX = 10
 
 
 def seam_label(old: Any, new: Any) -> str:
@@ -86,6 +102,33 @@ def seam_label(old: Any, new: Any) -> str:
         v = str(v) if v else "?"
         return v if len(v) <= 13 else v[:12] + "…"
     return f"renewed {short(old)} → {short(new)}"
+
+
+def marker_label(etype: str, payload: Any) -> str:
+    """The label drawn beside a local marker: the seam's :func:`seam_label`, else the type
+    without its ``realtime_nb.`` prefix (``connected``, ``closed``, ...)."""
+    if etype == SEAM:
+        p = payload if isinstance(payload, dict) else {}
+        return seam_label(p.get("old_session_id"), p.get("new_session_id"))
+    return etype.removeprefix("realtime_nb.")
+
+
+def drawing_rules() -> dict[str, Any]:
+    """The lane facts ``timeline.js`` receives (the widget's ``_lane_rules`` trait, and the
+    HTML export's state) instead of restating them: the rows per lane and the row of each
+    category in each lane (:func:`row_of`), the output-audio delta types, the seam marker, the
+    markers that end speech, the seam colour, the commit minimum drawn on the buffer lane and
+    the collapse bin in pixels. JSON-ready."""
+    return {
+        "lane_rows": dict(LANE_ROWS),
+        "rows": {d: {k: row_of(d, k) for k in CATEGORIES} for d in LANE_ROWS},
+        "out_audio": list(_OUT_AUDIO),
+        "seam": SEAM,
+        "ends_speech": list(_ENDS_SPEECH),
+        "seam_color": SEAM_COLOR,
+        "commit_min_ms": COMMIT_MIN_MS,
+        "bin_px": BIN_PX,
+    }
 _REF = re.compile(r"^<audio (\d+) bytes #\d+>$")
 #: Longest string kept in a payload shown in the browser.
 MAX_STRING = 600
@@ -311,6 +354,7 @@ class Compactor:
                 m.client_event(view)
             return out
         if d == "l":
+            out["lb"] = marker_label(etype, view)
             if etype in ("realtime_nb.reconnected", SEAM):
                 m.new_session()
                 out["b"] = self._level()
@@ -529,7 +573,7 @@ def build_lanes(events: Sequence[dict[str, Any]], bin_s: float | None = None) ->
                                         p.get("new_session_id"), p.get("reason"),
                                         len(p.get("carried") or ()),
                                         len(p.get("dropped") or ())))
-            if y in ("realtime_nb.disconnected", "realtime_nb.closed", SEAM):
+            if y in _ENDS_SPEECH:
                 for s in lanes.speech:
                     if s.t1 is None:
                         s.t1, s.seq1 = t, e["s"]

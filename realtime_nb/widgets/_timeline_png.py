@@ -7,12 +7,13 @@ import textwrap
 from collections import defaultdict
 from typing import Any
 
-from ._lanes import CATEGORIES, LANE_ROWS, SEAM_COLOR, build_lanes
+from realtime_nb.protocol import COMMIT_MIN_MS
 
-_ERR = "#d32f2f"
+from ._lanes import BIN_PX, CATEGORIES, LANE_ROWS, SEAM_COLOR, build_lanes
+
+_ERR = CATEGORIES["error"]["color"]
 _LANES = (("c", "client"), ("s", "server"))
 _HEIGHTS = {"c": 0.75, "s": 1.3, "speech": 0.42, "buffer": 1.0, "resp": 0.62}
-_BIN_PX = 10.0
 
 
 def draw_png(
@@ -39,7 +40,7 @@ def draw_png(
     span = max(t_hi - t_lo, 1e-3)
     t_hi = t_lo + span * 1.02
     plot_px = width * dpi * 0.86
-    bin_s = span / plot_px * _BIN_PX
+    bin_s = span / plot_px * BIN_PX
     lanes = build_lanes(events, bin_s)
     px_s = plot_px / (t_hi - t_lo)  # pixels per second, for label fitting
 
@@ -104,7 +105,7 @@ def draw_png(
                 continue
             used.add(m.k)
             run = runs.get(m.type)
-            if run is not None and (m.t0 - run[1]) * px_s <= _BIN_PX:
+            if run is not None and (m.t0 - run[1]) * px_s <= BIN_PX:
                 run[1] = max(run[1], m.t0 + w)
                 run[2] += m.count
             else:
@@ -127,7 +128,7 @@ def draw_png(
             color = SEAM_COLOR if seam else CATEGORIES["local"]["color"]
             for ax in axes:
                 ax.axvline(m.t0, color=color, lw=1.6 if seam else 0.7, ls="-" if seam else ":")
-            ax_c.text(m.t0, -0.05, seam.label if seam else m.type.removeprefix("realtime_nb."),
+            ax_c.text(m.t0, -0.05, events[m.index]["lb"],  # _lanes.marker_label
                       fontsize=6, color=color, ha="left", va="bottom", rotation=0,
                       clip_on=False)
 
@@ -162,9 +163,9 @@ def draw_png(
         ax_b.legend(fontsize=6, loc="upper left", frameon=False, ncols=2)
     else:
         ax_b.set_ylim(0, 150)
-    ax_b.axhline(100, color=_ERR, lw=0.6, ls=":", alpha=0.7)
-    ax_b.text(t_hi, 100, "100 ms (commit minimum) ", fontsize=6, color=_ERR, ha="right",
-              va="bottom", alpha=0.8)
+    ax_b.axhline(COMMIT_MIN_MS, color=_ERR, lw=0.6, ls=":", alpha=0.7)
+    ax_b.text(t_hi, COMMIT_MIN_MS, f"{COMMIT_MIN_MS:g} ms (commit minimum) ", fontsize=6,
+              color=_ERR, ha="right", va="bottom", alpha=0.8)
 
     # -- responses
     ax_r.set_ylim(0, 1)

@@ -6,7 +6,10 @@
 // store per model (all views share it) and asks for the history with {type: "sync", from, to}
 // (on start, and when a batch reveals missing sequence numbers). render({model, el}) draws a
 // view; redraws are coalesced on requestAnimationFrame and draw only what is in the time window.
-// Lane rules are those of _lanes.build_lanes (same inputs, same groupings; tests compare both).
+// The lane facts (categories, rows, seam, commit minimum, ...) come from _lanes.py as traits and
+// the marker labels in the events (see laneRules); the groupings (collapse per view's bin,
+// speech segments, response spans) are recomputed here, live, by _lanes.build_lanes' rules:
+// the _lanes docstring says why, and the browser tests compare both.
 // {type: "stats"} is answered with {type: "stats", count, updates, last_ms, median_ms, max_ms,
 // ...}: the JS time of each update (ingest of a batch + the redraw that shows it).
 //
@@ -33,33 +36,35 @@
 // are kept apart inside the file instead: each is a class or a few small named functions.
 
 // ------------------------------------------------------------------------------ helpers
-const ERR = "#d32f2f";
-const AUDIO_OUT = new Set(["response.output_audio.delta", "response.audio.delta"]);
-const LANE_ROWS = { c: 2, s: 4, l: 1 };
-const BIN_PX = 10; // floods collapse per bin of this many pixels
 const ROW_H = 13;
 const LABEL_W = 84;
 const FONT = "10px system-ui, -apple-system, 'Segoe UI', sans-serif";
 const CHAR_W = 5.6; // average glyph width of FONT, to fit labels without measuring
 const KEEP_TIMINGS = 2000;
-const SEAM = "realtime_nb.renewed"; // renewal seam marker (Session(renew=...))
-const SEAM_COLOR = "#6a1b9a";
 
-// Same text as _lanes.seam_label.
-function seamLabel(oldId, newId) {
-  const short = (v) => { v = v ? String(v) : "?"; return v.length <= 13 ? v : v.slice(0, 12) + "…"; };
-  return `renewed ${short(oldId)} → ${short(newId)}`;
+// The lane facts this file does not restate, from Python: the categories (_categories:
+// colour, label) and _lanes.drawing_rules() (_lane_rules: rows, output-audio delta types, the
+// seam marker and its colour, the markers that end speech, the commit minimum, the collapse
+// bin), in the shapes the store and the painters use. Both traits are set once per model.
+function laneRules(model) {
+  const r = model.get("_lane_rules");
+  const cats = model.get("_categories");
+  return {
+    cats,
+    laneRows: r.lane_rows, // rows in each lane: {c, s, l}
+    rows: r.rows, // lane → category → row
+    outAudio: new Set(r.out_audio),
+    seam: r.seam,
+    endsSpeech: new Set(r.ends_speech),
+    seamColor: r.seam_color,
+    commitMinMs: r.commit_min_ms,
+    binPx: r.bin_px, // floods collapse per bin of this many pixels
+    err: cats.error.color,
+  };
 }
 
 // The ModelState of each widget model, by its _uid (lanesSummary looks them up).
 const STATES = new Map();
-
-function rowOf(d, k, cats) {
-  if (d === "c") return k === "audio_in" ? 0 : 1;
-  if (d === "l") return 0;
-  const c = cats[k] || cats.other || { row: LANE_ROWS.s - 1 };
-  return Math.min(c.row, LANE_ROWS.s - 1);
-}
 
 // First index i in [lo, hi) with key(arr[i]) >= x (arr sorted by key).
 function lowerBound(arr, x, key, lo = 0, hi = arr.length) {
@@ -113,7 +118,8 @@ function fmtTick(t, step) {
 // All events of the log in seq order, and the lanes kept up to date per event as batches
 // arrive (live, or history merged in place after live batches).
 class Store {
-  constructor() {
+  constructor(rules) {
+    this.rules = rules;
     this.reset();
   }
 
@@ -126,7 +132,7 @@ class Store {
     this.buffer = []; // [t, buffered_ms, appended_ms]
     this.errors = []; // compact events carrying x
     this.locals = []; // local markers
-    this.seams = []; // renewal seams (realtime_nb.renewed markers)
+    this.seams = []; // renewal seams (markers of type rules.seam)
   }
 
   // Add a batch; returns the first missing seq range [from, to) if the store has a hole.
@@ -181,8 +187,8 @@ class Store {
     if (e.x) this.errors.push(e);
     if (e.d !== "s") {
       if (e.d === "l") this.locals.push(e);
-      if (y === SEAM) this.seams.push(e);
-      if (y === "realtime_nb.disconnected" || y === "realtime_nb.closed" || y === SEAM) {
+      if (y === this.rules.seam) this.seams.push(e);
+      if (this.rules.endsSpeech.has(y)) {
         for (const s of this.speech) if (s.t1 === null) { s.t1 = t; s.seq1 = e.s; }
       }
       return;
@@ -219,7 +225,7 @@ class Store {
       this.respById.set(rid, span);
       this.responses.push(span);
     }
-    if (AUDIO_OUT.has(y)) {
+    if (this.rules.outAudio.has(y)) {
       span.deltas += 1;
       span.audioMs += e.ms || 0;
       if (span.tAudio === null) span.tAudio = t;
@@ -243,7 +249,7 @@ class Store {
 // Collapse events [i0, i1) into marks per lane (same rule as _lanes.collapse): events of a
 // lane with the same type in the same bin floor(t / binS) become one mark, even with other types
 // interleaved; events with an error never merge. visit(mark) is called in first-event order.
-function collapse(events, i0, i1, binS, cats, visit) {
+function collapse(events, i0, i1, binS, rows, visit) {
   const marks = [];
   const cur = { c: new Map(), s: new Map(), l: new Map() };
   for (let i = i0; i < i1; i++) {
@@ -258,7 +264,7 @@ function collapse(events, i0, i1, binS, cats, visit) {
       m.seq1 = e.s;
       continue;
     }
-    const n = { d, y: e.y, k: e.k, row: rowOf(d, e.k, cats), t0: e.t, t1: e.t, count: 1,
+    const n = { d, y: e.y, k: e.k, row: rows[d][e.k] ?? rows[d].other, t0: e.t, t1: e.t, count: 1,
       seq0: e.s, seq1: e.s, i, x: e.x || null, bin: b };
     lane.set(e.y, n);
     marks.push(n);
@@ -271,9 +277,8 @@ export function lanesSummary(uid, binS = null) {
   const st = STATES.get(uid);
   if (!st) return null;
   const s = st.store;
-  const cats = st.model.get("_categories") || {};
   const marks = { c: [], s: [], l: [] };
-  collapse(s.events, 0, s.events.length, binS, cats, (m) => marks[m.d].push([m.seq0, m.count]));
+  collapse(s.events, 0, s.events.length, binS, st.rules.rows, (m) => marks[m.d].push([m.seq0, m.count]));
   const last = s.buffer.length ? s.buffer[s.buffer.length - 1] : null;
   return {
     count: s.events.length,
@@ -296,7 +301,8 @@ export function lanesSummary(uid, binS = null) {
 class ModelState {
   constructor(model) {
     this.model = model;
-    this.store = new Store();
+    this.rules = laneRules(model);
+    this.store = new Store(this.rules);
     this.views = new Set();
     this.raf = 0;
     this.ingestMs = 0;
@@ -479,8 +485,7 @@ class View {
     this.wrap.append(this.canvas, this.tip);
 
     const legend = el("div", "rtnb-tl-legend");
-    const cats = this.model.get("_categories") || {};
-    for (const [key, c] of Object.entries(cats)) {
+    for (const [key, c] of Object.entries(this.st.rules.cats)) {
       if (key === "local") continue;
       const item = el("span", "rtnb-tl-legend-item", c.label || key);
       const chip = el("i", "rtnb-tl-chip");
@@ -815,14 +820,15 @@ class View {
   beginPaint() {
     const st = this.st;
     const store = st.store;
-    const cats = this.model.get("_categories") || {};
+    const rules = st.rules;
     const cs = getComputedStyle(this.root);
     const fg = cs.color || "#222";
     const width = Math.max(200, Math.floor(this.wrap.clientWidth || 600));
     this.width = width;
+    const lanes = laneLayout(rules.laneRows);
     const top = {};
     let y = 22;
-    for (const [key, , h] of LANES) {
+    for (const [key, , h] of lanes) {
       top[key] = [y, y + h];
       y += h + 6;
     }
@@ -847,7 +853,7 @@ class View {
     const pxs = (x1 - x0) / (t1 - t0);
     const now = st.now();
     return {
-      g, store, cats, fg, width, height, top, t0, t1, x0, x1, pxs,
+      g, store, rules, cats: rules.cats, fg, width, height, lanes, top, t0, t1, x0, x1, pxs,
       X: (t) => x0 + (t - t0) * pxs,
       openEnd: Math.max(store.tLast, now ?? -Infinity), // where open segments and spans end
       hits: [], // hover targets: {kind, prio, x0, x1, y0, y1, ...}
@@ -873,18 +879,20 @@ class View {
 
 // ------------------------------------------------------------------------------ painters
 // Each painter draws one lane (or layer) of a frame from the paint context P of
-// View.beginPaint: g (the 2D context), store, cats (_categories), fg, width, height, top
-// (lane key → [y0, y1]), the time window t0..t1 drawn in x0..x1 at pxs pixels a second, X
+// View.beginPaint: g (the 2D context), store, rules (laneRules), cats (_categories), fg, width,
+// height, lanes (laneLayout), top (lane key → [y0, y1]), the time window t0..t1 drawn in x0..x1 at pxs pixels a second, X
 // (time → x), openEnd, and the hits and labels it adds to.
 
 // The lanes top to bottom: [key, label, height in px].
-const LANES = [
-  ["c", "client", LANE_ROWS.c * ROW_H + 4],
-  ["s", "server", LANE_ROWS.s * ROW_H + 4],
-  ["speech", "speech (VAD)", 18],
-  ["buffer", "input buffer", 46],
-  ["resp", "response audio", 22],
-];
+function laneLayout(laneRows) {
+  return [
+    ["c", "client", laneRows.c * ROW_H + 4],
+    ["s", "server", laneRows.s * ROW_H + 4],
+    ["speech", "speech (VAD)", 18],
+    ["buffer", "input buffer", 46],
+    ["resp", "response audio", 22],
+  ];
+}
 
 // Run paint with drawing clipped to the plot area (x0..x1).
 function clipToPlot({ g, x0, x1, height }, paint) {
@@ -897,13 +905,13 @@ function clipToPlot({ g, x0, x1, height }, paint) {
 }
 
 // Lane backgrounds and their names at the left.
-function paintLaneFrames({ g, fg, top, x0, x1 }) {
+function paintLaneFrames({ g, fg, lanes, top, x0, x1 }) {
   g.fillStyle = fg;
   g.globalAlpha = 0.045;
-  for (const [key] of LANES) g.fillRect(x0, top[key][0], x1 - x0, top[key][1] - top[key][0]);
+  for (const [key] of lanes) g.fillRect(x0, top[key][0], x1 - x0, top[key][1] - top[key][0]);
   g.globalAlpha = 0.8;
   g.textAlign = "right";
-  for (const [key, label] of LANES) g.fillText(label, x0 - 6, (top[key][0] + top[key][1]) / 2);
+  for (const [key, label] of lanes) g.fillText(label, x0 - 6, (top[key][0] + top[key][1]) / 2);
   g.globalAlpha = 1;
 }
 
@@ -928,28 +936,26 @@ function paintTimeGrid({ g, fg, top, t0, t1, x0, x1, X }) {
 
 // Local markers: dotted lines through all lanes; a renewal seam is a solid boundary labelled
 // with both session ids.
-function paintLocalMarkers({ g, store, cats, top, t0, t1, X, hits, labels }) {
+function paintLocalMarkers({ g, store, rules, cats, top, t0, t1, X, hits, labels }) {
   const locals = store.locals;
   g.setLineDash([2, 3]);
-  g.strokeStyle = (cats.local && cats.local.color) || "#455a64";
+  g.strokeStyle = cats.local.color;
   g.fillStyle = g.strokeStyle;
   g.textAlign = "left";
   const localColor = g.strokeStyle;
   for (let i = lowerBound(locals, t0, byT); i < locals.length && locals[i].t <= t1; i++) {
     const x = Math.round(X(locals[i].t)) + 0.5;
-    const seam = locals[i].y === SEAM;
+    const seam = locals[i].y === rules.seam;
     if (seam) {
       g.setLineDash([]);
       g.lineWidth = 2;
-      g.strokeStyle = SEAM_COLOR;
+      g.strokeStyle = rules.seamColor;
     }
     g.beginPath();
     g.moveTo(x, 12);
     g.lineTo(x, top.resp[1]);
     g.stroke();
-    const p = locals[i].p || {};
-    labels.push([x + 3, seam ? seamLabel(p.old_session_id, p.new_session_id)
-      : locals[i].y.replace("realtime_nb.", ""), g.strokeStyle, false]);
+    labels.push([x + 3, locals[i].lb, g.strokeStyle, false]); // _lanes.marker_label
     if (seam) {
       g.lineWidth = 1;
       g.strokeStyle = localColor;
@@ -965,15 +971,15 @@ function paintLocalMarkers({ g, store, cats, top, t0, t1, X, hits, labels }) {
 
 // The client and server lanes: collapsed marks of the visible events. Returns the error marks,
 // which paintErrors draws on top of everything.
-function paintEventMarks({ g, store, cats, top, t0, t1, x0, x1, pxs, X, hits }) {
+function paintEventMarks({ g, store, rules, cats, top, t0, t1, x0, x1, pxs, X, hits }) {
   const events = store.events;
-  const binS = BIN_PX / pxs;
+  const binS = rules.binPx / pxs;
   const first = Math.floor(t0 / binS) * binS;
   const i0 = lowerBound(events, first, byT);
   const i1 = lowerBound(events, t1 + 1e-9, byT, i0);
   const errMarks = [];
   const marks = [];
-  collapse(events, i0, i1, binS, cats, (m) => { if (m.d !== "l") marks.push(m); });
+  collapse(events, i0, i1, binS, rules.rows, (m) => { if (m.d !== "l") marks.push(m); });
   // Adjacent marks of one type (a flood spread over several bins) are drawn as one bar
   // labelled with its total count when it fits; each mark's own count is in its tooltip.
   const runs = new Map();
@@ -998,13 +1004,13 @@ function paintEventMarks({ g, store, cats, top, t0, t1, x0, x1, pxs, X, hits }) 
     const ry = ly0 + 2 + m.row * ROW_H;
     const key = m.d + m.y;
     const run = runs.get(key);
-    if (run && mx0 - run.x1 <= BIN_PX) {
+    if (run && mx0 - run.x1 <= rules.binPx) {
       run.x1 = Math.max(run.x1, mx1);
       run.count += m.count;
     } else {
       if (run) flush(run);
       runs.set(key, { x0: mx0, x1: mx1, count: m.count, y: ry,
-        color: (cats[m.k] && cats[m.k].color) || "#9e9e9e" });
+        color: (cats[m.k] || cats.other).color });
     }
     hits.push({ kind: "mark", prio: 2, x0: mx0, x1: mx1, y0: ry, y1: ry + ROW_H - 3, m });
   }
@@ -1015,7 +1021,7 @@ function paintEventMarks({ g, store, cats, top, t0, t1, x0, x1, pxs, X, hits }) 
 // VAD speech segments (speech_started → speech_stopped; an open one runs to openEnd, paler).
 function paintSpeech({ g, store, cats, top, t0, t1, x0, x1, X, openEnd, hits }) {
   const [sy0, sy1] = top.speech;
-  const vadColor = (cats.vad && cats.vad.color) || "#43a047";
+  const vadColor = cats.vad.color;
   g.textAlign = "center";
   for (const s of store.speech) {
     const e1 = s.t1 ?? openEnd;
@@ -1037,8 +1043,8 @@ function paintSpeech({ g, store, cats, top, t0, t1, x0, x1, X, openEnd, hits }) 
 }
 
 // The input buffer: buffered (filled steps) and appended since commit/clear (dashed), and the
-// commit minimum (100 ms). Returns the scale ({peak, y100}) paintBufferScale labels.
-function paintInputBuffer({ g, store, cats, fg, top, t0, t1, x0, x1, X, openEnd, hits }) {
+// commit minimum (100 ms). Returns the scale ({peak, yMin}) paintBufferScale labels.
+function paintInputBuffer({ g, store, rules, cats, fg, top, t0, t1, x0, x1, X, openEnd, hits }) {
   const buf = store.buffer;
   const [by0, by1] = top.buffer;
   let j0 = lowerBound(buf, t0, byT0);
@@ -1049,7 +1055,7 @@ function paintInputBuffer({ g, store, cats, fg, top, t0, t1, x0, x1, X, openEnd,
   peak *= 1.1;
   const Y = (v) => by1 - 1 - (v / peak) * (by1 - by0 - 3);
   if (j1 > j0) {
-    const bufColor = (cats.buffer && cats.buffer.color) || "#fb8c00";
+    const bufColor = cats.buffer.color;
     const end = Math.min(x1, X(openEnd));
     for (const [col, alpha, dashed, fill] of [[bufColor, 0.35, false, true], [bufColor, 1, false, false], [fg, 0.55, true, false]]) {
       const idx = dashed ? 2 : 1;
@@ -1099,35 +1105,35 @@ function paintInputBuffer({ g, store, cats, fg, top, t0, t1, x0, x1, X, openEnd,
     }
   }
   // the commit minimum (100 ms)
-  const y100 = Math.round(Y(100)) + 0.5;
-  g.strokeStyle = ERR;
+  const yMin = Math.round(Y(rules.commitMinMs)) + 0.5;
+  g.strokeStyle = rules.err;
   g.globalAlpha = 0.6;
   g.setLineDash([2, 3]);
   g.beginPath();
-  g.moveTo(x0, y100);
-  g.lineTo(x1, y100);
+  g.moveTo(x0, yMin);
+  g.lineTo(x1, yMin);
   g.stroke();
   g.setLineDash([]);
   g.globalAlpha = 1;
-  return { peak, y100 };
+  return { peak, yMin };
 }
 
 // The input buffer's scale, left of the plot: its top value and the commit minimum.
-function paintBufferScale({ g, fg, top, x0 }, { peak, y100 }) {
+function paintBufferScale({ g, rules, fg, top, x0 }, { peak, yMin }) {
   g.fillStyle = fg;
   g.globalAlpha = 0.6;
   g.textAlign = "right";
   g.fillText(`${Math.round(peak)} ms`, x0 - 6, top.buffer[0] + 5);
-  g.fillStyle = ERR;
-  g.fillText("100 ms", x0 - 6, y100);
+  g.fillStyle = rules.err;
+  g.fillText(`${rules.commitMinMs} ms`, x0 - 6, yMin);
   g.globalAlpha = 1;
 }
 
 // Responses: pale lead-in from response.created, solid from first audio to done, labelled
 // inside their bar when they fit, else to its right up to the next response.
-function paintResponses({ g, store, cats, fg, top, t0, t1, x0, x1, X, openEnd, hits }) {
+function paintResponses({ g, store, rules, cats, fg, top, t0, t1, x0, x1, X, openEnd, hits }) {
   const [ry0, ry1] = top.resp;
-  const rc = (cats.audio_out && cats.audio_out.color) || "#1e88e5";
+  const rc = cats.audio_out.color;
   const respLabels = []; // [bar start, bar end, text]: placed once all bars are drawn
   for (const r of store.responses) {
     const end = r.tDone ?? openEnd;
@@ -1146,7 +1152,7 @@ function paintResponses({ g, store, cats, fg, top, t0, t1, x0, x1, X, openEnd, h
     if (r.tAudio !== null) {
       a = X(r.tAudio);
       b = Math.max(X(end), a + 2);
-      g.fillStyle = r.status === "failed" ? ERR : rc;
+      g.fillStyle = r.status === "failed" ? rules.err : rc;
       g.globalAlpha = r.tDone === null ? 0.55 : 0.95;
       g.fillRect(a, ry0 + 2, b - a, ry1 - ry0 - 4);
       g.globalAlpha = 1;
@@ -1154,7 +1160,7 @@ function paintResponses({ g, store, cats, fg, top, t0, t1, x0, x1, X, openEnd, h
       if (r.status && r.status !== "completed") label += ` · ${r.status}`;
       respLabels.push([a, b, label]);
     } else if (r.tDone !== null && r.status && r.status !== "completed") {
-      g.fillStyle = r.status === "failed" ? ERR : fg;
+      g.fillStyle = r.status === "failed" ? rules.err : fg;
       g.textAlign = "left";
       g.fillText(r.status, X(r.tDone) + 3, (ry0 + ry1) / 2 + 0.5);
     }
@@ -1185,11 +1191,12 @@ function paintResponses({ g, store, cats, fg, top, t0, t1, x0, x1, X, openEnd, h
 
 // Errors on top: a red line through all lanes, a red block in its lane (dashed outline when
 // refused before sending), a pointer above it and its code in the label strip.
-function paintErrors({ g, top, X, hits, labels }, errMarks) {
+function paintErrors({ g, rules, top, X, hits, labels }, errMarks) {
+  const err = rules.err;
   for (const m of errMarks) {
     const x = Math.round(X(m.t0)) + 0.5;
     const [ly0, ly1] = top[m.d];
-    g.strokeStyle = ERR;
+    g.strokeStyle = err;
     g.globalAlpha = 0.5;
     g.beginPath();
     g.moveTo(x, top.c[0] - 3);
@@ -1203,17 +1210,17 @@ function paintErrors({ g, top, X, hits, labels }, errMarks) {
       g.setLineDash([]);
       g.lineWidth = 1;
     } else {
-      g.fillStyle = ERR;
+      g.fillStyle = err;
       g.fillRect(x - 3, ly0 + 1, 6, ly1 - ly0 - 2);
     }
-    g.fillStyle = ERR;
+    g.fillStyle = err;
     g.beginPath();
     g.moveTo(x - 5, ly0 - 7);
     g.lineTo(x + 5, ly0 - 7);
     g.lineTo(x, ly0 - 1);
     g.closePath();
     g.fill();
-    labels.unshift([x - 3, `${m.x.refused ? "refused: " : ""}${m.x.code ?? m.y}`, ERR, true]);
+    labels.unshift([x - 3, `${m.x.refused ? "refused: " : ""}${m.x.code ?? m.y}`, err, true]);
     hits.push({ kind: "mark", prio: 5, x0: x - 5, x1: x + 5, y0: ly0 - 8, y1: ly1, m });
   }
 }

@@ -50,7 +50,7 @@ import traitlets as t
 from realtime_nb.client.eventlog import EventLog, LoggedEvent
 
 from ._affinity import LoopAffinity
-from ._lanes import CATEGORIES, Compactor, Lanes, build_lanes, compact_log
+from ._lanes import CATEGORIES, Compactor, Lanes, build_lanes, compact_log, drawing_rules
 
 __all__ = ["StatsFuture", "Timeline", "timeline_html", "timeline_png"]
 
@@ -108,6 +108,7 @@ class Timeline(anywidget.AnyWidget):
     live = t.Bool(False).tag(sync=True)
     title = t.Unicode("").tag(sync=True)
     _categories = t.Dict().tag(sync=True)
+    _lane_rules = t.Dict().tag(sync=True)  # _lanes.drawing_rules(): what the JS does not restate
     _uid = t.Unicode().tag(sync=True)
 
     #: Most batches sent per second.
@@ -124,7 +125,7 @@ class Timeline(anywidget.AnyWidget):
                  title: str = "", **kwargs: Any) -> None:
         kwargs.setdefault("_uid", uuid.uuid4().hex)
         super().__init__(window_s=window_s, follow=follow, title=title,
-                         _categories=CATEGORIES, **kwargs)
+                         _categories=CATEGORIES, _lane_rules=drawing_rules(), **kwargs)
         self._log: EventLog | None = None
         self._compactor = Compactor()
         self._history: list[dict[str, Any]] = []
@@ -364,7 +365,7 @@ def timeline_html(log: LogLike, path: str | pathlib.Path, *, title: str | None =
     if title is None:
         title = f"realtime_nb timeline — {path.stem}"
     state = {"window_s": window_s, "follow": window_s > 0, "live": False, "title": title,
-             "_categories": CATEGORIES, "_uid": "static"}
+             "_categories": CATEGORIES, "_lane_rules": drawing_rules(), "_uid": "static"}
 
     def embed(obj: Any) -> str:
         # Safe inside <script type="application/json">: no "</" can close the element.
