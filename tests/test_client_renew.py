@@ -18,7 +18,8 @@ from realtime_nb.client.mirror import ItemState
 from realtime_nb.client.renew import plan_carry
 from realtime_nb.client.testing import FakeRealtimeServer
 from realtime_nb.server import LocalServer
-from realtime_nb.widgets._lanes import build_lanes, compact_log
+from realtime_nb.widgets._compact import compact_log
+from realtime_nb.widgets._lanes import build_lanes
 
 SILENCE = b"\0\0" * 12000  # 0.5 s
 

@@ -2,7 +2,8 @@
 
 Read from the source (every ``import`` statement, module level or inside functions), so a new
 arrow the wrong way fails here before it becomes a cycle. ``credentials`` (masked secrets and
-log redaction) sits below both client and server.
+log redaction) sits below both client and server. Inside ``widgets``, the timeline's private
+modules import one way too: ``_lanes`` < ``_compact``, ``_timeline_png`` < ``timeline``.
 """
 
 from __future__ import annotations
@@ -83,3 +84,22 @@ def test_moved_names_keep_their_public_import_paths() -> None:
     assert backend.redact_url is credentials.redact_url
     assert backend.REDACT_HEADERS is credentials.REDACT_HEADERS
     assert audio.CapturedPCM16.__module__ == "realtime_nb.audio._captured"
+
+
+#: Inside the timeline, what each of its private modules must never import: the lane facts and
+#: grouping (_lanes) stay free of the client, so the widget, the PNG and the traits the browser
+#: gets share them without the state mirror; only the compaction (_compact) replays the client's
+#: mirror; the drawings depend on the lanes, never on the widget module.
+TIMELINE_FORBIDDEN = {
+    "_lanes.py": ("realtime_nb.client", "realtime_nb.widgets._compact",
+                  "realtime_nb.widgets.timeline"),
+    "_compact.py": ("realtime_nb.widgets.timeline", "realtime_nb.widgets._timeline_png"),
+    "_timeline_png.py": ("realtime_nb.client", "realtime_nb.widgets._compact",
+                         "realtime_nb.widgets.timeline"),
+}
+
+
+@pytest.mark.parametrize("module", sorted(TIMELINE_FORBIDDEN))
+def test_the_timeline_modules_import_one_way(module: str) -> None:
+    names = _imports(PACKAGE / "widgets" / module)
+    assert not {n for n in names if n.startswith(TIMELINE_FORBIDDEN[module])}

@@ -28,7 +28,8 @@ from widget_comm import RecordingComm, browser_msg, recording_comm
 
 from realtime_nb.client.errors import RealtimeError
 from realtime_nb.client.eventlog import EventLog, audio_ref
-from realtime_nb.widgets._lanes import build_lanes, compact_log
+from realtime_nb.widgets._compact import compact_log
+from realtime_nb.widgets._lanes import build_lanes
 from realtime_nb.widgets.timeline import Timeline, timeline_html, timeline_png
 
 TIMELINE_JS = Path(__file__).parents[1] / "realtime_nb" / "widgets" / "timeline.js"

@@ -44,10 +44,10 @@ METHODS = {
     "to_html": "(self, path: 'str | pathlib.Path', **kwargs: 'Any') -> 'pathlib.Path'",
 }
 
-#: The lane module's names the tests, the panel's users and the coverage table import.
-LANES_NAMES = ["CATEGORIES", "Compactor", "ErrorMark", "Lanes", "Mark", "ResponseSpan",
-               "SpeechSegment", "build_lanes", "category_of", "compact_log", "drawing_rules",
-               "marker_label"]
+#: The private modules' names the tests, the coverage table and the PNG drawing import.
+LANES_NAMES = ["CATEGORIES", "ErrorMark", "Lanes", "Mark", "ResponseSpan", "SpeechSegment",
+               "build_lanes", "category_of", "drawing_rules", "marker_label", "row_of"]
+COMPACT_NAMES = ["Compactor", "compact_log"]
 
 
 def test_the_module_exports_exactly_its_documented_names() -> None:
@@ -74,11 +74,13 @@ def test_the_widget_syncs_its_settings_and_the_lane_facts_never_the_log() -> Non
     assert synced == ["_categories", "_lane_rules", "_uid", "follow", "live", "title", "window_s"]
 
 
-def test_the_lane_module_keeps_the_names_its_users_import() -> None:
-    from realtime_nb.widgets import _lanes
+def test_the_lane_modules_keep_the_names_their_users_import() -> None:
+    from realtime_nb.widgets import _compact, _lanes
 
-    assert all(hasattr(_lanes, name) for name in LANES_NAMES)
     assert set(LANES_NAMES) <= set(_lanes.__all__)
+    assert all(hasattr(_lanes, name) for name in LANES_NAMES)
+    assert set(COMPACT_NAMES) <= set(_compact.__all__)
+    assert all(hasattr(_compact, name) for name in COMPACT_NAMES)
 
 
 def test_the_browser_module_keeps_its_contract() -> None:

@@ -1,6 +1,6 @@
 // realtime_nb Timeline: a live event timeline of a Realtime session, drawn on a canvas.
 //
-// The kernel sends compact events (see realtime_nb/widgets/_lanes.py for their keys) as custom
+// The kernel sends compact events (see realtime_nb/widgets/_compact.py for their keys) as custom
 // messages: {type: "events", events: [...], now, live, sync?, final?} at most 10 times a second,
 // and {type: "reset"} when it starts showing another log. initialize({model}) keeps ONE event
 // store per model (all views share it) and asks for the history with {type: "sync", from, to}

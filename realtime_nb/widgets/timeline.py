@@ -20,7 +20,7 @@ client events, failed transcriptions and failed responses are red, with their me
 Hover shows an event's payload (audio elided to its size), click pins it.
 
 Transport (what the caller must know): the kernel never holds the log in a trait. New log entries
-are compacted (:mod:`realtime_nb.widgets._lanes`) and sent in batches as custom messages, at most
+are compacted (:mod:`realtime_nb.widgets._compact`) and sent in batches as custom messages, at most
 :attr:`Timeline.max_rate_hz` times a second, by a timer on the running asyncio loop (the kernel's,
 or your ``asyncio.run``). Without a running loop nothing is scheduled: batches go out when the
 throttle interval has passed at the next event, and :meth:`Timeline.flush` sends the rest.
@@ -50,7 +50,8 @@ import traitlets as t
 from realtime_nb.client.eventlog import EventLog, LoggedEvent
 
 from ._affinity import LoopAffinity
-from ._lanes import CATEGORIES, Compactor, Lanes, build_lanes, compact_log, drawing_rules
+from ._compact import Compactor, compact_log
+from ._lanes import CATEGORIES, Lanes, build_lanes, drawing_rules
 
 __all__ = ["StatsFuture", "Timeline", "timeline_html", "timeline_png"]
 

@@ -19,7 +19,8 @@ import pytest
 from timeline_fixtures import REAL_TRACE, synthetic_log
 
 from realtime_nb.client.eventlog import EventLog
-from realtime_nb.widgets._lanes import build_lanes, compact_log
+from realtime_nb.widgets._compact import compact_log
+from realtime_nb.widgets._lanes import build_lanes
 from realtime_nb.widgets.timeline import timeline_html
 
 from .conftest import ARTIFACTS, CHROMIUM
