@@ -3,7 +3,8 @@
 Read from the source (every ``import`` statement, module level or inside functions), so a new
 arrow the wrong way fails here before it becomes a cycle. ``credentials`` (masked secrets and
 log redaction) sits below both client and server. Inside ``widgets``, the timeline's private
-modules import one way too: ``_lanes`` < ``_compact``, ``_timeline_png`` < ``timeline``.
+modules import one way too: ``_lanes`` < ``_compact``; ``_timeline_png``,
+``_timeline_html`` < ``timeline``.
 """
 
 from __future__ import annotations
@@ -96,6 +97,8 @@ TIMELINE_FORBIDDEN = {
     "_compact.py": ("realtime_nb.widgets.timeline", "realtime_nb.widgets._timeline_png"),
     "_timeline_png.py": ("realtime_nb.client", "realtime_nb.widgets._compact",
                          "realtime_nb.widgets.timeline"),
+    "_timeline_html.py": ("realtime_nb.client", "realtime_nb.widgets._compact",
+                          "realtime_nb.widgets.timeline"),
 }
 
 

@@ -36,8 +36,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import html
-import json
 import pathlib
 import time
 import uuid
@@ -73,6 +71,11 @@ def _as_log(log: LogLike) -> EventLog | None:
     if isinstance(events, EventLog):
         return events
     raise TypeError(f"Timeline needs an EventLog, a Session or a .jsonl path, not {type(log)}")
+
+
+def _lane_facts() -> dict[str, Any]:
+    """The traits that carry _lanes' facts to the browser (the widget's and the HTML page's)."""
+    return {"_categories": CATEGORIES, "_lane_rules": drawing_rules()}
 
 
 def _entries(log: LogLike) -> list[LoggedEvent]:
@@ -126,7 +129,7 @@ class Timeline(anywidget.AnyWidget):
                  title: str = "", **kwargs: Any) -> None:
         kwargs.setdefault("_uid", uuid.uuid4().hex)
         super().__init__(window_s=window_s, follow=follow, title=title,
-                         _categories=CATEGORIES, _lane_rules=drawing_rules(), **kwargs)
+                         **_lane_facts(), **kwargs)
         self._log: EventLog | None = None
         self._compactor = Compactor()
         self._history: list[dict[str, Any]] = []
@@ -361,99 +364,15 @@ def timeline_html(log: LogLike, path: str | pathlib.Path, *, title: str | None =
     (a kernel message: ``{"type": "events", "events": [...]}``), ``request(message)`` (returns
     the widget's reply, e.g. to ``{"type": "stats"}``) and ``lanes(binS)``.
     """
+    from ._timeline_html import write_page
+
     path = pathlib.Path(path)
-    events = _compact(log)
     if title is None:
         title = f"realtime_nb timeline — {path.stem}"
     state = {"window_s": window_s, "follow": window_s > 0, "live": False, "title": title,
-             "_categories": CATEGORIES, "_lane_rules": drawing_rules(), "_uid": "static"}
-
-    def embed(obj: Any) -> str:
-        # Safe inside <script type="application/json">: no "</" can close the element.
-        return json.dumps(obj, separators=(",", ":")).replace("</", "<\\/")
-
-    js = _JS.read_text(encoding="utf-8").replace("</script", "<\\/script")
-    page = _HTML_TEMPLATE.format(
-        title=html.escape(title), css=_CSS.read_text(encoding="utf-8"),
-        js=js, state=embed(state), events=embed(events), count=len(events),
-    )
-    path.write_text(page, encoding="utf-8")
-    return path
-
-
-_HTML_TEMPLATE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<style>
-body {{ margin: 16px; font-family: system-ui, sans-serif; background: #fff; color: #222; }}
-{css}
-</style>
-</head>
-<body>
-<div id="rtnb-timeline-root"></div>
-<noscript>This timeline needs JavaScript ({count} events are embedded as JSON below).</noscript>
-<script type="application/json" id="rtnb-timeline-state">{state}</script>
-<script type="application/json" id="rtnb-timeline-events">{events}</script>
-<script type="text/plain" id="rtnb-timeline-js">{js}</script>
-<script type="module">
-// A stand-in for the widget model (anywidget's {{get, set, on, off, send, save_changes}}): the
-// page runs the widget's own module, and delivers the embedded events as the kernel would.
-const state = JSON.parse(document.getElementById("rtnb-timeline-state").textContent);
-const events = JSON.parse(document.getElementById("rtnb-timeline-events").textContent);
-const source = document.getElementById("rtnb-timeline-js").textContent;
-const url = URL.createObjectURL(new Blob([source], {{ type: "text/javascript" }}));
-const ns = await import(url);
-const mod = ns.default;
-const handlers = new Map();
-const replies = [];
-const model = {{
-  get: (k) => state[k],
-  set: (k, v) => {{ state[k] = v; (handlers.get("change:" + k) || []).forEach((f) => f()); }},
-  save_changes: () => {{}},
-  on: (names, f) => names.split(" ").forEach((n) => {{
-    if (!handlers.has(n)) handlers.set(n, []);
-    handlers.get(n).push(f);
-  }}),
-  off: (names, f) => names.split(" ").forEach((n) => {{
-    const fs = handlers.get(n) || [];
-    const i = fs.indexOf(f);
-    if (i >= 0) fs.splice(i, 1);
-  }}),
-  send: (msg) => {{
-    replies.push(msg);
-    if (msg.type === "sync") {{
-      model.lastSync = msg;
-      const from = msg.from || 0, to = msg.to ?? events.length;
-      const part = events.filter((e) => e.s >= from && e.s < to);
-      setTimeout(() => deliver({{ type: "events", events: part, sync: true, final: true,
-        live: false, total: events.length }}), 0);
-    }}
-  }},
-}};
-const deliver = (msg) => (handlers.get("msg:custom") || []).forEach((f) => f(msg, []));
-const cleanup = [mod.initialize({{ model }}),
-  mod.render({{ model, el: document.getElementById("rtnb-timeline-root") }})];
-window.rtnbTimeline = {{
-  deliver,
-  request: async (msg) => {{
-    const n = replies.length;
-    deliver(msg);
-    for (let i = 0; i < 200 && replies.length === n; i++) {{
-      await new Promise((r) => setTimeout(r, 5));
-    }}
-    return replies.slice(n).find((r) => r.type === msg.type) || null;
-  }},
-  lanes: (binS) => ns.lanesSummary(state._uid, binS ?? null),
-  model,
-  cleanup: () => cleanup.forEach((f) => f && f()),
-}};
-</script>
-</body>
-</html>
-"""
+             **_lane_facts(), "_uid": "static"}
+    return write_page(_compact(log), path, title=title, state=state,
+                      js=_JS.read_text(encoding="utf-8"), css=_CSS.read_text(encoding="utf-8"))
 
 
 def timeline_png(
