@@ -29,6 +29,13 @@ redraws instead (one wake-up of the kernel for both, at the panel's ``refresh_s`
 that renders late (or after a page reload) asks for the history with a ``sync`` message and gets it
 in chunks — answered only while the kernel is idle, like every message from the browser; live
 batches reach it meanwhile.
+
+Where the timeline's parts live: this module (the widget: batching, history sync, stats, and
+the two export functions); :mod:`._compact` (logged events → compact events, in the kernel);
+:mod:`._lanes` (the lane facts and the grouping into lanes, shared by the PNG and, as traits,
+by the browser); ``timeline.js`` (the browser: store, kernel link, view, one painter per lane;
+its top says why it is one file); :mod:`._timeline_png` and :mod:`._timeline_html` (the
+exports' drawing and page).
 """
 
 from __future__ import annotations
