@@ -20,7 +20,8 @@
 //   the model side    ModelState: the kernel link (sync, holes, reset, stats) and the redraw
 //                     scheduler (requestAnimationFrame, update timings); initialize()
 //   a view            View: its DOM (toolbar, canvas, legend, details), the time window and the
-//                     interaction (pan, zoom, keys, hover, pin), describeHit (tooltip text)
+//                     interaction (pan, zoom, keys, hover, pin), draw() and the toolbar's state
+//   details           describeHit: the text of a tooltip and of the pinned details
 //   painters          one function per lane (frames, grid, local markers, event marks, speech,
 //                     input buffer, responses, errors, label strip); View.draw calls them in order
 //   render            render() and the module's default export
@@ -692,7 +693,7 @@ class View {
       return;
     }
     this.canvas.style.cursor = "pointer";
-    tip.replaceChildren(...this.describe(h, 28));
+    tip.replaceChildren(...describeHit(h, this.st.store, 28));
     tip.style.display = "";
     const w = this.wrap.clientWidth;
     tip.style.left = `${Math.min(Math.max(0, x + 12), Math.max(0, w - 380))}px`;
@@ -709,7 +710,7 @@ class View {
     close.type = "button";
     close.title = "Close";
     close.addEventListener("click", () => this.pin(null));
-    this.detail.replaceChildren(close, ...this.describe(h, Infinity));
+    this.detail.replaceChildren(close, ...describeHit(h, this.st.store, Infinity));
     this.detail.style.display = "";
   }
 
@@ -723,71 +724,6 @@ class View {
     this.stopFollowing([e.t - span / 2, e.t + span / 2]);
     this.pin({ kind: "mark", m: { d: e.d, y: e.y, k: e.k, t0: e.t, t1: e.t, count: 1,
       seq0: e.s, seq1: e.s, i: lowerBound(this.st.store.events, e.s, byS), x: e.x } });
-  }
-
-  // Lines describing a hit: summary, error message and hint, and the payload as JSON.
-  describe(h, maxLines) {
-    const out = [];
-    const head = (text, cls = "rtnb-tl-tip-head") => out.push(el("div", cls, text));
-    const json = (obj) => {
-      let text = JSON.stringify(obj, null, 2) ?? "";
-      if (Number.isFinite(maxLines)) {
-        const lines = text.split("\n");
-        if (lines.length > maxLines) {
-          text = lines.slice(0, maxLines).join("\n") + `\n… ${lines.length - maxLines} more lines (click to pin)`;
-        }
-      }
-      out.push(el("pre", "rtnb-tl-json", text));
-    };
-    const store = this.st.store;
-    if (h.kind === "mark") {
-      const m = h.m;
-      const lane = { c: "client", s: "server", l: "local" }[m.d];
-      const ev = store.events[m.i];
-      if (m.count > 1) {
-        let ms = 0;
-        for (let i = m.i, n = 0; i < store.events.length && n < m.count; i++) {
-          const e = store.events[i];
-          if (e.d === m.d && e.y === m.y) { ms += e.ms || 0; n++; }
-        }
-        head(`${lane} · ${m.y} ×${m.count} · seq ${m.seq0}–${m.seq1} · ${fmtT(m.t0)} – ${fmtT(m.t1)}` +
-          (ms ? ` · ${(ms / 1000).toFixed(2)} s of audio` : ""));
-        head("first of them:", "rtnb-tl-tip-sub");
-      } else {
-        head(`${lane} · ${m.y} · seq ${m.seq0} · ${fmtT(m.t0)}` + (ev && ev.ms ? ` · ${ev.ms} ms of audio` : ""));
-      }
-      if (m.x) {
-        const x = m.x;
-        const what = x.refused ? "Refused before sending (never reached the server)" : "Error";
-        head(`${what}: [${x.code}] ${x.message}`, "rtnb-tl-tip-err");
-        if (x.hint) head(`Hint: ${x.hint}`, "rtnb-tl-tip-hint");
-      }
-      if (ev && ev.b) head(`input buffer after it: ${ev.b[0]} ms buffered, ${ev.b[1]} ms appended since commit/clear`, "rtnb-tl-tip-sub");
-      if (ev && ev.note) head(`note: ${ev.note}`, "rtnb-tl-tip-sub");
-      if (ev) json(ev.p);
-    } else if (h.kind === "speech") {
-      const s = h.s;
-      head(`VAD speech · ${fmtT(s.t0)} → ${s.t1 === null ? "still speaking" : fmtT(s.t1)}`);
-      head(`audio_start_ms=${s.a0 ?? "?"} · audio_end_ms=${s.a1 ?? "…"}` +
-        (s.a0 !== null && s.a1 !== null ? ` (${s.a1 - s.a0} ms of input audio)` : ""), "rtnb-tl-tip-sub");
-      if (s.item) head(`item ${s.item}`, "rtnb-tl-tip-sub");
-    } else if (h.kind === "response") {
-      const r = h.r;
-      head(`response ${r.id} · ${r.status ?? "in progress"}`);
-      const parts = [];
-      if (r.tCreated !== null) parts.push(`created ${fmtT(r.tCreated)}`);
-      if (r.tAudio !== null) {
-        parts.push(`first audio ${fmtT(r.tAudio)}` +
-          (r.tCreated !== null ? ` (+${((r.tAudio - r.tCreated) * 1000).toFixed(0)} ms)` : ""));
-      }
-      if (r.tDone !== null) parts.push(`done ${fmtT(r.tDone)}`);
-      head(parts.join(" · "), "rtnb-tl-tip-sub");
-      head(`${r.deltas} audio deltas · ${(r.audioMs / 1000).toFixed(2)} s of audio`, "rtnb-tl-tip-sub");
-    } else if (h.kind === "buffer") {
-      head(`input buffer at ${fmtT(h.p[0])}`);
-      head(`${h.p[1]} ms buffered (what a commit now would find) · ${h.p[2]} ms appended since the last commit/clear`, "rtnb-tl-tip-sub");
-    }
-    return out;
   }
 
   // -------------------------------------------------------------- drawing
@@ -875,6 +811,72 @@ class View {
     this.info.textContent = `${store.events.length} events${st.live ? " · live" : ""}` +
       (st.syncPending ? " · loading history…" : "");
   }
+}
+
+// ------------------------------------------------------------------------------ details
+// Lines describing a hit (the tooltip, and the pinned details with maxLines = Infinity):
+// summary, error message and hint, and the payload as JSON.
+function describeHit(h, store, maxLines) {
+  const out = [];
+  const head = (text, cls = "rtnb-tl-tip-head") => out.push(el("div", cls, text));
+  const json = (obj) => {
+    let text = JSON.stringify(obj, null, 2) ?? "";
+    if (Number.isFinite(maxLines)) {
+      const lines = text.split("\n");
+      if (lines.length > maxLines) {
+        text = lines.slice(0, maxLines).join("\n") + `\n… ${lines.length - maxLines} more lines (click to pin)`;
+      }
+    }
+    out.push(el("pre", "rtnb-tl-json", text));
+  };
+  if (h.kind === "mark") {
+    const m = h.m;
+    const lane = { c: "client", s: "server", l: "local" }[m.d];
+    const ev = store.events[m.i];
+    if (m.count > 1) {
+      let ms = 0;
+      for (let i = m.i, n = 0; i < store.events.length && n < m.count; i++) {
+        const e = store.events[i];
+        if (e.d === m.d && e.y === m.y) { ms += e.ms || 0; n++; }
+      }
+      head(`${lane} · ${m.y} ×${m.count} · seq ${m.seq0}–${m.seq1} · ${fmtT(m.t0)} – ${fmtT(m.t1)}` +
+        (ms ? ` · ${(ms / 1000).toFixed(2)} s of audio` : ""));
+      head("first of them:", "rtnb-tl-tip-sub");
+    } else {
+      head(`${lane} · ${m.y} · seq ${m.seq0} · ${fmtT(m.t0)}` + (ev && ev.ms ? ` · ${ev.ms} ms of audio` : ""));
+    }
+    if (m.x) {
+      const x = m.x;
+      const what = x.refused ? "Refused before sending (never reached the server)" : "Error";
+      head(`${what}: [${x.code}] ${x.message}`, "rtnb-tl-tip-err");
+      if (x.hint) head(`Hint: ${x.hint}`, "rtnb-tl-tip-hint");
+    }
+    if (ev && ev.b) head(`input buffer after it: ${ev.b[0]} ms buffered, ${ev.b[1]} ms appended since commit/clear`, "rtnb-tl-tip-sub");
+    if (ev && ev.note) head(`note: ${ev.note}`, "rtnb-tl-tip-sub");
+    if (ev) json(ev.p);
+  } else if (h.kind === "speech") {
+    const s = h.s;
+    head(`VAD speech · ${fmtT(s.t0)} → ${s.t1 === null ? "still speaking" : fmtT(s.t1)}`);
+    head(`audio_start_ms=${s.a0 ?? "?"} · audio_end_ms=${s.a1 ?? "…"}` +
+      (s.a0 !== null && s.a1 !== null ? ` (${s.a1 - s.a0} ms of input audio)` : ""), "rtnb-tl-tip-sub");
+    if (s.item) head(`item ${s.item}`, "rtnb-tl-tip-sub");
+  } else if (h.kind === "response") {
+    const r = h.r;
+    head(`response ${r.id} · ${r.status ?? "in progress"}`);
+    const parts = [];
+    if (r.tCreated !== null) parts.push(`created ${fmtT(r.tCreated)}`);
+    if (r.tAudio !== null) {
+      parts.push(`first audio ${fmtT(r.tAudio)}` +
+        (r.tCreated !== null ? ` (+${((r.tAudio - r.tCreated) * 1000).toFixed(0)} ms)` : ""));
+    }
+    if (r.tDone !== null) parts.push(`done ${fmtT(r.tDone)}`);
+    head(parts.join(" · "), "rtnb-tl-tip-sub");
+    head(`${r.deltas} audio deltas · ${(r.audioMs / 1000).toFixed(2)} s of audio`, "rtnb-tl-tip-sub");
+  } else if (h.kind === "buffer") {
+    head(`input buffer at ${fmtT(h.p[0])}`);
+    head(`${h.p[1]} ms buffered (what a commit now would find) · ${h.p[2]} ms appended since the last commit/clear`, "rtnb-tl-tip-sub");
+  }
+  return out;
 }
 
 // ------------------------------------------------------------------------------ painters
