@@ -2,9 +2,9 @@
 
 Read from the source (every ``import`` statement, module level or inside functions), so a new
 arrow the wrong way fails here before it becomes a cycle. ``credentials`` (masked secrets and
-log redaction) sits below both client and server. Inside ``widgets``, the timeline's private
-modules import one way too: ``_lanes`` < ``_compact``; ``_timeline_png``,
-``_timeline_html`` < ``timeline``.
+log redaction) and ``net`` (which hosts are loopback) sit below both client and server.
+Inside ``widgets``, the timeline's private modules import one way too: ``_lanes`` <
+``_compact``; ``_timeline_png``, ``_timeline_html`` < ``timeline``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ FORBIDDEN = {
     "vad": ("client", "server", "widgets", "lab", "protocol"),
     "protocol": ("client", "server", "widgets", "lab"),
     "credentials": ("client", "server", "widgets", "lab", "protocol", "vad", "audio"),
+    "net": ("client", "server", "widgets", "lab", "protocol", "vad", "audio"),
     "server": ("client", "widgets", "lab"),
 }
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from realtime_nb.credentials import REDACT_HEADERS, Secret, redact_url, register_secret_headers
+from realtime_nb.net import is_loopback
 
 from .errors import RealtimeError
 from .hints import hint_for
@@ -102,10 +103,6 @@ def _with_query(url: str, **params: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(pairs)))
 
 
-def _is_loopback(host: str | None) -> bool:
-    return host in ("127.0.0.1", "::1", "localhost") or bool(host and host.startswith("127."))
-
-
 def resolve_backend(
     backend: str | None = None,
     url: str | None = None,
@@ -135,7 +132,7 @@ def resolve_backend(
         key = api_key
         if key is None and (host == "api.openai.com" or host.endswith(".openai.com")):
             key = env_key
-        if key is None and _is_loopback(host) and not extra:
+        if key is None and is_loopback(host) and not extra:
             key = "local"
         name = "openai" if host == "api.openai.com" else "url"
         return Backend(name, url, model, Secret(key) if key else None, extra)

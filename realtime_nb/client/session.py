@@ -841,7 +841,9 @@ class Session:
             url = re.sub(r"([?&])model=[^&]*&?", r"\1", url).rstrip("?&")
             url = _with_query(url, intent="transcription")
         host = urlsplit(url).hostname or ""
-        loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+        from realtime_nb.net import is_loopback
+
+        loopback = is_loopback(host)
         logger.debug("connecting to %s", backend.display_url)
         self._fatal = None
         options: dict[str, Any] = {}

@@ -39,7 +39,6 @@ import contextlib
 import functools
 import hmac
 import http
-import ipaddress
 import json
 import logging
 import os
@@ -58,6 +57,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from realtime_nb.net import is_loopback
 from realtime_nb.protocol import Job, ProtocolError, Reply, SessionCore, validate_client_event
 from realtime_nb.protocol.beta import BetaTranslator
 from realtime_nb.protocol.state import new_id
@@ -81,15 +81,6 @@ def _ws_logger() -> logging.Logger:
     return log
 
 _REALTIME_MODELS = re.compile(r"(realtime|gpt-audio)", re.I)
-
-
-def _is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return host == "localhost"
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass
@@ -170,7 +161,7 @@ class LocalServer:
         ssl_keyfile: str | os.PathLike[str] | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        if not _is_loopback(host) and not allow_remote:
+        if not is_loopback(host) and not allow_remote:
             raise ValueError(
                 f"Refusing to bind the local server to {host!r}: it binds to loopback "
                 "(127.0.0.1) unless you pass allow_remote=True."
@@ -741,7 +732,7 @@ class LocalServer:
         if origin in self.allowed_origins or "*" in self.allowed_origins:
             return True
         host = urlsplit(origin).hostname or ""
-        return host == "localhost" or _is_loopback(host)
+        return is_loopback(host)
 
     @staticmethod
     def _select_subprotocol(connection: ServerConnection, subprotocols: Any) -> Any:
