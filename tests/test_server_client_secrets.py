@@ -19,7 +19,7 @@ import websockets
 from openai import AsyncOpenAI
 from openai.types.realtime import ClientSecretCreateResponse
 
-import realtime_nb.server.app as app_module
+import realtime_nb.server.admission as app_module
 from realtime_nb.server import LocalServer
 
 

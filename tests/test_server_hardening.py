@@ -22,7 +22,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from realtime_nb.server import LocalServer
-from realtime_nb.server import app as server_app
+from realtime_nb.server import admission as server_app
 from realtime_nb.server.__main__ import KEY_ENV, required_key
 from realtime_nb.server.engines import asr
 

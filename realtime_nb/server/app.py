@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hmac
 import http
 import json
 import logging
@@ -53,7 +52,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
@@ -61,6 +59,19 @@ from realtime_nb.net import is_loopback
 from realtime_nb.protocol import Job, ProtocolError, Reply, SessionCore, validate_client_event
 from realtime_nb.protocol.beta import BetaTranslator
 from realtime_nb.protocol.state import new_id
+from realtime_nb.server.admission import (
+    REALTIME_MODELS,
+    ClientSecret,
+    ConnInfo,
+    admit,
+    bearer_key,
+    connection_info,
+    find_secret,
+    origin_allowed,
+    refusal_after_upgrade,
+    refuse_key,
+    session_defaults,
+)
 from realtime_nb.server.engines.asr import LanguageUnsupported, TranscriptionCancelled
 from realtime_nb.server.http import HttpOrWebSocket, HttpRequest, HttpResponse, json_response
 from realtime_nb.vad import make_segmenter
@@ -79,28 +90,6 @@ def _ws_logger() -> logging.Logger:
     if REDACT_HEADERS not in log.filters:
         log.addFilter(REDACT_HEADERS)
     return log
-
-_REALTIME_MODELS = re.compile(r"(realtime|gpt-audio)", re.I)
-
-
-@dataclass
-class _ConnInfo:
-    beta: bool
-    kind: str
-    model: str
-    defaults: dict[str, Any] | None = None  # the config bound to the client secret used
-
-
-@dataclass
-class ClientSecret:
-    """An ephemeral ``ek_`` key minted by ``POST /v1/realtime/client_secrets``: it opens sessions
-    (bearer token or ``openai-insecure-api-key.`` subprotocol) until ``expires_at`` (Unix
-    seconds), each starting with the config ``session`` bound to it."""
-
-    value: str
-    expires_at: int
-    session: dict[str, Any]
-
 
 @dataclass
 class _Speculation:
@@ -461,76 +450,21 @@ class LocalServer:
                 break
 
     # ------------------------------------------------------------------ handshake
-    def _key_of(self, request: Request) -> str | None:
-        auth = request.headers.get("Authorization", "")
-        if auth.lower().startswith("bearer "):
-            return auth[7:].strip()
-        for proto in _offered(request.headers):
-            if proto.startswith("openai-insecure-api-key."):
-                return proto[len("openai-insecure-api-key."):]
-        return None
-
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        parts = urlsplit(request.path)
-        origin = request.headers.get("Origin")
-        if origin and not self._origin_allowed(origin):
-            return connection.respond(
-                http.HTTPStatus.FORBIDDEN,
-                f"Origin {origin} may not use this local server (only pages served from "
-                "localhost may; pass allowed_origins=... to LocalServer to allow others)\n")
-        path = parts.path.rstrip("/")
-        if path == "/v1/realtime/client_secrets" or path.startswith("/v1/realtime/calls"):
-            response = connection.respond(http.HTTPStatus.METHOD_NOT_ALLOWED,
-                                          "Use POST on this URL.\n")
-            response.headers["Allow"] = "POST"
-            return response
-        if path != "/v1/realtime":
-            return connection.respond(http.HTTPStatus.NOT_FOUND, "Not found: use /v1/realtime\n")
-        refusal = self._refuse_key(self._key_of(request), secrets_ok=True)
+        """websockets' handshake hook: the upgrade's refusal from :func:`.admission.admit`."""
+        refusal = admit(request.path, request.headers, api_key=self.api_key,
+                        secrets=self.client_secrets, allowed_origins=self.allowed_origins,
+                        calls=self.calls)
         if refusal is None:
-            call_id = parse_qs(parts.query).get("call_id", [None])[0]
-            if call_id is not None and call_id not in self.calls:
-                refusal = {"error": {"message": f"No active call with id '{call_id}'.",
-                                     "type": "invalid_request_error", "code": "call_not_found",
-                                     "param": "call_id"}}
-                status = http.HTTPStatus.NOT_FOUND
-        else:
-            status = http.HTTPStatus.UNAUTHORIZED
-        if refusal is not None:
-            response = connection.respond(status, json.dumps(refusal) + "\n")
-            response.headers["Content-Type"] = "application/json"
-            return response
-        return None
+            return None
+        response = connection.respond(http.HTTPStatus(refusal.status), refusal.body)
+        for name, value in refusal.headers.items():
+            response.headers[name] = value
+        return response
 
     def _refuse_key(self, key: str | None, *, secrets_ok: bool) -> dict[str, Any] | None:
-        """The 401 body for a missing or wrong key, or None when ``key`` may pass. An ``ek_`` key
-        must be a live client secret of this server (whatever ``api_key`` is); minting
-        (``secrets_ok=False``) needs the long-lived key."""
-        message = None
-        if key is None:
-            message = ("You didn't provide an API key. Provide it in the Authorization header "
-                       "(Bearer auth).")
-        elif key.startswith("ek_"):
-            secret = self._client_secret(key)
-            if secret is None:
-                message = "Incorrect API key provided."
-            elif secret.expires_at <= time.time():
-                # ours: the service's exact wording for an expired secret is not on record
-                message = "The ephemeral client secret has expired."
-            elif not secrets_ok:
-                message = "An ephemeral client secret cannot create client secrets."
-        elif self.api_key is not None and not _same_key(key, self.api_key):
-            message = "Incorrect API key provided."
-        if message is None:
-            return None
-        return {"error": {"message": message, "type": "invalid_request_error",
-                          "code": "invalid_api_key", "param": None}}
-
-    def _client_secret(self, key: str) -> ClientSecret | None:
-        for value, secret in self.client_secrets.items():
-            if _same_key(key, value):
-                return secret
-        return None
+        return refuse_key(key, api_key=self.api_key, secrets=self.client_secrets,
+                          secrets_ok=secrets_ok)
 
     # ------------------------------------------------------------------ REST
     async def _http(self, request: HttpRequest) -> HttpResponse:
@@ -539,7 +473,7 @@ class LocalServer:
         Pages on loopback origins (and ``allowed_origins``) get CORS headers, so a notebook page
         can post its SDP offer here; preflights (``OPTIONS``) are answered for every route."""
         origin = request.headers.get("origin")
-        if origin and not self._origin_allowed(origin):
+        if origin and not origin_allowed(origin, self.allowed_origins):
             return _api_error(403, f"Origin {origin} may not use this local server.")
         response = await self._route(request)
         if origin:
@@ -562,8 +496,7 @@ class LocalServer:
         if request.method != "POST":
             return _api_error(405, f"Method {request.method} not allowed on {path}: use POST.",
                               Allow="POST")
-        auth = request.headers.get("authorization", "")
-        key = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+        key = bearer_key(request.headers)
         refusal = self._refuse_key(key, secrets_ok=path != "/v1/realtime/client_secrets")
         if refusal is not None:
             return json_response(401, refusal)
@@ -580,7 +513,7 @@ class LocalServer:
             return _api_error(400, err.message, err.param, err.code)
         core = SessionCore(kind=secret.session.get("type", "realtime"),
                            model=secret.session.get("model", "gpt-realtime"),
-                           session_defaults=_defaults(secret.session))
+                           session_defaults=session_defaults(secret.session))
         return json_response(200, {"value": secret.value, "expires_at": secret.expires_at,
                                    "session": core.session_object()})
 
@@ -609,7 +542,7 @@ class LocalServer:
                                                      request.body)
         except ValueError as err:
             return _api_error(400, str(err))
-        secret = self._client_secret(key) if key and key.startswith("ek_") else None
+        secret = find_secret(self.client_secrets, key) if key and key.startswith("ek_") else None
         bound = dict(secret.session) if secret is not None else {"type": "realtime"}
         if session is not None:
             try:
@@ -624,8 +557,8 @@ class LocalServer:
             call, answer = await webrtc.answer(sdp, self._call_audio_idle)
         except ValueError as err:
             return _api_error(400, str(err), "sdp", "invalid_offer")
-        info = _ConnInfo(beta=False, kind="realtime", model=bound.get("model", "gpt-realtime"),
-                         defaults=_defaults(bound))
+        info = ConnInfo(beta=False, kind="realtime", model=bound.get("model", "gpt-realtime"),
+                         defaults=session_defaults(bound))
         conn = _Connection(self, call, info, transport="webrtc")
         call.conn = conn
         self.calls[call.id] = call
@@ -715,7 +648,7 @@ class LocalServer:
         session.setdefault("type", "realtime")
         validate_client_event({"type": "session.update", "session": session})
         model = session.get("model")
-        if session["type"] == "realtime" and model is not None and not _REALTIME_MODELS.search(
+        if session["type"] == "realtime" and model is not None and not REALTIME_MODELS.search(
                 str(model)):
             raise ProtocolError("invalid_model", f"Model '{model}' is not supported in realtime "
                                 "mode.", "session.model")
@@ -724,15 +657,6 @@ class LocalServer:
     def _forget_expired(self, now: float) -> None:
         for value in [v for v, s in self.client_secrets.items() if s.expires_at <= now]:
             del self.client_secrets[value]
-
-    def _origin_allowed(self, origin: str) -> bool:
-        """Browsers send Origin: only loopback pages (and listed origins) may connect, so a web
-        page the user visits cannot open sessions on the local server (cross-site WebSocket
-        hijacking). Non-browser clients send no Origin and are not affected."""
-        if origin in self.allowed_origins or "*" in self.allowed_origins:
-            return True
-        host = urlsplit(origin).hostname or ""
-        return is_loopback(host)
 
     @staticmethod
     def _select_subprotocol(connection: ServerConnection, subprotocols: Any) -> Any:
@@ -746,35 +670,12 @@ class LocalServer:
         if "call_id" in query:
             await self._sideband(ws, query["call_id"][0])
             return
-        beta = request.headers.get("OpenAI-Beta", "").replace(" ", "") == "realtime=v1" or (
-            "openai-beta.realtime-v1" in _offered(request.headers))
-        intent = query.get("intent", [None])[0]
-        key = self._key_of(request)
-        secret = self._client_secret(key) if key and key.startswith("ek_") else None
-        bound = secret.session if secret is not None else None
-        if intent is None:  # the session type bound to the secret wins, else realtime
-            intent = bound.get("type", "realtime") if bound else "realtime"
-        kind = "transcription" if intent == "transcription" else "realtime"
-        model = query.get("model", [None])[0] or (
-            bound.get("model") if bound and kind == "realtime" else None) or "gpt-realtime"
-        info = _ConnInfo(beta=beta, kind=kind, model=model,
-                         defaults=_defaults(bound) if bound and bound.get("type") == kind
-                         else None)
-        if beta and self.beta == "retired":
-            await ws.send(json.dumps({"type": "error", "event_id": "event_beta_retired", "error": {
-                "type": "invalid_request_error", "code": "beta_api_shape_disabled",
-                "message": "The Realtime Beta API is no longer supported. Please use "
-                           "/v1/realtime for the GA API.", "param": None, "event_id": None}}))
-            await ws.close(4000, "beta_api_shape_disabled")
-            return
-        if info.kind == "realtime" and not _REALTIME_MODELS.search(model):
-            await ws.send(json.dumps({"type": "error", "event_id": "event_invalid_model",
-                                      "error": {"type": "invalid_request_error",
-                                                "code": "invalid_model",
-                                                "message": f"Model '{model}' is not supported in "
-                                                           "realtime mode.",
-                                                "param": None, "event_id": None}}))
-            await ws.close(1008, "invalid_model")
+        info = connection_info(request.path, request.headers, self.client_secrets)
+        refusal = refusal_after_upgrade(info, self.beta)
+        if refusal is not None:
+            event, code, reason = refusal
+            await ws.send(json.dumps(event))
+            await ws.close(code, reason)
             return
         conn = _Connection(self, _SocketPeer(ws), info)
         self.sessions.add(conn)
@@ -794,12 +695,6 @@ def _retrieve(fut: asyncio.Future[Any]) -> None:
         fut.exception()
 
 
-def _defaults(session: dict[str, Any]) -> dict[str, Any]:
-    """A bound session config as ``SessionCore(session_defaults=)`` takes it (type and model
-    are fixed by the connection)."""
-    return {k: v for k, v in session.items() if k not in ("type", "model")}
-
-
 def _api_error(status: int, message: str, param: str | None = None, code: str | None = None,
                **headers: str) -> HttpResponse:
     """An ``invalid_request_error`` answer shaped as the service's REST errors."""
@@ -807,21 +702,10 @@ def _api_error(status: int, message: str, param: str | None = None, code: str | 
                                             "param": param, "code": code}}, **headers)
 
 
-def _same_key(given: str, expected: str) -> bool:
-    """Constant-time key comparison (a timing side channel must not reveal the key)."""
-    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
-                               expected.encode("utf-8", "surrogatepass"))
-
-
 def _log_failure(fut: asyncio.Future[Any]) -> None:
     """Done-callback for background engine work nobody awaits: log a failure once."""
     if not fut.cancelled() and fut.exception() is not None:
         logger.warning("engine warm-up failed: %s", fut.exception())
-
-
-def _offered(headers: Headers) -> list[str]:
-    raw = ",".join(headers.get_all("Sec-WebSocket-Protocol"))
-    return [p.strip() for p in raw.split(",") if p.strip()]
 
 
 class _SocketPeer:
@@ -857,7 +741,7 @@ class _Connection:
     """One session: the core, its send queue, its jobs and its timer. Its ``peer`` is a
     :class:`_SocketPeer` or a WebRTC :class:`.webrtc.Call` (then ``transport="webrtc"``)."""
 
-    def __init__(self, server: LocalServer, peer: Any, info: _ConnInfo,
+    def __init__(self, server: LocalServer, peer: Any, info: ConnInfo,
                  transport: str = "websocket") -> None:
         from realtime_nb.vad import default_speech_model
 
