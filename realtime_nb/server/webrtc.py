@@ -191,8 +191,8 @@ def _track_class() -> Any:
 class Call:
     """One WebRTC call: the peer connection, its ``oai-events`` channel and its sidebands.
 
-    It is the peer of the server's session runner (``_Connection``): client events from the data
-    channel and from every sideband arrive through :meth:`__aiter__`; :meth:`send` gives a
+    It is the peer of the session driver (``connection.Connection``): client events from the
+    data channel and from every sideband arrive through :meth:`__aiter__`; :meth:`send` gives a
     server event to the data channel and to every sideband; :meth:`play` feeds the outgoing
     track. The call ends at hang-up, when the peer connection fails or closes, or when the
     session closes.
