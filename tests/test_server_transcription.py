@@ -208,7 +208,7 @@ async def test_retrieve_returns_the_filtered_audio_and_null_turns_the_filter_off
 
 def test_keywords_join_the_prompt_and_a_single_languages_entry_is_the_language():
     """What reaches the engine for the gpt-transcribe options (no model needed to check it)."""
-    from realtime_nb.server.connection import _asr_options
+    from realtime_nb.server.jobs import _asr_options
 
     cfg = {"model": "gpt-transcribe", "prompt": "Names:", "keywords": ["Shaun", "Kaitlyn"],
            "languages": ["en"], "delay": "low"}
