@@ -37,7 +37,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import av
@@ -47,6 +47,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from realtime_nb.server import LocalServer
 from realtime_nb.server.engines import Engines, Transcript
+from realtime_nb.server.thread import ServerThread
 
 #: The type of the probe event: not a client event, so every server refuses it with
 #: ``invalid_value`` (param ``type``) and echoes its ``event_id``.
@@ -73,8 +74,9 @@ def quick_engines() -> Engines:
     return Engines(transcriber=QuickTranscriber())
 
 
-class ThreadedServer:
-    """A LocalServer running on its own loop in a daemon thread (``with ThreadedServer() as s``).
+class ThreadedServer(ServerThread):
+    """A LocalServer running on its own loop in a daemon thread (``with ThreadedServer() as s``):
+    the package's :class:`~realtime_nb.server.thread.ServerThread` with a stop that cannot hang.
 
     Keyword arguments go to :class:`LocalServer` (``port=0`` by default). Models are not warmed
     up: tests that need only text turns never load Whisper.
@@ -82,38 +84,11 @@ class ThreadedServer:
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("port", 0)
-        self.server = LocalServer(**kwargs)
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name="reliability-server", daemon=True)
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
+        super().__init__(LocalServer(**kwargs), name="reliability-server")
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.loop.run_until_complete(self.server.start(warm_up=False))
-        except BaseException as exc:  # reported by start()
-            self._error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        try:
-            self.loop.run_forever()
-        finally:
-            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-            self.loop.close()
-
-    def start(self) -> ThreadedServer:
-        self._thread.start()
-        if not self._ready.wait(60):
-            raise TimeoutError("the local server did not start within 60 s")
-        if self._error is not None:
-            raise self._error
+    def start(self) -> ThreadedServer:  # type: ignore[override]
+        super().start(warm_up=False)
         return self
-
-    def call(self, coro: Coroutine[Any, Any, Any], timeout: float = 30.0) -> Any:
-        """Run ``coro`` on the server's loop and return its result."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def sessions(self) -> int:
         """How many sessions the server holds right now (read on its own loop)."""
@@ -123,14 +98,14 @@ class ThreadedServer:
 
         return int(self.call(count()))
 
-    def stop(self) -> None:
+    def stop(self) -> None:  # type: ignore[override]
         """Stop the server and its loop, leaving no task behind.
 
         ``LocalServer.stop`` can wait forever for a client that stopped reading (see
         test_reliability_server.py::test_stop_returns_while_a_client_has_stopped_reading); after
         ``STOP_GRACE_S`` the remaining sessions' sockets are aborted so the tests end anyway.
         """
-        if not self._thread.is_alive():
+        if not self.running:
             return
 
         async def shutdown() -> None:
@@ -138,7 +113,7 @@ class ThreadedServer:
             done, _ = await asyncio.wait({stopping}, timeout=STOP_GRACE_S)
             if not done:
                 for conn in list(self.server.sessions):
-                    conn.ws.transport.abort()
+                    conn.peer.abort()
                 await asyncio.wait({stopping}, timeout=STOP_GRACE_S)
             rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             for task in rest:
@@ -147,8 +122,7 @@ class ThreadedServer:
 
         with contextlib.suppress(Exception):
             self.call(shutdown(), timeout=4 * STOP_GRACE_S)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(15)
+        super().stop()
 
     @property
     def url(self) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -150,14 +149,14 @@ class LocalServerThread:
     It does VAD only for the lab (nothing is warmed up: no ASR/TTS model is loaded unless a
     session asks for it). ``speech_model`` replaces the server's default Silero model,
     ``turn_model`` its end-of-turn model (``False``: none, the semantic_vad length-rule fallback).
+    The thread is the server's own :class:`~realtime_nb.server.thread.ServerThread`.
     """
 
     def __init__(self, speech_model: Any = None, *, turn_model: Any = None) -> None:
         self.speech_model = speech_model
         self.turn_model = turn_model
         self.server: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._thread: Any = None
 
     @property
     def url(self) -> str:
@@ -167,41 +166,19 @@ class LocalServerThread:
     def start(self) -> LocalServerThread:
         from realtime_nb.server import LocalServer
         from realtime_nb.server.engines import Engines
+        from realtime_nb.server.thread import ServerThread
 
         engines = Engines.default()
         engines.vad = self.speech_model
         engines.turn = self.turn_model
         self.server = LocalServer(engines=engines, workers=1)
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            try:
-                loop.run_until_complete(self.server.start(warm_up=False))
-            except BaseException as exc:  # reported to the caller below
-                failure.append(exc)
-                ready.set()
-                loop.close()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self.server.stop())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="realtime_nb-lab-server", daemon=True)
-        self._thread.start()
-        ready.wait(60)
-        if failure:
-            raise failure[0]
+        self._thread = ServerThread(self.server, name="realtime_nb-lab-server")
+        self._thread.start(warm_up=False)
         return self
 
     def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(15)
-        self._loop = None
+        if self._thread is not None:
+            self._thread.stop()
         self._thread = None
 
     def __enter__(self) -> LocalServerThread:

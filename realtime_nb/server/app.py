@@ -61,6 +61,7 @@ from realtime_nb.server.admission import (
 from realtime_nb.server.connection import Connection, SocketPeer
 from realtime_nb.server.http import HttpOrWebSocket
 from realtime_nb.server.rest import RestApi, mint_client_secret
+from realtime_nb.server.thread import ServerThread
 
 __all__ = ["LocalServer", "ensure_local_server", "stop_local_server"]
 
@@ -486,53 +487,30 @@ def _log_failure(fut: asyncio.Future[Any]) -> None:
 
 
 # ---------------------------------------------------------------------- process-wide server
-_GLOBAL: LocalServer | None = None
+_GLOBAL: ServerThread | None = None
 _GLOBAL_LOCK = threading.Lock()
 
 
 def ensure_local_server(**kwargs: Any) -> LocalServer:
     """Start (once per process) a local server in a background thread and return it.
 
-    The server has its own event loop, so it keeps serving while notebook cells run and never
-    blocks the kernel. Keyword arguments go to :class:`LocalServer` the first time only.
+    The server has its own event loop (:class:`~realtime_nb.server.thread.ServerThread`), so it
+    keeps serving while notebook cells run and never blocks the kernel. Keyword arguments go to
+    :class:`LocalServer` the first time only. Raises what the server's start raised, or
+    ``TimeoutError`` when it has not started within 60 s.
     """
     global _GLOBAL
     with _GLOBAL_LOCK:
-        if _GLOBAL is not None and _GLOBAL.loop is not None and _GLOBAL.loop.is_running():
-            return _GLOBAL
-        server = LocalServer(**kwargs)
-        ready = threading.Event()
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(server.start())
-            except BaseException as err:  # surfaced to the caller below
-                errors.append(err)
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-
-        thread = threading.Thread(target=run, name="realtime_nb-local-server", daemon=True)
-        thread.start()
-        ready.wait(60)
-        if errors:
-            raise errors[0]
-        _GLOBAL = server
-        return server
+        if _GLOBAL is not None and _GLOBAL.running:
+            return _GLOBAL.server
+        _GLOBAL = ServerThread(LocalServer(**kwargs)).start()
+        return _GLOBAL.server
 
 
 def stop_local_server() -> None:
     """Stop the process-wide server started by :func:`ensure_local_server` (if any)."""
     global _GLOBAL
     with _GLOBAL_LOCK:
-        server, _GLOBAL = _GLOBAL, None
-    if server is None or server.loop is None:
-        return
-    fut = asyncio.run_coroutine_threadsafe(server.stop(), server.loop)
-    with contextlib.suppress(Exception):
-        fut.result(10)
-    server.loop.call_soon_threadsafe(server.loop.stop)
+        running, _GLOBAL = _GLOBAL, None
+    if running is not None:
+        running.stop()
