@@ -58,6 +58,7 @@ from realtime_nb.server.admission import (
     connection_info,
     refusal_after_upgrade,
 )
+from realtime_nb.server.batching import TurnBatches, VadBatches
 from realtime_nb.server.connection import Connection, SocketPeer
 from realtime_nb.server.http import HttpOrWebSocket
 from realtime_nb.server.rest import RestApi, mint_client_secret
@@ -156,13 +157,11 @@ class LocalServer:
         self.calls: dict[str, Any] = {}  # call id -> live WebRTC .webrtc.Call
         self._call_tasks: set[asyncio.Task[Any]] = set()
         self._rest = RestApi(self)
-        self._vad_dirty: dict[Connection, None] = {}
-        self._vad_timer: asyncio.TimerHandle | None = None
+        self._vad_batches = VadBatches(self)
         self.turn_batch = turn_batch
         self.turn_workers = max(1, int(turn_workers))
         self._turn_pool: ThreadPoolExecutor | None = None
-        self._turn_queue: list[tuple[Connection, Any, Any]] = []
-        self._turn_busy = 0  # batches running
+        self._turn_batches = TurnBatches(self)
 
     @property
     def turn_model(self) -> Any:
@@ -329,8 +328,7 @@ class LocalServer:
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
         self._pool = self._asr_pool = self._turn_pool = None
-        self._turn_queue.clear()
-        self._turn_busy = 0
+        self._turn_batches.clear()
 
     async def __aenter__(self) -> LocalServer:
         return await self.start()
@@ -338,88 +336,17 @@ class LocalServer:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    # ------------------------------------------------------------------ batched VAD
+    # ------------------------------------------------------------------ batched inference
     def schedule_vad(self, conn: Connection) -> None:
         """Queue a session whose appended audio awaits VAD; all queued sessions' audio goes
         through the speech model in one batched call a few milliseconds later."""
-        self._vad_dirty[conn] = None
-        if self._vad_timer is None and self.loop is not None:
-            self._vad_timer = self.loop.call_later(self.vad_batch_s, self._run_vad_batch)
+        self._vad_batches.schedule(conn)
 
-    def _run_vad_batch(self) -> None:
-        self._vad_timer = None
-        conns, self._vad_dirty = list(self._vad_dirty), {}
-        by_model: dict[int, list[tuple[Connection, Any, Any]]] = {}
-        for conn in conns:
-            samples = conn.core.take_vad_input()
-            stream = conn.core.vad_stream
-            if samples is None or stream is None:
-                continue
-            by_model.setdefault(id(conn.vad_model), []).append((conn, stream, samples))
-        for work in by_model.values():
-            model = work[0][0].vad_model
-            try:
-                probs = model.process_many([(stream, samples) for _, stream, samples in work])
-            except Exception:
-                logger.exception("batched VAD failed; falling back to per-session inference")
-                probs = [stream.process(samples) for _, stream, samples in work]
-            for (conn, _, _), p in zip(work, probs, strict=True):
-                conn.core.feed_probabilities(p)
-                conn.flush()
-
-    # ------------------------------------------------------------------ batched end of turn
     def schedule_turn(self, conn: Connection, check: Any, audio: Any) -> None:
         """Queue a session's end-of-turn question; questions queued while every end-of-turn
         thread (``turn_workers``) is busy are answered together in the next batch (``turn_batch``
         per inference call)."""
-        self._turn_queue.append((conn, check, audio))
-        if self._turn_busy < self.turn_workers:
-            self._next_turn_batch()
-
-    def _next_turn_batch(self) -> None:
-        # questions whose pause already ended (speech resumed, session gone) are dropped unrun
-        queue = [(c, chk, a) for c, chk, a in self._turn_queue
-                 if not c.core.closed and c.core.turn_check_open(chk)]
-        batch, self._turn_queue = queue[:self.turn_batch], queue[self.turn_batch:]
-        if not batch:
-            return
-        if self._turn_pool is None or self.loop is None:  # not started / stopping: answer here
-            self._turn_answered(batch, None)
-            return
-        model = batch[0][0].turn_model
-        self._turn_busy += 1
-        fut = self.loop.run_in_executor(
-            self._turn_pool, functools.partial(model.predict_many, [a for _, _, a in batch],
-                                               batch_size=self.turn_batch))
-        fut.add_done_callback(lambda f: self._turn_answered(batch, f))
-
-    def _turn_answered(self, batch: list[tuple[Connection, Any, Any]], fut: Any) -> None:
-        if fut is not None:
-            self._turn_busy = max(0, self._turn_busy - 1)
-        probs: list[float] | None = None
-        if fut is not None and not fut.cancelled() and fut.exception() is None:
-            probs = fut.result()
-        elif fut is not None and not fut.cancelled():
-            logger.error("end-of-turn batch failed", exc_info=fut.exception())
-        for k, (conn, check, audio) in enumerate(batch):
-            if conn.core.closed:
-                continue
-            if probs is not None:
-                p = probs[k]
-            else:
-                try:  # the batch failed (or the server is stopping): this question alone
-                    p = conn.turn_model.predict(audio)
-                except Exception:
-                    # without a judgement the turn waits the full eagerness timeout
-                    logger.exception("end-of-turn model failed; waiting the maximum")
-                    p = 0.0
-            conn.core.turn_decision(check, p)
-            conn.flush()
-        while self._turn_queue and self._turn_busy < self.turn_workers:
-            before = len(self._turn_queue)
-            self._next_turn_batch()
-            if len(self._turn_queue) == before:
-                break
+        self._turn_batches.schedule(conn, check, audio)
 
     # ------------------------------------------------------------------ handshake
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
