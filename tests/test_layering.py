@@ -107,3 +107,29 @@ TIMELINE_FORBIDDEN = {
 def test_the_timeline_modules_import_one_way(module: str) -> None:
     names = _imports(PACKAGE / "widgets" / module)
     assert not {n for n in names if n.startswith(TIMELINE_FORBIDDEN[module])}
+
+
+def _all_imports(path: Path) -> set[str]:
+    """Every module ``path`` imports (absolute names, any package)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names.add(node.module or "")
+    return names
+
+
+def test_the_servers_admission_decides_without_io() -> None:
+    """Like websockets' ``ServerProtocol.accept``: who may connect is a function of the request
+    and the server's settings, testable without a socket or a loop."""
+    io = {"asyncio", "socket", "ssl", "websockets.asyncio.server", "websockets.server",
+          "realtime_nb.server.app", "realtime_nb.server.connection"}
+    assert not _all_imports(PACKAGE / "server" / "admission.py") & io
+
+
+def test_the_lab_runs_its_server_on_the_servers_own_thread() -> None:
+    """One home for "a LocalServer on its own loop in a daemon thread": ``server.thread``."""
+    assert "realtime_nb.server.thread" in _imports(PACKAGE / "lab" / "_socket.py")
+    assert "threading" not in _all_imports(PACKAGE / "lab" / "_socket.py")

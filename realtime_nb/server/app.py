@@ -1,17 +1,21 @@
-"""The local Realtime-compatible server: transport, auth, dialects, and the engine job runner.
+"""The local Realtime-compatible server: :class:`LocalServer`, and the process-wide one.
 
-Each WebSocket connection gets one :class:`~realtime_nb.protocol.SessionCore` (all protocol rules
-live there, I/O-free). This module only moves bytes: it parses frames, translates the retired beta
-dialect at the edge, runs the core's jobs (speech recognition, the responder, speech synthesis) in
-worker pools so the event loop never blocks, drives the core's timers, and sends what the core
-emits, in order. MCP jobs (listing a server's tools, calling one) are network I/O and run as
-tasks on the loop itself (:mod:`realtime_nb.server.mcp_client`).
+:class:`LocalServer` holds the configuration (host, key, beta policy, session age limit, TLS,
+worker counts), owns what its sessions share (the engines, the worker pools, the batched
+inference, the live client secrets and WebRTC calls) and wires the rooms of the server together.
+Where each concern lives:
 
-Turn latency: the core asks for a speculative transcription at the first silent frame of every
-pause; it runs at once in the transcription pool and is dropped (even mid-run, at Whisper's next
-checkpoint) as soon as the speaker resumes, so the pause that really ends the turn never waits
-behind a stale one. When the turn ends at that pause its transcript is usually ready by the time
-the silence window has passed. Replies (responder, speech synthesis) run in their own pool.
+* :mod:`.admission` — who may connect: origin, key and client-secret checks, what a connection
+  asks for (dialect, session type, model), decided without I/O;
+* :mod:`.connection` — one session: the driver between a peer (WebSocket or WebRTC call) and
+  its :class:`~realtime_nb.protocol.SessionCore` (all protocol rules live there, I/O-free):
+  client events in, the ordered send queue out, the timers;
+* :mod:`.jobs` — the core's jobs: transcription (with speculation at each pause), replies
+  (responder, speech synthesis), MCP tool listing and calls;
+* :mod:`.batching` — VAD and semantic_vad's end-of-turn questions, batched across sessions;
+* :mod:`.rest` — ``POST /v1/realtime/client_secrets``, ``/calls``, ``/calls/<id>/hangup``
+  (parsed by :mod:`.http` on the WebSocket's port); :mod:`.webrtc` — the calls themselves;
+* :mod:`.thread` — a server on its own loop in a background thread.
 
 semantic_vad: at each pause the session's segmenter asks the end-of-turn model (Smart Turn v3.2,
 :mod:`realtime_nb.vad.turn`, when ``pipecat-ai`` is installed) whether the turn is complete. The
