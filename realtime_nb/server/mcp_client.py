@@ -1,7 +1,7 @@
 """The local server's MCP client: list and call the tools of a session's ``mcp`` tools.
 
 The state machine (:class:`realtime_nb.protocol.SessionCore`) asks for this work as ``"mcp_list"``
-and ``"mcp_call"`` jobs; :mod:`realtime_nb.server.app` runs them here, on the server's event loop,
+and ``"mcp_call"`` jobs; :mod:`realtime_nb.server.jobs` runs them here, on the server's event loop,
 with the ``mcp`` package's client (``pip install 'realtime_nb[mcp]'``).
 
 * ``server_url`` is dialled as given (any host: the local server's own sockets bind loopback, but
