@@ -38,6 +38,7 @@ from .buffer import COMMIT_MIN_MS, InputBuffer, bytes_per_ms, commit_empty_messa
 from .config import default_session, merge_session
 from .events import validate_client_event
 from .images import check_item_images
+from .jobs import Job
 from .mcp import allowed, fingerprint, mcp_tools, needs_approval, without_authorization
 from .schema import ProtocolError
 
@@ -55,31 +56,6 @@ def new_id(prefix: str) -> str:
     """A service-looking id such as ``item_Bd8f3kQ2...`` (prefix + 22 random characters)."""
     raw = secrets.token_bytes(22)
     return prefix + "_" + "".join(_ALNUM[b % 62] for b in raw)
-
-
-@dataclass
-class Job:
-    """Work the owner of a SessionCore must run and report back.
-
-    ``kind`` is ``"transcribe"`` (payload: ``item_id``, ``audio`` in the input format, ``config``,
-    ``emit`` = whether transcription events are wanted, ``has_speech`` = the VAD's verdict or None,
-    ``speculation`` = the id of a ``"speculate"`` job whose result may be reused, or None),
-    ``"speculate"`` (payload: ``speculation`` id, ``audio`` of the turn so far: transcribe it early,
-    the turn may be about to end; the work may be dropped once :attr:`SessionCore.open_speculation`
-    stops naming it, unless a transcription job names it), ``"respond"`` (payload: ``response_id``
-    and ``request``, a dict with instructions, conversation items, tools, tool_choice,
-    max_output_tokens, output_modalities, voice, speed) or ``"turn_check"`` (payload: ``check``, a
-    :class:`realtime_nb.vad.TurnCheck`, and ``audio``, the int16 24 kHz samples it judges: run
-    the end-of-turn model on them and call :meth:`SessionCore.turn_decision`; the work may be
-    dropped once :meth:`SessionCore.turn_check_open` is False), ``"mcp_list"`` (payload:
-    ``item_id`` and ``server``, the session's ``mcp`` tool: list its tools and call
-    :meth:`SessionCore.mcp_list_done`) or ``"mcp_call"`` (payload: ``item_id``, ``server``,
-    ``name``, ``arguments`` JSON: run the tool and call :meth:`SessionCore.mcp_call_done`).
-    The ``server`` dicts carry the ``authorization`` token: never log them.
-    """
-
-    kind: str
-    payload: dict[str, Any]
 
 
 @dataclass

@@ -1,10 +1,11 @@
 """One session's jobs: transcription (with speculation), replies, and MCP tool work.
 
 The :class:`~realtime_nb.protocol.SessionCore` asks for work as :class:`~realtime_nb.protocol.Job`
-values; its :class:`~realtime_nb.server.connection.Connection` hands each to its
-:class:`JobRunner`, which runs it off the event loop and reports the outcome back to the core
-(``transcription_delta`` / ``_done`` / ``_failed``, ``response_output`` / ``_audio`` /
-``_finish`` / ``_failed``, ``mcp_list_done``, ``mcp_call_done``), then flushes the connection.
+values (their payloads: :mod:`realtime_nb.protocol.jobs`); its
+:class:`~realtime_nb.server.connection.Connection` hands each to its :class:`JobRunner`, which
+runs it off the event loop and reports the outcome back to the core (``transcription_delta`` /
+``_done`` / ``_failed``, ``response_output`` / ``_audio`` / ``_finish`` / ``_failed``,
+``mcp_list_done``, ``mcp_call_done``), then flushes the connection.
 An engine's failure becomes the event the service sends for it, never the end of the session.
 
 Where each kind runs: transcriptions in the server's transcription pool (``asr_workers``),
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from realtime_nb.protocol import Job, Reply
+from realtime_nb.protocol.jobs import RespondPayload, SpeculatePayload, TranscribePayload
 from realtime_nb.server.engines.asr import LanguageUnsupported, TranscriptionCancelled
 
 if TYPE_CHECKING:
@@ -85,7 +87,7 @@ class JobRunner:
         self.server = conn.server
         self.core = conn.core
         self.engines = conn.engines
-        self.deferred: dict[str, dict[str, Any]] = {}
+        self.deferred: dict[str, TranscribePayload] = {}
         self.speculations: dict[int, Speculation] = {}  # not yet claimed by a turn
         self.claimed: dict[str, Speculation] = {}  # item id -> the speculation of its turn
         self.transcripts: dict[str, asyncio.Future[str]] = {}
@@ -198,7 +200,7 @@ class JobRunner:
         else:
             self.core.mcp_call_done(p["item_id"], output=output)
 
-    def _speculate(self, payload: dict[str, Any]) -> None:
+    def _speculate(self, payload: SpeculatePayload) -> None:
         """Start transcribing a turn at its first pause (older speculations are dropped by
         :meth:`_drop_stale_speculations`)."""
         from realtime_nb.audio import decode_format
@@ -219,7 +221,7 @@ class JobRunner:
         task.add_done_callback(_retrieve)  # an abandoned one's outcome is never awaited
         self.speculations[payload["speculation"]] = Speculation(task, cancel, options)
 
-    async def _transcribe(self, payload: dict[str, Any]) -> None:
+    async def _transcribe(self, payload: TranscribePayload) -> None:
         from realtime_nb.audio import decode_format
 
         item_id = payload["item_id"]
@@ -268,7 +270,7 @@ class JobRunner:
             fut.set_result(text)
         self.conn.flush()
 
-    async def _respond(self, payload: dict[str, Any]) -> None:
+    async def _respond(self, payload: RespondPayload) -> None:
         from .engines.responder import ResponseRequest
 
         rid = payload["response_id"]
@@ -314,7 +316,7 @@ class JobRunner:
         self.conn.flush()
 
 
-def _asr_options(payload: dict[str, Any]) -> tuple[Any, ...]:
+def _asr_options(payload: TranscribePayload | SpeculatePayload) -> tuple[Any, ...]:
     """(model name, language, prompt, logprobs) for a transcription job or speculation.
 
     ``keywords`` are added to the prompt (Whisper's prompt is where vocabulary goes); a
