@@ -32,8 +32,8 @@ from websockets.datastructures import Headers
 from realtime_nb.net import is_loopback
 
 __all__ = ["REALTIME_MODELS", "ClientSecret", "ConnInfo", "Refusal", "admit", "bearer_key",
-           "connection_info", "find_secret", "key_of", "origin_allowed", "refusal_after_upgrade",
-           "refuse_key", "session_defaults"]
+           "connection_info", "error_body", "find_secret", "key_of", "origin_allowed",
+           "refusal_after_upgrade", "refuse_key", "session_defaults"]
 
 #: Model names a ``realtime`` session accepts (anything else: ``invalid_model``).
 REALTIME_MODELS = re.compile(r"(realtime|gpt-audio)", re.I)
@@ -117,6 +117,14 @@ def find_secret(secrets: Mapping[str, ClientSecret], key: str) -> ClientSecret |
     return None
 
 
+def error_body(message: str, param: str | None = None,
+               code: str | None = None) -> dict[str, Any]:
+    """The body of the service's HTTP errors (401 here, the REST endpoints' 4xx/5xx):
+    ``{"error": {"message", "type": "invalid_request_error", "param", "code"}}``."""
+    return {"error": {"message": message, "type": "invalid_request_error", "param": param,
+                      "code": code}}
+
+
 def refuse_key(key: str | None, *, api_key: str | None, secrets: Mapping[str, ClientSecret],
                secrets_ok: bool) -> dict[str, Any] | None:
     """The 401 body for a missing or wrong key, or None when ``key`` may pass. An ``ek_`` key
@@ -139,8 +147,7 @@ def refuse_key(key: str | None, *, api_key: str | None, secrets: Mapping[str, Cl
         message = "Incorrect API key provided."
     if message is None:
         return None
-    return {"error": {"message": message, "type": "invalid_request_error",
-                      "code": "invalid_api_key", "param": None}}
+    return error_body(message, code="invalid_api_key")
 
 
 def admit(path: str, headers: Headers, *, api_key: str | None,
@@ -165,9 +172,8 @@ def admit(path: str, headers: Headers, *, api_key: str | None,
     if refusal is None:
         call_id = parse_qs(parts.query).get("call_id", [None])[0]
         if call_id is not None and call_id not in calls:
-            refusal = {"error": {"message": f"No active call with id '{call_id}'.",
-                                 "type": "invalid_request_error", "code": "call_not_found",
-                                 "param": "call_id"}}
+            refusal = error_body(f"No active call with id '{call_id}'.", param="call_id",
+                                 code="call_not_found")
             status = 404
     if refusal is None:
         return None

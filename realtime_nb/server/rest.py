@@ -29,6 +29,7 @@ from realtime_nb.server.admission import (
     ClientSecret,
     ConnInfo,
     bearer_key,
+    error_body,
     find_secret,
     origin_allowed,
     refuse_key,
@@ -231,5 +232,4 @@ def check_session(session: Any, param: str) -> dict[str, Any]:
 def _api_error(status: int, message: str, param: str | None = None, code: str | None = None,
                **headers: str) -> HttpResponse:
     """An ``invalid_request_error`` answer shaped as the service's REST errors."""
-    return json_response(status, {"error": {"message": message, "type": "invalid_request_error",
-                                            "param": param, "code": code}}, **headers)
+    return json_response(status, error_body(message, param, code), **headers)
