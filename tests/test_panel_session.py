@@ -456,7 +456,7 @@ async def test_panel_calls_run_in_the_order_asked_whether_they_wait_or_not() -> 
     ``put``); a call that waits holds back the ones after it; one put by a running call runs
     after it; failures are reported, never raised at the caller."""
     from realtime_nb.widgets._affinity import LoopAffinity
-    from realtime_nb.widgets.panel import _Outbox
+    from realtime_nb.widgets._outbox import Outbox as _Outbox
 
     order: list[str] = []
     failed: list[tuple[str, BaseException]] = []
@@ -495,7 +495,7 @@ async def test_panel_calls_run_in_the_order_asked_whether_they_wait_or_not() -> 
 
 async def test_a_waiting_panel_call_is_cancelled_with_the_outbox() -> None:
     from realtime_nb.widgets._affinity import LoopAffinity
-    from realtime_nb.widgets.panel import _Outbox
+    from realtime_nb.widgets._outbox import Outbox as _Outbox
 
     seen: list[str] = []
     box = _Outbox(lambda label, exc: seen.append(label), LoopAffinity())
