@@ -133,3 +133,12 @@ def test_the_lab_runs_its_server_on_the_servers_own_thread() -> None:
     """One home for "a LocalServer on its own loop in a daemon thread": ``server.thread``."""
     assert "realtime_nb.server.thread" in _imports(PACKAGE / "lab" / "_socket.py")
     assert "threading" not in _all_imports(PACKAGE / "lab" / "_socket.py")
+
+
+def test_the_turn_rules_live_beside_the_client_without_widgets() -> None:
+    """Barge-in, truncation and push-to-talk are protocol behaviour: the panel uses them, but
+    their module imports neither the widgets nor ipywidgets/traitlets."""
+    path = PACKAGE / "client" / "turn_taking.py"
+    assert not {n for n in _imports(path) if n.split(".")[1] in ("widgets", "lab")}
+    widget_libs = {"ipywidgets", "traitlets", "anywidget"}
+    assert not {n for n in _all_imports(path) if n.split(".")[0] in widget_libs}

@@ -40,6 +40,8 @@ How it drives the session (what the caller must know):
   (``interrupt_response``). The server may have cancelled already: the truncate is sent anyway,
   and ``item_truncate_invalid_audio_end_ms`` / ``response_cancel_not_active`` are treated as the
   benign races they are. With ``interrupt_response: false`` the VAD does not interrupt playback.
+  These turn rules (barge-in, truncation, push-to-talk, the silence that ends a VAD turn) live
+  without widgets in :mod:`realtime_nb.client.turn_taking`; the panel owns the player and mic.
 * **Batched UI.** Session events only mark the panel stale; it is redrawn at most once per
   ``refresh_s`` seconds, in the turn of the loop that brought a change whenever it can (no
   wake-up of its own), and only what changed is sent to the browser. The event timeline's
@@ -72,7 +74,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import html
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -81,8 +82,10 @@ from typing import Any
 import ipywidgets as widgets
 import traitlets as t
 
-from realtime_nb.audio import Audio, chunks
 from realtime_nb.client.errors import BENIGN_CODES, RealtimeError
+from realtime_nb.client.turn_taking import PAD_MARGIN_MS as PAD_MARGIN_MS  # kept importable
+from realtime_nb.client.turn_taking import TurnTaking, turn_detection_of
+from realtime_nb.vad.settings import SemanticVadSettings
 
 from ._affinity import LoopAffinity
 from ._outbox import Outbox
@@ -95,11 +98,11 @@ from .webrtc import WebRTCCall
 
 __all__ = ["PANEL_CSS", "SessionPanel", "display_session", "panel_for"]
 
-#: The longest trailing silence semantic_vad waits for, by eagerness (the service's documented
-#: maxima, 8/4/2 s; auto = medium): record-and-send appends this much so that the turn ends.
-SEMANTIC_MAX_WAIT_MS = {"low": 8000, "medium": 4000, "high": 2000, "auto": 4000}
-#: Extra silence beyond the VAD's window (frames round the window up; a margin for safety).
-PAD_MARGIN_MS = 300
+#: The longest trailing silence semantic_vad waits for, by eagerness (auto = medium). Kept for
+#: callers of this module; read from its one home, :class:`~realtime_nb.vad.SemanticVadSettings`
+#: (the silence a take is padded with: ``client.turn_taking.end_of_turn_silence_ms``).
+SEMANTIC_MAX_WAIT_MS = {e: SemanticVadSettings(e).max_wait_ms
+                        for e in ("low", "medium", "high", "auto")}
 #: Seconds the browser may take to place a WebRTC call (loading the widget, the microphone
 #: prompt, the offer): a person may need a while to allow the microphone.
 CALL_TIMEOUT_S = 120.0
@@ -194,7 +197,7 @@ def gauge_html(session: Any) -> str:
     frac = min(1.0, (max(0.0, ms) / GAUGE_FULL_MS) ** 0.5)
     line = (_MIN_COMMIT_MS / GAUGE_FULL_MS) ** 0.5
     low = " rtnb-low" if ms < _MIN_COMMIT_MS else ""
-    td = _turn_detection_of(session)
+    td = turn_detection_of(session)
     mode = td.get("type", "vad") if isinstance(td, Mapping) else "manual (turn detection off)"
     speaking = bool(session.speaking)
     vad = (f'<span><span class="rtnb-vad-dot{" rtnb-on" if speaking else ""}"></span>'
@@ -215,7 +218,7 @@ def gauge_html(session: Any) -> str:
 def call_gauge_html(session: Any) -> str:
     """The gauge's place over WebRTC: the input audio is on the call's track, so the kernel
     sees no buffer — only what the server's VAD says."""
-    td = _turn_detection_of(session)
+    td = turn_detection_of(session)
     mode = td.get("type", "vad") if isinstance(td, Mapping) else "manual (turn detection off)"
     speaking = bool(session.speaking)
     vad = (f'<span><span class="rtnb-vad-dot{" rtnb-on" if speaking else ""}"></span>'
@@ -223,16 +226,6 @@ def call_gauge_html(session: Any) -> str:
     return ('<div class="rtnb-gauge"><b>Input</b><span class="rtnb-dim">the microphone goes '
             "to the server on the WebRTC call's audio track (no buffer to mirror in the "
             f'kernel)</span>{vad}<span class="rtnb-dim">{html.escape(mode)}</span></div>')
-
-
-def _turn_detection_of(session: Any) -> Any:
-    cfg = session.config
-    if not isinstance(cfg, Mapping):
-        return {"type": "server_vad"}  # the service's default until the server says otherwise
-    try:
-        return cfg["audio"]["input"]["turn_detection"]
-    except (KeyError, TypeError):
-        return {"type": "server_vad"}
 
 
 class SessionPanel(widgets.VBox):
@@ -287,12 +280,14 @@ class SessionPanel(widgets.VBox):
         self.audio_flush_s = audio_flush_s
         #: (label, exception) of every failed panel action and session error, in order.
         self.errors: list[tuple[str, BaseException]] = []
-        #: What barge-ins sent: dicts of item_id, audio_end_ms, reason, result.
-        self.truncations: list[dict[str, Any]] = []
         #: Pictures sent from the picture row: dicts of source ("upload: name" / "camera"),
         #: item_id, mime_type, width, height, note (downsized / re-encoded), text, responded.
         self.pictures: list[dict[str, Any]] = []
         self._outbox = Outbox(self._action_failed, self._affinity)
+        #: The turn rules (barge-in and truncation, push-to-talk, ending a VAD turn).
+        self.turns = TurnTaking(session, self._outbox.put)
+        #: What barge-ins sent: dicts of item_id, audio_end_ms, reason, result.
+        self.truncations: list[dict[str, Any]] = self.turns.truncations
         self._tasks: set[asyncio.Task[Any]] = set()
         self._refresh_handle: asyncio.Handle | None = None
         self._last_refresh = float("-inf")  # time.monotonic() of the last redraw
@@ -301,9 +296,6 @@ class SessionPanel(widgets.VBox):
         self._shown: dict[str, Any] = {}  # what each part shows: key -> (inputs, value)
         self._audio_handle: asyncio.TimerHandle | None = None
         self._pending_audio: dict[str, bytearray] = {}
-        self._content_index: dict[str, int] = {}
-        self._stop_reason: str | None = None
-        self._vad_before_ptt: dict[str, Any] | None = None
         self._mode_switching = False
         self._synced_config: Any = None
         self._closed = False
@@ -507,14 +499,7 @@ class SessionPanel(widgets.VBox):
         Over WebRTC the server plays the audio: this sends ``output_audio_buffer.clear`` (the
         server truncates what was not heard) and cancels a response still generating."""
         if self.transport == "webrtc":
-            rs = self.session.active_response
-
-            async def cut() -> None:
-                await self.session.send({"type": "output_audio_buffer.clear"})
-                if rs is not None and not rs.done:
-                    await self._cancel(rs.id)
-
-            self._outbox.put("output_audio_buffer.clear", cut)
+            self.turns.clear_call_audio()
             return
         self._barge_in("interrupt", force=True)
 
@@ -761,7 +746,7 @@ class SessionPanel(widgets.VBox):
         delta = ev.get("delta")
         if not isinstance(item_id, str) or not isinstance(delta, str):
             return
-        self._content_index[item_id] = int(ev.get("content_index") or 0)
+        self.turns.playing(item_id, int(ev.get("content_index") or 0))
         buf = self._pending_audio.setdefault(item_id, bytearray())
         buf += base64.b64decode(delta)
         if sum(len(b) for b in self._pending_audio.values()) >= 48 * 300:
@@ -786,55 +771,18 @@ class SessionPanel(widgets.VBox):
     # ------------------------------------------------------------------ barge-in
     def _barge_in(self, reason: str, force: bool = False) -> None:
         """Stop playback (the browser's report, ``_on_played``, then truncates) and, unless the
-        server's VAD does it itself (``reason == "speech"``), cancel the running response."""
-        td = _turn_detection_of(self.session)
-        if not force and isinstance(td, Mapping) and td.get("interrupt_response") is False:
+        server's VAD does it itself (``reason == "speech"``), cancel the running response
+        (the rules: :class:`~realtime_nb.client.turn_taking.TurnTaking`)."""
+        if not self.turns.interrupts(force):
             return
         self._pending_audio.clear()
-        self._stop_reason = reason
-        if self.player.stop().done():  # nothing was sent since the last stop: no report comes
-            self._stop_reason = None
-        rs = self.session.active_response
-        if reason != "speech" and rs is not None and not rs.done:
-            self._outbox.put("response.cancel", lambda rid=rs.id: self._cancel(rid))
+        reported = not self.player.stop().done()  # nothing sent since the last stop: no report
+        self.turns.playback_stopped(reason, reported)
 
     def _on_played(self, played: Played) -> None:
-        if played.event != "stopped":
-            return
-        reason, self._stop_reason = self._stop_reason or "stop button", None
-        item_id = played.item_id
-        if item_id is None:
-            return
-        session = self.session
-        it = session.mirror.all_items.get(item_id)
-        rs = session.responses.get(it.response_id) if it is not None and it.response_id else None
-        if rs is not None and not rs.done and reason == "stop button":
-            self._outbox.put("response.cancel", lambda rid=rs.id: self._cancel(rid))
-        record = {"item_id": item_id, "audio_end_ms": played.played_ms, "reason": reason,
-                  "result": "pending"}
-        self.truncations.append(record)
-        self._outbox.put("conversation.item.truncate", lambda: self._truncate(record))
-        self._dirty()
-
-    async def _cancel(self, response_id: str | None = None) -> None:
-        try:
-            await self.session.cancel_response(response_id)
-        except RealtimeError as err:
-            if err.code not in BENIGN_CODES:
-                raise
-
-    async def _truncate(self, record: dict[str, Any]) -> None:
-        item_id = record["item_id"]
-        try:
-            reply = await self.session.truncate(
-                item_id, int(record["audio_end_ms"]), self._content_index.get(item_id, 0),
-                wait=True, timeout=10)
-        except RealtimeError as err:
-            record["result"] = err.code
-            if err.code not in BENIGN_CODES:
-                raise
-            return
-        record["result"] = reply.get("type")
+        if played.event == "stopped" and \
+                self.turns.heard(played.item_id, played.played_ms) is not None:
+            self._dirty()
 
     def _on_playing(self, change: dict[str, Any]) -> None:
         self.mic.muted = bool(self.mic.mute_while_playing and change["new"])
@@ -874,10 +822,6 @@ class SessionPanel(widgets.VBox):
         elif self._recorder is not None:
             setattr(self._recorder, name, bool(value))
 
-    def _manual(self) -> bool:
-        """Whether the session is in manual mode (turn detection null), as last asked."""
-        return not self.session.mirror.buffer.vad
-
     def _on_mic_chunk(self, chunk: MicChunk) -> None:
         if self.capture != "mic" or self._closed:
             return
@@ -887,56 +831,14 @@ class SessionPanel(widgets.VBox):
 
     def _on_mic_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
         kind = content.get("type") if isinstance(content, dict) else None
-        if kind == "started" and self._manual():
+        if kind == "started" and self.turns.manual:
             self._barge_in("push-to-talk", force=True)
         elif kind == "stopped" and self.capture == "mic":
-            if self._manual():
-                self._outbox.put("commit + response.create", self._commit_and_respond)
-            else:
-                self._outbox.put("end the VAD turn", self._close_vad_turn)
-
-    async def _commit_and_respond(self) -> None:
-        await self.session.commit()
-        await self._respond()
-
-    async def _respond(self) -> None:
-        session = self.session
-        rs = session.active_response
-        if rs is not None and not rs.done:
-            with contextlib.suppress(RealtimeError):
-                await session.wait_for(
-                    lambda e: e.get("type") == "response.done"
-                    and (e.get("response") or {}).get("id") == rs.id, timeout=10)
-        await session.create_response()
-
-    def _pad_ms(self) -> float:
-        td = _turn_detection_of(self.session)
-        if not isinstance(td, Mapping):
-            return 0.0
-        if td.get("type") == "semantic_vad":
-            wait = SEMANTIC_MAX_WAIT_MS.get(str(td.get("eagerness", "auto")), 4000)
-        else:
-            wait = float(td.get("silence_duration_ms") or 500)
-        return wait + PAD_MARGIN_MS
-
-    async def _close_vad_turn(self) -> None:
-        """The mic stopped in the middle of a VAD turn: give the VAD the silence that ends it."""
-        await asyncio.sleep(0)
-        if self.session.speaking:
-            await self.session.append(Audio.silence(self._pad_ms()).to_pcm16())
+            self.turns.take_ended()
 
     def _on_recording(self, rec: Any) -> None:
         """A record-and-send take arrived (already decoded): append; commit or pad."""
-
-        async def send() -> None:
-            for chunk in chunks(rec.pcm16, "audio/pcm", 100):
-                await self.session.append(chunk.data)
-            if self._manual():
-                await self._commit_and_respond()
-            else:
-                await self.session.append(Audio.silence(self._pad_ms()).to_pcm16())
-
-        self._outbox.put("recorded take", send)
+        self.turns.send_take(rec.pcm16)
         self._dirty()
 
     # ------------------------------------------------------------------ pictures
@@ -968,8 +870,8 @@ class SessionPanel(widgets.VBox):
                   "mime_type": prepared.mime_type, "width": prepared.width,
                   "height": prepared.height, "note": prepared.note, "responded": False}
         self.pictures.append(record)
-        if not self._manual():
-            await self._respond()
+        if not self.turns.manual:
+            await self.turns.respond()
             record["responded"] = True
 
     def _on_upload(self, change: Mapping[str, Any]) -> None:
@@ -992,24 +894,8 @@ class SessionPanel(widgets.VBox):
         """Push-to-talk is manual mode: switch the session's turn detection with the mic."""
         if self._mode_switching:
             return
-        td = _turn_detection_of(self.session)
-        if change["new"] == "push-to-talk":
-            if td is not None:
-                self._vad_before_ptt = dict(td)
-                self._update({"audio": {"input": {"turn_detection": None}}},
-                             "push-to-talk: turn detection off")
-        elif self._vad_before_ptt is not None:
-            restore, self._vad_before_ptt = self._vad_before_ptt, None
-            if td is None:
-                self._update({"audio": {"input": {"turn_detection": restore}}},
-                             "hands-free: turn detection restored")
+        self.turns.mode_changed(str(change["new"]))
         self._dirty()
-
-    def _update(self, patch: dict[str, Any], label: str) -> None:
-        async def run() -> None:
-            await self.session.update(patch)
-
-        self._outbox.put(label, run)
 
     def _on_td_control(self, change: Mapping[str, Any]) -> None:
         """A VAD chosen in the settings while in push-to-talk: the mic goes hands-free."""
@@ -1020,10 +906,10 @@ class SessionPanel(widgets.VBox):
             self.mic.mode = "hands-free"
         finally:
             self._mode_switching = False
-        self._vad_before_ptt = None
+        self.turns.vad_chosen()
 
     def _mode_html(self) -> str:
-        td = _turn_detection_of(self.session)
+        td = turn_detection_of(self.session)
         if self.transport == "webrtc":
             return ("<b>WebRTC call</b>: the browser sends your microphone (with its echo "
                     "cancellation) and plays the assistant over one peer connection; the "
@@ -1039,16 +925,16 @@ class SessionPanel(widgets.VBox):
             else:
                 text = (f"<b>Record &amp; send</b> with {html.escape(str(td.get('type')))}: "
                         "each take is appended when you stop, followed by "
-                        f"{self._pad_ms():,.0f} ms of silence so that the server's VAD ends "
+                        f"{self.turns.pad_ms():,.0f} ms of silence so that the server's VAD ends "
                         "the turn and answers.")
         elif td is None:
             if self.mic.mode == "push-to-talk":
                 text = ("<b>Push-to-talk</b>: turn detection is off (manual mode). Hold the "
                         "button (or the space bar) while you speak; on release the panel "
                         "commits the audio and asks for a response.")
-                if self._vad_before_ptt is not None:
+                if self.turns.vad_before_ptt is not None:
                     text += (" Hands-free restores "
-                             f"{html.escape(str(self._vad_before_ptt.get('type')))}.")
+                             f"{html.escape(str(self.turns.vad_before_ptt.get('type')))}.")
             else:
                 text = ("<b>Manual mode</b> (turn detection off): each Start … Stop is one "
                         "turn — on Stop the panel commits the audio and asks for a response.")
