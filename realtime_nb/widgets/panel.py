@@ -82,13 +82,15 @@ from typing import Any
 import ipywidgets as widgets
 import traitlets as t
 
-from realtime_nb.client.errors import BENIGN_CODES, RealtimeError
+from realtime_nb.client.errors import RealtimeError
 from realtime_nb.client.turn_taking import PAD_MARGIN_MS as PAD_MARGIN_MS  # kept importable
-from realtime_nb.client.turn_taking import TurnTaking, turn_detection_of
+from realtime_nb.client.turn_taking import TurnTaking
 from realtime_nb.vad.settings import SemanticVadSettings
 
 from ._affinity import LoopAffinity
 from ._outbox import Outbox
+from ._panel_html import GAUGE_FULL_MS as GAUGE_FULL_MS  # kept importable
+from ._panel_html import PANEL_CSS, call_gauge_html, gauge_html, mode_html, status_html, usage_html
 from .camera import CameraWidget, Snapshot
 from .controls import OFF, SessionControls
 from .mic import MicChunk, MicWidget
@@ -106,128 +108,6 @@ SEMANTIC_MAX_WAIT_MS = {e: SemanticVadSettings(e).max_wait_ms
 #: Seconds the browser may take to place a WebRTC call (loading the widget, the microphone
 #: prompt, the offer): a person may need a while to allow the microphone.
 CALL_TIMEOUT_S = 120.0
-#: The input-buffer gauge's full scale (square-root scale), in ms.
-GAUGE_FULL_MS = 3000.0
-_MIN_COMMIT_MS = 100.0
-
-PANEL_CSS = """
-<style>
-.rtnb-panel { border: 1px solid var(--jp-border-color2, #ddd); border-radius: 6px;
-  padding: 6px 8px; gap: 4px; font-family: var(--jp-ui-font-family, system-ui, sans-serif); }
-.rtnb-panel .rtnb-section { font-weight: 600; color: var(--jp-ui-font-color1, #222);
-  margin: 6px 0 2px 0; font-size: var(--jp-ui-font-size1, 13px); }
-.rtnb-status-line { font-size: var(--jp-ui-font-size1, 13px); line-height: 1.5; }
-.rtnb-state-connected { color: var(--jp-success-color1, #2e7d32); font-weight: 600; }
-.rtnb-state-connecting, .rtnb-state-reconnecting, .rtnb-state-new {
-  color: var(--jp-warn-color1, #b26a00); font-weight: 600; }
-.rtnb-state-disconnected, .rtnb-state-closed { color: var(--jp-error-color1, #c62828);
-  font-weight: 600; }
-.rtnb-dim { color: var(--jp-ui-font-color2, #666); }
-.rtnb-error-box { margin-top: 2px; padding: 3px 8px; border-left: 3px solid
-  var(--jp-error-color1, #d32f2f); background: var(--jp-error-color3, #fdecea); }
-.rtnb-benign-box { margin-top: 2px; padding: 3px 8px; border-left: 3px solid
-  var(--jp-border-color1, #bbb); color: var(--jp-ui-font-color2, #555); }
-.rtnb-mode-note { color: var(--jp-ui-font-color2, #555); font-size: var(--jp-ui-font-size1, 13px); }
-.rtnb-gauge { display: flex; align-items: center; gap: 8px; flex-wrap: wrap;
-  font-size: var(--jp-ui-font-size1, 13px); font-variant-numeric: tabular-nums; }
-.rtnb-gauge-track { position: relative; width: 240px; height: 10px; border-radius: 5px;
-  background: var(--jp-layout-color3, #e0e0e0); overflow: hidden; }
-.rtnb-gauge-fill { position: absolute; left: 0; top: 0; bottom: 0;
-  background: var(--jp-success-color1, #43a047); }
-.rtnb-gauge-fill.rtnb-low { background: var(--jp-warn-color1, #f9a825); }
-.rtnb-gauge-min { position: absolute; top: -2px; bottom: -2px; width: 2px;
-  background: var(--jp-ui-font-color1, #333); }
-.rtnb-vad-dot { display: inline-block; width: 9px; height: 9px; border-radius: 50%;
-  background: var(--jp-layout-color3, #bbb); margin-right: 3px; }
-.rtnb-vad-dot.rtnb-on { background: var(--jp-error-color1, #e53935); }
-.rtnb-turn { margin: 2px 0; }
-.rtnb-turn-html { width: 100%; }
-.rtnb-turn-html .widget-html-content { white-space: normal; line-height: 1.4; }
-.rtnb-turn-user, .rtnb-turn-assistant, .rtnb-turn-other { padding: 4px 8px; border-radius: 6px; }
-.rtnb-turn-user { background: var(--jp-layout-color2, #eef3fb); }
-.rtnb-turn-assistant { background: var(--jp-cell-editor-background, #f6f6f6); }
-.rtnb-turn-who { font-weight: 600; margin-right: 4px; }
-.rtnb-turn-user .rtnb-turn-who { color: var(--jp-brand-color1, #1565c0); }
-.rtnb-turn-assistant .rtnb-turn-who { color: var(--jp-success-color1, #2e7d32); }
-.rtnb-turn-note { color: var(--jp-ui-font-color2, #777); font-size: 0.9em; margin-left: 4px; }
-.rtnb-turn-empty { color: var(--jp-ui-font-color2, #888); font-style: italic; padding: 4px; }
-.rtnb-note-ok { color: var(--jp-success-color1, #2e7d32); }
-.rtnb-note-error { color: var(--jp-error-color1, #c62828); }
-.rtnb-note-pending { color: var(--jp-ui-font-color2, #777); }
-.rtnb-ctl-note .widget-html-content { line-height: 1.3; font-size: 0.92em; white-space: normal; }
-.rtnb-picture-row { gap: 8px; }
-.rtnb-picture-label { font-weight: 600; font-size: var(--jp-ui-font-size1, 13px); }
-.rtnb-usage { color: var(--jp-ui-font-color2, #555); font-size: var(--jp-ui-font-size1, 13px);
-  font-variant-numeric: tabular-nums; }
-</style>
-"""
-
-
-def _fmt_int(n: Any) -> str:
-    return f"{int(n):,}" if isinstance(n, int | float) else "0"
-
-
-def usage_html(session: Any) -> str:
-    """The usage line: responses, token totals (with the audio/text split, and image tokens
-    when there were any), transcription tokens."""
-    usage = session.usage or {}
-    n = sum(1 for r in session.responses.values() if r.done)
-    inp = usage.get("input_token_details") or {}
-    out = usage.get("output_token_details") or {}
-    text = (f"<b>Usage</b> · {n} response{'s' if n != 1 else ''} · tokens in "
-            f"{_fmt_int(usage.get('input_tokens', 0))} (audio "
-            f"{_fmt_int(inp.get('audio_tokens', 0))}, text "
-            f"{_fmt_int(inp.get('text_tokens', 0))}"
-            + (f", image {_fmt_int(inp['image_tokens'])}" if inp.get("image_tokens") else "")
-            + ", cached "
-            f"{_fmt_int(inp.get('cached_tokens', 0))}) · out "
-            f"{_fmt_int(usage.get('output_tokens', 0))} (audio "
-            f"{_fmt_int(out.get('audio_tokens', 0))}, text {_fmt_int(out.get('text_tokens', 0))})"
-            f" · total {_fmt_int(usage.get('total_tokens', 0))}")
-    tr = getattr(session.mirror, "transcription_usage", None) or {}
-    if tr:
-        total = tr.get("total_tokens", tr.get("seconds", 0))
-        text += f" · transcription {_fmt_int(total)}"
-    return f'<div class="rtnb-usage">{text}</div>'
-
-
-def gauge_html(session: Any) -> str:
-    """The input-buffer gauge: buffered ms (square-root scale), the 100 ms line, VAD state."""
-    ms = float(session.input_buffer_ms)
-    frac = min(1.0, (max(0.0, ms) / GAUGE_FULL_MS) ** 0.5)
-    line = (_MIN_COMMIT_MS / GAUGE_FULL_MS) ** 0.5
-    low = " rtnb-low" if ms < _MIN_COMMIT_MS else ""
-    td = turn_detection_of(session)
-    mode = td.get("type", "vad") if isinstance(td, Mapping) else "manual (turn detection off)"
-    speaking = bool(session.speaking)
-    vad = (f'<span><span class="rtnb-vad-dot{" rtnb-on" if speaking else ""}"></span>'
-           f'{"speech" if speaking else "no speech"}</span>') if td is not None else ""
-    appended = float(getattr(session.mirror, "appended_since_ms", 0.0))
-    title = ("What a commit sent now would take (the server's input buffer, mirrored in the "
-             "kernel). The black line is the 100 ms a commit needs.")
-    return (
-        f'<div class="rtnb-gauge" title="{html.escape(title)}"><b>Input buffer</b>'
-        f'<span class="rtnb-gauge-track"><span class="rtnb-gauge-fill{low}" '
-        f'style="width:{frac * 100:.1f}%"></span><span class="rtnb-gauge-min" '
-        f'style="left:{line * 100:.1f}%"></span></span>'
-        f'<span class="rtnb-gauge-ms">{ms:,.0f} ms</span>'
-        f'<span class="rtnb-dim">(appended since last commit {appended:,.0f} ms · min 100 ms)'
-        f'</span>{vad}<span class="rtnb-dim">{html.escape(mode)}</span></div>')
-
-
-def call_gauge_html(session: Any) -> str:
-    """The gauge's place over WebRTC: the input audio is on the call's track, so the kernel
-    sees no buffer — only what the server's VAD says."""
-    td = turn_detection_of(session)
-    mode = td.get("type", "vad") if isinstance(td, Mapping) else "manual (turn detection off)"
-    speaking = bool(session.speaking)
-    vad = (f'<span><span class="rtnb-vad-dot{" rtnb-on" if speaking else ""}"></span>'
-           f'{"speech" if speaking else "no speech"}</span>') if td is not None else ""
-    return ('<div class="rtnb-gauge"><b>Input</b><span class="rtnb-dim">the microphone goes '
-            "to the server on the WebRTC call's audio track (no buffer to mirror in the "
-            f'kernel)</span>{vad}<span class="rtnb-dim">{html.escape(mode)}</span></div>')
-
-
 class SessionPanel(widgets.VBox):
     """The notebook panel of a Session (see the module docstring).
 
@@ -551,14 +431,17 @@ class SessionPanel(widgets.VBox):
         self._set(self.status, self._part(
             "status", (state, s.backend, s.url, s.mirror.session_id, self.transport,
                        getattr(s, "call_id", None), call.status if call is not None else None,
-                       errors[-1] if errors else None), self._status_html))
+                       errors[-1] if errors else None),
+            lambda: status_html(s, self.transport, call.status if call is not None else None,
+                                errors[-1] if errors else None)))
         if self._shown.get("button") != state:
             self._shown["button"] = state
             self.connect_button.layout.display = (
                 "" if state in ("new", "disconnected", "closed") else "none")
             self.connect_button.description = "Connect" if state == "new" else "Reconnect"
         self._set(self.usage, usage_html(s))
-        self._set(self.mode_note, self._mode_html())
+        self._set(self.mode_note, mode_html(self.turns, self.transport, self.capture,
+                                                     self.mic.mode))
         self.transcript.refresh()
         self._sync_approvals()
         if s.config is not self._synced_config:
@@ -907,91 +790,6 @@ class SessionPanel(widgets.VBox):
         finally:
             self._mode_switching = False
         self.turns.vad_chosen()
-
-    def _mode_html(self) -> str:
-        td = turn_detection_of(self.session)
-        if self.transport == "webrtc":
-            return ("<b>WebRTC call</b>: the browser sends your microphone (with its echo "
-                    "cancellation) and plays the assistant over one peer connection; the "
-                    "kernel watches and steers the call through its sideband socket. "
-                    + ("The server's VAD ends each turn and cuts the assistant when you talk "
-                       "over it." if td is not None else
-                       "Turn detection is off: commit and ask for responses from the kernel."))
-        if self.capture == "recorder":
-            if td is None:
-                text = ("<b>Record &amp; send</b>, manual mode: each take is decoded and "
-                        "appended when you stop; the panel then commits it and asks for a "
-                        "response.")
-            else:
-                text = (f"<b>Record &amp; send</b> with {html.escape(str(td.get('type')))}: "
-                        "each take is appended when you stop, followed by "
-                        f"{self.turns.pad_ms():,.0f} ms of silence so that the server's VAD ends "
-                        "the turn and answers.")
-        elif td is None:
-            if self.mic.mode == "push-to-talk":
-                text = ("<b>Push-to-talk</b>: turn detection is off (manual mode). Hold the "
-                        "button (or the space bar) while you speak; on release the panel "
-                        "commits the audio and asks for a response.")
-                if self.turns.vad_before_ptt is not None:
-                    text += (" Hands-free restores "
-                             f"{html.escape(str(self.turns.vad_before_ptt.get('type')))}.")
-            else:
-                text = ("<b>Manual mode</b> (turn detection off): each Start … Stop is one "
-                        "turn — on Stop the panel commits the audio and asks for a response.")
-        else:
-            kind = html.escape(str(td.get("type")))
-            auto = "answers" if td.get("create_response", True) else "commits (no auto response)"
-            text = (f"<b>Hands-free</b> with {kind}: the server hears where each turn ends and "
-                    f"{auto}. Talking over the assistant interrupts it"
-                    + ("" if td.get("interrupt_response", True) else
-                       " — no: interrupt_response is off") + ".")
-        return text
-
-    # ------------------------------------------------------------------ status
-    def _status_html(self) -> str:
-        s = self.session
-        state = s.state
-        icon = {"connected": "●", "connecting": "◌", "reconnecting": "◌", "new": "○",
-                "disconnected": "✗", "closed": "■"}.get(state, "?")
-        label = {"connecting": "connecting…", "reconnecting": "reconnecting…",
-                 "new": "not connected"}.get(state, state)
-        sid = s.mirror.session_id
-        parts = [f'<span class="rtnb-state-{state}">{icon} {html.escape(label)}</span>',
-                 f"backend <b>{html.escape(s.backend)}</b>",
-                 self._transport_html(),
-                 f'<span class="rtnb-dim">{html.escape(s.url)}</span>']
-        if sid:
-            parts.append(f'<span class="rtnb-dim">{html.escape(sid)}</span>')
-        out = " · ".join(parts)
-        err = self._last_error()
-        if err is not None:
-            label_, exc, benign = err
-            if isinstance(exc, RealtimeError):
-                text = f"{exc.code}: {exc.message}"
-                hint = f"<br><i>{html.escape(exc.hint)}</i>" if exc.hint else ""
-            else:
-                text, hint = f"{type(exc).__name__}: {exc}", ""
-            box = "rtnb-benign-box" if benign else "rtnb-error-box"
-            what = "note" if benign else "last error"
-            out += (f'<div class="{box}"><b>{what}</b> ({html.escape(label_)}): '
-                    f"{html.escape(text)}{hint}</div>")
-        return out
-
-    def _transport_html(self) -> str:
-        if self.transport != "webrtc":
-            return 'transport <b class="rtnb-transport">WebSocket</b>'
-        call_id = getattr(self.session, "call_id", None)
-        status = self._call.status if self._call is not None else "idle"
-        extra = f" {html.escape(call_id)}" if call_id else ""
-        return (f'transport <b class="rtnb-transport">WebRTC</b> <span class="rtnb-dim">'
-                f"(call {html.escape(status)}{extra}; sideband socket)</span>")
-
-    def _last_error(self) -> tuple[str, BaseException, bool] | None:
-        if not self.errors:
-            return None
-        label, exc = self.errors[-1]
-        benign = isinstance(exc, RealtimeError) and exc.code in BENIGN_CODES
-        return label, exc, benign
 
     # ------------------------------------------------------------------ connecting
     async def _place_call(self) -> None:
