@@ -430,21 +430,21 @@ async def test_a_mic_stream_is_redrawn_in_the_turn_of_a_chunk_never_by_a_wake_up
                     [memoryview(pcm)])
 
     # quiet: the connect's last redraw ran, and the next is free to come at once
-    await until(lambda: panel._refresh_handle is None
-                and time.monotonic() - panel._last_refresh > panel.refresh_s)
+    await until(lambda: panel._redraws.handle is None
+                and time.monotonic() - panel._redraws.last > panel.refresh_s)
     chunk(0)
-    handle = panel._refresh_handle
+    handle = panel._redraws.handle
     assert handle is not None and not isinstance(handle, asyncio.TimerHandle)
     await asyncio.sleep(0)  # the redraw runs
-    assert panel._refresh_handle is None
+    assert panel._redraws.handle is None
     assert "appended since last commit 100 ms" in panel.gauge.value
     chunk(1)  # too early: a timer, 1.5 refresh_s after the last redraw
-    timer = panel._refresh_handle
+    timer = panel._redraws.handle
     assert isinstance(timer, asyncio.TimerHandle)
     assert timer.when() - loop.time() == pytest.approx(1.5 * panel.refresh_s, abs=0.03)
     await asyncio.sleep(panel.refresh_s + 0.02)
     chunk(2)  # the time is up: drawn in this turn, the timer is gone
-    assert timer.cancelled() and not isinstance(panel._refresh_handle, asyncio.TimerHandle)
+    assert timer.cancelled() and not isinstance(panel._redraws.handle, asyncio.TimerHandle)
     await asyncio.sleep(0)
     assert "appended since last commit 300 ms" in panel.gauge.value
     await until(lambda: len(appended_audio(fake)) >= 3 * len(pcm))
@@ -519,7 +519,7 @@ def test_a_live_part_sends_one_update_and_honours_observers() -> None:
     value read back; with an observer on ``value`` the ordinary assignment is used."""
     import ipywidgets
 
-    from realtime_nb.widgets.panel import _show
+    from realtime_nb.widgets._redraw import show_live as _show
 
     w = ipywidgets.HTML("a")
     comm = w.comm

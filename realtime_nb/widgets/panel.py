@@ -75,8 +75,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import html
-import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import ipywidgets as widgets
@@ -91,6 +90,7 @@ from ._affinity import LoopAffinity
 from ._outbox import Outbox
 from ._panel_html import GAUGE_FULL_MS as GAUGE_FULL_MS  # kept importable
 from ._panel_html import PANEL_CSS, call_gauge_html, gauge_html, mode_html, status_html, usage_html
+from ._redraw import PartMemo, RedrawSchedule, set_value, show_live
 from .camera import CameraWidget, Snapshot
 from .controls import OFF, SessionControls
 from .mic import MicChunk, MicWidget
@@ -156,7 +156,10 @@ class SessionPanel(widgets.VBox):
         self._affinity = LoopAffinity()
         on_loop = self._affinity.wrap
         self.session = session
-        self.refresh_s = refresh_s
+        #: When the panel redraws (at most every refresh_s, in the turn that brought a change).
+        self._redraws = RedrawSchedule(self._draw, refresh_s, self._affinity)
+        #: What each part showed last, by the inputs it was built from.
+        self._memo = PartMemo()
         self.audio_flush_s = audio_flush_s
         #: (label, exception) of every failed panel action and session error, in order.
         self.errors: list[tuple[str, BaseException]] = []
@@ -169,11 +172,6 @@ class SessionPanel(widgets.VBox):
         #: What barge-ins sent: dicts of item_id, audio_end_ms, reason, result.
         self.truncations: list[dict[str, Any]] = self.turns.truncations
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._refresh_handle: asyncio.Handle | None = None
-        self._last_refresh = float("-inf")  # time.monotonic() of the last redraw
-        self._stale = True  # False: only the live parts (gauge, timeline) need a redraw
-        self._refresh_soon = False  # the scheduled redraw runs in this turn of the loop
-        self._shown: dict[str, Any] = {}  # what each part shows: key -> (inputs, value)
         self._audio_handle: asyncio.TimerHandle | None = None
         self._pending_audio: dict[str, bytearray] = {}
         self._mode_switching = False
@@ -400,48 +398,47 @@ class SessionPanel(widgets.VBox):
     def refresh(self) -> None:
         """Redraw now (status, gauge, usage, transcript, controls, mode note, and the timeline's
         new events)."""
-        self._stale = True
-        self._redraw()
+        self._redraws.run(full=True)
 
-    def _redraw(self) -> None:
-        """The scheduled redraw: everything after a session event or a panel action; only the
-        live parts (input-buffer gauge, timeline) when just mic audio went out."""
-        if self._refresh_handle is not None:
-            self._refresh_handle.cancel()
-            self._refresh_handle = None
-        self._refresh_soon = False
-        if self._closed:
-            return
-        self._last_refresh = time.monotonic()
+    @property
+    def refresh_s(self) -> float:
+        """The shortest time between two redraws, in seconds (settable)."""
+        return self._redraws.refresh_s
+
+    @refresh_s.setter
+    def refresh_s(self, value: float) -> None:
+        self._redraws.refresh_s = value
+
+    def _draw(self, full: bool) -> None:
+        """What a redraw draws: everything after a session event or a panel action (``full``);
+        only the live parts (input-buffer gauge, timeline) when just mic audio went out."""
         s = self.session
         mirror = s.mirror
         webrtc = self.transport == "webrtc"
-        _show(self.gauge, self._part(
+        show_live(self.gauge, self._memo.part(
             "gauge", (webrtc, mirror.input_buffer_ms, mirror.appended_since_ms,
                       mirror.speaking, s.config),
             (lambda: call_gauge_html(s)) if webrtc else (lambda: gauge_html(s))))
         if self.timeline is not None:
             self.timeline.flush()
-        if not self._stale:
+        if not full:
             return
-        self._stale = False
         state = s.state
         errors = self.errors
         call = self._call
-        self._set(self.status, self._part(
+        set_value(self.status, self._memo.part(
             "status", (state, s.backend, s.url, s.mirror.session_id, self.transport,
                        getattr(s, "call_id", None), call.status if call is not None else None,
                        errors[-1] if errors else None),
             lambda: status_html(s, self.transport, call.status if call is not None else None,
                                 errors[-1] if errors else None)))
-        if self._shown.get("button") != state:
-            self._shown["button"] = state
+        if self._memo.changed("button", state):
             self.connect_button.layout.display = (
                 "" if state in ("new", "disconnected", "closed") else "none")
             self.connect_button.description = "Connect" if state == "new" else "Reconnect"
-        self._set(self.usage, usage_html(s))
-        self._set(self.mode_note, mode_html(self.turns, self.transport, self.capture,
-                                                     self.mic.mode))
+        set_value(self.usage, usage_html(s))
+        set_value(self.mode_note, mode_html(self.turns, self.transport, self.capture,
+                                            self.mic.mode))
         self.transcript.refresh()
         self._sync_approvals()
         if s.config is not self._synced_config:
@@ -504,26 +501,15 @@ class SessionPanel(widgets.VBox):
         self._spawn(respond(), "mcp approval")
         self._dirty()
 
-    def _part(self, name: str, inputs: tuple[Any, ...], build: Callable[[], str]) -> str:
-        """``build()``, or what it gave last time for the same ``inputs`` (``==``; the session
-        config by identity: it is replaced, never changed in place)."""
-        shown = self._shown.get(name)
-        if shown is not None and len(shown[0]) == len(inputs) and all(
-                a is b or a == b for a, b in zip(shown[0], inputs, strict=True)):
-            return shown[1]  # type: ignore[no-any-return]
-        value = build()
-        self._shown[name] = (inputs, value)
-        return value
-
     def close(self) -> None:
         """Stop listening to the session, stop the mic and close every part."""
         if self._closed:
             return
         self._closed = True
         self.session.off("*", self._on_event)
-        for handle in (self._refresh_handle, self._audio_handle):
-            if handle is not None:
-                handle.cancel()
+        self._redraws.close()
+        if self._audio_handle is not None:
+            self._audio_handle.cancel()
         self._outbox.cancel()
         self.mic.recording = False
         if self._call is not None:
@@ -549,47 +535,12 @@ class SessionPanel(widgets.VBox):
         return task
 
     def _dirty(self) -> None:
-        """Schedule one redraw of everything (see :meth:`_dirty_live`)."""
-        self._stale = True
-        self._dirty_live()
+        """Schedule one redraw of everything (:class:`~._redraw.RedrawSchedule`)."""
+        self._redraws.request()
 
     def _dirty_live(self) -> None:
-        """Schedule a redraw of the live parts — input-buffer gauge, timeline — (or redraw now
-        without a running loop).
-
-        Once the last redraw is ``refresh_s`` old, the redraw runs right after the current
-        callbacks, in the turn of the loop that brought the change (a mic chunk, a server
-        event): it costs no wake-up of its own. Before that, a timer is set for half a
-        ``refresh_s`` after the time is up, and the first change after the time is up brings
-        the redraw forward into its own turn. So a steady stream is drawn on its own beat
-        (100 ms mic chunks: every other chunk), a flood at most every ``refresh_s``, and the
-        last change is on screen at most 1.5 ``refresh_s`` after it happened.
-        """
-        if self._closed or (self._refresh_handle is not None and self._refresh_soon):
-            return
-        if not self._affinity.here():
-            self._affinity.call(self._dirty_live)
-            return
-        now = time.monotonic()
-        due = self._last_refresh + self.refresh_s
-        if self._refresh_handle is not None:
-            if now < due:
-                return  # the timer set for this stays
-            self._refresh_handle.cancel()
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._redraw()
-            return
-        self._refresh_soon = now >= due
-        self._refresh_handle = (
-            loop.call_soon(self._redraw) if self._refresh_soon
-            else loop.call_later(due - now + self.refresh_s / 2, self._redraw))
-
-    @staticmethod
-    def _set(w: widgets.HTML, value: str) -> None:
-        if w.value != value:
-            w.value = value
+        """Schedule a redraw of the live parts: input-buffer gauge, timeline."""
+        self._redraws.request(full=False)
 
     def _action_failed(self, label: str, exc: BaseException, specific: bool = True) -> None:
         """Record a failure once; a panel action's label replaces a generic one."""
@@ -873,32 +824,6 @@ class SessionPanel(widgets.VBox):
             self._outbox.put("initial settings", run)
             await fut
         self._dirty()
-
-
-def _show(w: widgets.HTML, value: str) -> None:
-    """Set ``w.value`` and send it to the browser: for the panel's live part (the input-buffer
-    gauge), redrawn several times a second while the mic streams.
-
-    The message is the one ipywidgets sends for a trait change (``update`` with the new
-    ``value``), and ``w.value`` reads the new value; what is left out is traitlets' generic
-    machinery around it (validating a ``str`` as a ``str``, looking for observers), which
-    costs more than the message itself. If anything observes ``value``, or the widget holds
-    its sync, the ordinary assignment is used.
-    """
-    try:
-        values = w._trait_values
-        if values.get("value") == value:
-            return
-        notifiers = w._trait_notifiers
-        if "value" in notifiers or t.All in notifiers or w._holding_sync or w._property_lock:
-            w.value = value
-            return
-        send = w._send
-    except AttributeError:  # another ipywidgets/traitlets: the public way
-        w.value = value
-        return
-    values["value"] = value
-    send({"method": "update", "state": {"value": value}, "buffer_paths": []})
 
 
 def _close_tree(widget: widgets.Widget) -> None:
