@@ -1,4 +1,5 @@
-"""The panel's outbox: its session calls run one after another, in the order asked.
+"""How the panel calls the session: one after another through the outbox, or as background
+tasks, never holding the kernel, every failure recorded.
 
 :class:`Outbox` is what keeps the panel from holding the kernel while keeping the wire in order:
 every session call the panel makes (a mic chunk's ``input_audio_buffer.append``, a commit, a
@@ -12,6 +13,10 @@ What the caller must know: ``put`` never raises for the call's failure (it goes 
 ``on_error(label, exc)``) and may be called from any thread (it is handed to the owner loop
 through :class:`~realtime_nb.widgets._affinity.LoopAffinity`); :meth:`Outbox.join` waits for
 everything put so far; :meth:`Outbox.cancel` drops the queue and cancels the running call.
+
+:class:`PanelCalls` is what the panel's parts (the picture row, the approval rows, the WebRTC
+call path) hold to act: the outbox, background tasks, the failure record the status line shows
+(``errors``) and the way to ask the panel for a redraw.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any
 
 from ._affinity import LoopAffinity
 
-__all__ = ["Outbox"]
+__all__ = ["Outbox", "PanelCalls"]
 
 
 @types.coroutine
@@ -162,3 +167,66 @@ class Outbox:
 
 async def _await(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
+
+
+class PanelCalls:
+    """The panel's way of acting on the session, shared by its parts.
+
+    Args:
+        affinity: the owner loop (the panel's): browser messages are handed to it.
+        on_change: called when something the panel shows changed (it schedules a redraw).
+
+    Attributes: ``outbox`` (the :class:`Outbox`), ``errors`` (``(label, exception)`` of every
+    failed call and session error, in order: the panel's ``errors``), ``closed`` (set by
+    :meth:`close`; parts ignore the browser's input from then on).
+    """
+
+    def __init__(self, affinity: LoopAffinity, on_change: Callable[[], None]) -> None:
+        self.affinity = affinity
+        self.errors: list[tuple[str, BaseException]] = []
+        self.outbox = Outbox(self.failed, affinity)
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.closed = False
+        self._on_change = on_change
+
+    def put(self, label: str, fn: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``fn()`` after every call put before it (:meth:`Outbox.put`)."""
+        self.outbox.put(label, fn)
+
+    def spawn(self, coro: Awaitable[Any], label: str) -> asyncio.Task[Any]:
+        """Run ``coro`` as a background task of its own (what waits, out of the order); its
+        failure is recorded under ``label``."""
+        task = asyncio.get_running_loop().create_task(coro, name=f"realtime_nb: {label}")
+        self.tasks.add(task)
+
+        def done(tk: asyncio.Task[Any]) -> None:
+            self.tasks.discard(tk)
+            if not tk.cancelled() and tk.exception() is not None:
+                self.failed(label, tk.exception())  # type: ignore[arg-type]
+
+        task.add_done_callback(done)
+        return task
+
+    def failed(self, label: str, exc: BaseException, specific: bool = True) -> None:
+        """Record a failure once; a panel action's label replaces a generic one."""
+        for i, (_label, seen) in enumerate(self.errors):
+            if seen is exc:
+                if specific:
+                    self.errors[i] = (label, exc)
+                break
+        else:
+            self.errors.append((label, exc))
+        self._on_change()
+
+    def changed(self) -> None:
+        """Ask the panel for a redraw of everything."""
+        self._on_change()
+
+    def on_loop(self, fn: Callable[..., Any]) -> Callable[..., None]:
+        """``fn`` as a browser callback: run on the owner loop, whatever thread calls."""
+        return self.affinity.wrap(fn)
+
+    def close(self) -> None:
+        """Drop what is queued, cancel the running call; parts ignore input from now on."""
+        self.closed = True
+        self.outbox.cancel()

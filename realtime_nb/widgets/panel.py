@@ -75,7 +75,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import html
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import ipywidgets as widgets
@@ -87,7 +87,7 @@ from realtime_nb.client.turn_taking import TurnTaking
 from realtime_nb.vad.settings import SemanticVadSettings
 
 from ._affinity import LoopAffinity
-from ._outbox import Outbox
+from ._outbox import PanelCalls
 from ._panel_html import GAUGE_FULL_MS as GAUGE_FULL_MS  # kept importable
 from ._panel_html import PANEL_CSS, call_gauge_html, gauge_html, mode_html, status_html, usage_html
 from ._redraw import PartMemo, RedrawSchedule, set_value, show_live
@@ -161,17 +161,18 @@ class SessionPanel(widgets.VBox):
         #: What each part showed last, by the inputs it was built from.
         self._memo = PartMemo()
         self.audio_flush_s = audio_flush_s
+        #: The outbox, background tasks and the failure record, shared with the parts.
+        self._calls = PanelCalls(self._affinity, self._dirty)
         #: (label, exception) of every failed panel action and session error, in order.
-        self.errors: list[tuple[str, BaseException]] = []
+        self.errors: list[tuple[str, BaseException]] = self._calls.errors
         #: Pictures sent from the picture row: dicts of source ("upload: name" / "camera"),
         #: item_id, mime_type, width, height, note (downsized / re-encoded), text, responded.
         self.pictures: list[dict[str, Any]] = []
-        self._outbox = Outbox(self._action_failed, self._affinity)
+        self._outbox = self._calls.outbox
         #: The turn rules (barge-in and truncation, push-to-talk, ending a VAD turn).
         self.turns = TurnTaking(session, self._outbox.put)
         #: What barge-ins sent: dicts of item_id, audio_end_ms, reason, result.
         self.truncations: list[dict[str, Any]] = self.turns.truncations
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._audio_handle: asyncio.TimerHandle | None = None
         self._pending_audio: dict[str, bytearray] = {}
         self._mode_switching = False
@@ -361,7 +362,7 @@ class SessionPanel(widgets.VBox):
                 if connect:
                     await self._connect({})
 
-            return self._spawn(switch(), "switch to the WebSocket")
+            return self._calls.spawn(switch(), "switch to the WebSocket")
         return self.connect() if connect else None
 
     def connect(self, update: Mapping[str, Any] | None = None) -> asyncio.Task[Any]:
@@ -369,7 +370,7 @@ class SessionPanel(widgets.VBox):
 
         Returns the task; the panel shows "connecting…" meanwhile and the outcome after.
         """
-        return self._spawn(self._connect(dict(update or {})), "connect")
+        return self._calls.spawn(self._connect(dict(update or {})), "connect")
 
     def interrupt(self) -> None:
         """Stop the assistant now: stop playback, cancel the response, truncate what was heard.
@@ -385,7 +386,7 @@ class SessionPanel(widgets.VBox):
         """Wait until the panel's queued session calls and background tasks have run."""
         while True:
             await self._outbox.join()
-            pending = [t for t in self._tasks if not t.done()]
+            pending = [t for t in self._calls.tasks if not t.done()]
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
             rec = self._recorder
@@ -498,7 +499,7 @@ class SessionPanel(widgets.VBox):
             self._outbox.put("response.create", s.create_response)
 
         self._outbox.put("mcp_approval_response", send)
-        self._spawn(respond(), "mcp approval")
+        self._calls.spawn(respond(), "mcp approval")
         self._dirty()
 
     def close(self) -> None:
@@ -510,7 +511,7 @@ class SessionPanel(widgets.VBox):
         self._redraws.close()
         if self._audio_handle is not None:
             self._audio_handle.cancel()
-        self._outbox.cancel()
+        self._calls.close()
         self.mic.recording = False
         if self._call is not None:
             self._call.hangup()
@@ -522,18 +523,6 @@ class SessionPanel(widgets.VBox):
         super().close()
 
     # ------------------------------------------------------------------ scheduling
-    def _spawn(self, coro: Awaitable[Any], label: str) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro, name=f"realtime_nb: {label}")
-        self._tasks.add(task)
-
-        def done(tk: asyncio.Task[Any]) -> None:
-            self._tasks.discard(tk)
-            if not tk.cancelled() and tk.exception() is not None:
-                self._action_failed(label, tk.exception())  # type: ignore[arg-type]
-
-        task.add_done_callback(done)
-        return task
-
     def _dirty(self) -> None:
         """Schedule one redraw of everything (:class:`~._redraw.RedrawSchedule`)."""
         self._redraws.request()
@@ -541,17 +530,6 @@ class SessionPanel(widgets.VBox):
     def _dirty_live(self) -> None:
         """Schedule a redraw of the live parts: input-buffer gauge, timeline."""
         self._redraws.request(full=False)
-
-    def _action_failed(self, label: str, exc: BaseException, specific: bool = True) -> None:
-        """Record a failure once; a panel action's label replaces a generic one."""
-        for i, (_label, seen) in enumerate(self.errors):
-            if seen is exc:
-                if specific:
-                    self.errors[i] = (label, exc)
-                break
-        else:
-            self.errors.append((label, exc))
-        self._dirty()
 
     # ------------------------------------------------------------------ session events
     def _on_event(self, ev: dict[str, Any]) -> None:
@@ -572,7 +550,7 @@ class SessionPanel(widgets.VBox):
             if isinstance(err, RealtimeError):
                 origin = {"client": "refused before sending", "server": "server",
                           "connection": "connection"}.get(err.source, err.source)
-                self._action_failed(origin, err, specific=False)
+                self._calls.failed(origin, err, specific=False)
         self._dirty()
 
     def _queue_audio(self, ev: dict[str, Any]) -> None:
@@ -693,7 +671,7 @@ class SessionPanel(widgets.VBox):
             prepared = await asyncio.to_thread(prepare_image, image)
             self._outbox.put(label, lambda: self._send_picture(prepared, text, source))
 
-        self._spawn(prepare(), label)
+        self._calls.spawn(prepare(), label)
         self._dirty()
 
     async def _send_picture(self, prepared: Any, text: str | None, source: str) -> None:
@@ -780,17 +758,17 @@ class SessionPanel(widgets.VBox):
         if self._closed:
             return
         self.fallback_button.layout.display = ""
-        self._action_failed("webrtc", err)
+        self._calls.failed("webrtc", err)
         s = self.session
         if self.transport == "webrtc" and s.state in ("connected", "connecting"):
-            self._spawn(s.close(), "hang up the failed call")
+            self._calls.spawn(s.close(), "hang up the failed call")
 
     def _hang_up(self) -> None:
         """The widget's Hang up button: end the call on the server and in the page."""
         if self._call is not None:
             self._call.hangup()
         if self.session.state in ("connected", "connecting", "reconnecting", "disconnected"):
-            self._spawn(self.session.close(), "hang up")
+            self._calls.spawn(self.session.close(), "hang up")
 
     async def _connect(self, update: dict[str, Any]) -> None:
         s = self.session
@@ -808,7 +786,7 @@ class SessionPanel(widgets.VBox):
             elif s.state != "connected":
                 await s.connect()
         except RealtimeError as err:
-            self._action_failed("connect", err)
+            self._calls.failed("connect", err)
             return
         finally:
             self._dirty()
