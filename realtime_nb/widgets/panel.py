@@ -74,7 +74,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import html
 from collections.abc import Mapping
 from typing import Any
 
@@ -87,10 +86,12 @@ from realtime_nb.client.turn_taking import TurnTaking
 from realtime_nb.vad.settings import SemanticVadSettings
 
 from ._affinity import LoopAffinity
+from ._approvals import ApprovalRows
 from ._outbox import PanelCalls
 from ._panel_html import GAUGE_FULL_MS as GAUGE_FULL_MS  # kept importable
 from ._panel_html import PANEL_CSS, call_gauge_html, gauge_html, mode_html, status_html, usage_html
 from ._redraw import PartMemo, RedrawSchedule, set_value, show_live
+from ._tree import close_tree
 from .camera import CameraWidget, Snapshot
 from .controls import OFF, SessionControls
 from .mic import MicChunk, MicWidget
@@ -247,11 +248,9 @@ class SessionPanel(widgets.VBox):
         self.gauge = widgets.HTML("")
         self.usage = widgets.HTML("")
         self.transcript = TranscriptView(session)
+        self._approval_rows = ApprovalRows(session, self._calls)
         #: One row per pending MCP approval request, with Approve / Deny buttons.
-        self.approvals = widgets.VBox([])
-        self.approvals.add_class("rtnb-approvals")
-        self._approval_ids: tuple[str, ...] = ()
-        self._answered: set[str] = set()
+        self.approvals = self._approval_rows.box
         self.controls = SessionControls(session, run=self._outbox.put,
                                         layout=widgets.Layout(width="100%"))
         self.timeline: Any = None
@@ -441,66 +440,17 @@ class SessionPanel(widgets.VBox):
         set_value(self.mode_note, mode_html(self.turns, self.transport, self.capture,
                                             self.mic.mode))
         self.transcript.refresh()
-        self._sync_approvals()
+        self._approval_rows.sync()
         if s.config is not self._synced_config:
             self._synced_config = s.config
             self.controls.sync()
-
-    # ------------------------------------------------------------------ MCP approvals
-    def _sync_approvals(self) -> None:
-        """Rebuild the approval rows when the set of pending requests changed."""
-        pending = [it for it in self.session.pending_approvals if it.id not in self._answered]
-        ids = tuple(it.id for it in pending)
-        if ids == self._approval_ids:
-            return
-        self._approval_ids = ids
-        old = self.approvals.children
-        rows = []
-        on_loop = self._affinity.wrap
-        for it in pending:
-            call = html.escape(f"{it.name or '?'}({it.arguments})")
-            text = widgets.HTML(
-                f'<span class="rtnb-turn-who">MCP {html.escape(it.server_label or "?")}</span> '
-                f"may I run <code>{call}</code>?")
-            yes = widgets.Button(description="Approve", button_style="success",
-                                 tooltip="Send mcp_approval_response approve=true")
-            no = widgets.Button(description="Deny", button_style="danger",
-                                tooltip="Send mcp_approval_response approve=false")
-            yes.on_click(on_loop(lambda _b, i=it.id: self.answer_approval(i, True)))
-            no.on_click(on_loop(lambda _b, i=it.id: self.answer_approval(i, False)))
-            rows.append(widgets.HBox([text, yes, no],
-                                     layout=widgets.Layout(align_items="center")))
-        self.approvals.children = tuple(rows)
-        for row in old:
-            _close_tree(row)
 
     def answer_approval(self, request_id: str, approve: bool) -> None:
         """Approve or deny the pending MCP approval request ``request_id`` (what the Approve /
         Deny buttons do). The answer goes out in order with the panel's other calls; when the
         approved call has run (at once for a denial) the panel asks for the response that uses
         its output. Never waits: the waiting is a task of its own."""
-        if request_id in self._answered:
-            return
-        self._answered.add(request_id)
-        s = self.session
-        call = next((it.id for it in s.mirror.all_items.values()
-                     if it.type == "mcp_call" and it.approval_request_id == request_id), None)
-        mark = len(s.events)
-
-        async def send() -> None:
-            await s.approve_mcp(request_id, approve, respond=False)
-
-        async def respond() -> None:
-            if approve:
-                await s.wait_for(
-                    lambda e: e.get("type") in ("response.mcp_call.completed",
-                                                "response.mcp_call.failed")
-                    and (call is None or e.get("item_id") == call), 300.0, since=mark)
-            self._outbox.put("response.create", s.create_response)
-
-        self._outbox.put("mcp_approval_response", send)
-        self._calls.spawn(respond(), "mcp approval")
-        self._dirty()
+        self._approval_rows.answer(request_id, approve)
 
     def close(self) -> None:
         """Stop listening to the session, stop the mic and close every part."""
@@ -517,7 +467,7 @@ class SessionPanel(widgets.VBox):
             self._call.hangup()
         for part in (*self.children, self.mic, self._recorder, self._call):
             if part is not None:
-                _close_tree(part)
+                close_tree(part)
         if vars(self.session).get("_rtnb_panel") is self:
             del vars(self.session)["_rtnb_panel"]
         super().close()
@@ -802,13 +752,6 @@ class SessionPanel(widgets.VBox):
             self._outbox.put("initial settings", run)
             await fut
         self._dirty()
-
-
-def _close_tree(widget: widgets.Widget) -> None:
-    """Close a widget and every widget inside it (boxes, accordions, the panel's parts)."""
-    for child in getattr(widget, "children", None) or ():
-        _close_tree(child)
-    widget.close()
 
 
 # --------------------------------------------------------------------------- display hook
