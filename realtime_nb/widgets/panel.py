@@ -90,9 +90,9 @@ from ._approvals import ApprovalRows
 from ._outbox import PanelCalls
 from ._panel_html import GAUGE_FULL_MS as GAUGE_FULL_MS  # kept importable
 from ._panel_html import PANEL_CSS, call_gauge_html, gauge_html, mode_html, status_html, usage_html
+from ._pictures import PictureRow
 from ._redraw import PartMemo, RedrawSchedule, set_value, show_live
 from ._tree import close_tree
-from .camera import CameraWidget, Snapshot
 from .controls import OFF, SessionControls
 from .mic import MicChunk, MicWidget
 from .player import Played, PlayerWidget
@@ -166,9 +166,6 @@ class SessionPanel(widgets.VBox):
         self._calls = PanelCalls(self._affinity, self._dirty)
         #: (label, exception) of every failed panel action and session error, in order.
         self.errors: list[tuple[str, BaseException]] = self._calls.errors
-        #: Pictures sent from the picture row: dicts of source ("upload: name" / "camera"),
-        #: item_id, mime_type, width, height, note (downsized / re-encoded), text, responded.
-        self.pictures: list[dict[str, Any]] = []
         self._outbox = self._calls.outbox
         #: The turn rules (barge-in and truncation, push-to-talk, ending a VAD turn).
         self.turns = TurnTaking(session, self._outbox.put)
@@ -229,20 +226,14 @@ class SessionPanel(widgets.VBox):
                                         layout=widgets.Layout(flex_flow="row wrap",
                                                               align_items="center"))
         # --- pictures
-        self.picture_upload = widgets.FileUpload(
-            accept="image/*", multiple=False, description="Picture file", icon="image",
-            layout=widgets.Layout(width="auto"))
-        self.picture_upload.add_class("rtnb-picture-upload")
-        self.camera = CameraWidget()
-        self.picture_text = widgets.Text(
-            placeholder="text to send with the picture (optional)",
-            layout=widgets.Layout(width="280px"))
-        self.picture_text.add_class("rtnb-picture-text")
-        label = widgets.HTML('<span class="rtnb-picture-label">Picture</span>')
-        self.picture_row = widgets.HBox(
-            [label, self.picture_upload, self.picture_text, self.camera],
-            layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
-        self.picture_row.add_class("rtnb-picture-row")
+        self._pictures = PictureRow(session, self.turns, self._calls)
+        self.picture_upload = self._pictures.upload
+        self.camera = self._pictures.camera
+        self.picture_text = self._pictures.text
+        self.picture_row = self._pictures.row
+        #: Pictures sent from the picture row: dicts of source ("upload: name" / "camera"),
+        #: item_id, mime_type, width, height, note (downsized / re-encoded), text, responded.
+        self.pictures: list[dict[str, Any]] = self._pictures.sent
         self.mode_note = widgets.HTML("")
         self.mode_note.add_class("rtnb-mode-note")
         self.gauge = widgets.HTML("")
@@ -303,8 +294,6 @@ class SessionPanel(widgets.VBox):
         self.mic.on_msg(on_loop(self._on_mic_msg))
         self.mic.observe(on_loop(self._on_mode), names="mode")
         self.player.on_played(on_loop(self._on_played))
-        self.picture_upload.observe(on_loop(self._on_upload), names="value")
-        self.camera.on_snapshot(self._on_snapshot)  # the camera calls it on this loop already
         self.player.observe(on_loop(self._on_playing), names="playing")
         selector = self.controls.inputs.get("audio.input.turn_detection")
         if selector is not None:
@@ -603,7 +592,6 @@ class SessionPanel(widgets.VBox):
         self.turns.send_take(rec.pcm16)
         self._dirty()
 
-    # ------------------------------------------------------------------ pictures
     def send_picture(self, image: Any, source: str = "picture") -> None:
         """Send ``image`` (anything ``Session.send_image`` takes) as the picture row does:
         with the text typed beside it (then cleared), and a response in hands-free mode.
@@ -611,45 +599,7 @@ class SessionPanel(widgets.VBox):
         The picture is read and encoded in a worker thread first (so the microphone's audio
         queued in the outbox never waits for it), then sent through the outbox; failures (not a
         picture: ``invalid_image``) show in the status line."""
-        from realtime_nb.client.images import prepare_image
-
-        text = self.picture_text.value.strip() or None
-        self.picture_text.value = ""
-        label = f"picture ({source})"
-
-        async def prepare() -> None:
-            prepared = await asyncio.to_thread(prepare_image, image)
-            self._outbox.put(label, lambda: self._send_picture(prepared, text, source))
-
-        self._calls.spawn(prepare(), label)
-        self._dirty()
-
-    async def _send_picture(self, prepared: Any, text: str | None, source: str) -> None:
-        content = ([{"type": "input_text", "text": text}] if text else []) + [prepared.part()]
-        ev = await self.session.create_item({"type": "message", "role": "user",
-                                             "content": content})
-        record = {"source": source, "item_id": ev["item"]["id"], "text": text,
-                  "mime_type": prepared.mime_type, "width": prepared.width,
-                  "height": prepared.height, "note": prepared.note, "responded": False}
-        self.pictures.append(record)
-        if not self.turns.manual:
-            await self.turns.respond()
-            record["responded"] = True
-
-    def _on_upload(self, change: Mapping[str, Any]) -> None:
-        """A file chosen in the upload button (ipywidgets 8: a tuple of dicts with ``name``
-        and ``content``)."""
-        files = change.get("new") or ()
-        if not files or self._closed:
-            return
-        upload = files[0]
-        data, name = bytes(upload["content"]), str(upload.get("name", "file"))
-        self.picture_upload.value = ()  # ready for the next file (this change is ignored)
-        self.send_picture(data, f"upload: {name}")
-
-    def _on_snapshot(self, snap: Snapshot) -> None:
-        if not self._closed:
-            self.send_picture(snap.data, "camera")
+        self._pictures.send(image, source)
 
     # ------------------------------------------------------------------ modes
     def _on_mode(self, change: Mapping[str, Any]) -> None:
