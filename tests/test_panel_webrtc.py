@@ -220,7 +220,7 @@ async def test_ice_failure_after_the_call_was_placed_hangs_it_up(
 
 async def test_no_page_means_a_clear_error(monkeypatch: pytest.MonkeyPatch,
                                            comms: list[RecordingComm]) -> None:
-    import realtime_nb.widgets.panel as panel_module
+    import realtime_nb.widgets._call_path as panel_module
 
     monkeypatch.setattr(panel_module, "CALL_TIMEOUT_S", 0.2)
     panel = SessionPanel(Session(backend="local", transport="webrtc"), timeline=False)

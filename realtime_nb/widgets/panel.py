@@ -87,6 +87,8 @@ from realtime_nb.vad.settings import SemanticVadSettings
 
 from ._affinity import LoopAffinity
 from ._approvals import ApprovalRows
+from ._call_path import CALL_TIMEOUT_S as CALL_TIMEOUT_S  # kept importable
+from ._call_path import CallPath
 from ._outbox import PanelCalls
 from ._panel_html import GAUGE_FULL_MS as GAUGE_FULL_MS  # kept importable
 from ._panel_html import PANEL_CSS, call_gauge_html, gauge_html, mode_html, status_html, usage_html
@@ -106,9 +108,6 @@ __all__ = ["PANEL_CSS", "SessionPanel", "display_session", "panel_for"]
 #: (the silence a take is padded with: ``client.turn_taking.end_of_turn_silence_ms``).
 SEMANTIC_MAX_WAIT_MS = {e: SemanticVadSettings(e).max_wait_ms
                         for e in ("low", "medium", "high", "auto")}
-#: Seconds the browser may take to place a WebRTC call (loading the widget, the microphone
-#: prompt, the offer): a person may need a while to allow the microphone.
-CALL_TIMEOUT_S = 120.0
 class SessionPanel(widgets.VBox):
     """The notebook panel of a Session (see the module docstring).
 
@@ -177,10 +176,12 @@ class SessionPanel(widgets.VBox):
         self._synced_config: Any = None
         self._closed = False
         self._recorder: Any = None
-        self._call: WebRTCCall | None = None
-        self._call_opts = {"echo_cancellation": echo_cancellation,
-                           "noise_suppression": noise_suppression,
-                           "auto_gain_control": auto_gain_control}
+        #: The WebRTC path: the page's call widget, placing and ending the call, the fallback.
+        self._webrtc = CallPath(session, self._calls,
+                                {"echo_cancellation": echo_cancellation,
+                                 "noise_suppression": noise_suppression,
+                                 "auto_gain_control": auto_gain_control},
+                                use_websocket=lambda: self.use_websocket())
 
         # --- parts
         self.style_html = widgets.HTML(PANEL_CSS, layout=widgets.Layout(display="none"))
@@ -190,12 +191,7 @@ class SessionPanel(widgets.VBox):
                                              layout=widgets.Layout(width="auto"))
         self.connect_button.add_class("rtnb-connect")
         self.connect_button.on_click(on_loop(lambda _b: self.connect()))
-        self.fallback_button = widgets.Button(
-            description="Use the WebSocket path", icon="exchange",
-            tooltip="Connect over the kernel's WebSocket instead (mic and player in the page)",
-            layout=widgets.Layout(width="auto", display="none"))
-        self.fallback_button.add_class("rtnb-fallback")
-        self.fallback_button.on_click(on_loop(lambda _b: self.use_websocket()))
+        self.fallback_button = self._webrtc.fallback_button
         self.mic = MicWidget(mode=mode, echo_cancellation=echo_cancellation,
                              noise_suppression=noise_suppression,
                              auto_gain_control=auto_gain_control,
@@ -322,12 +318,7 @@ class SessionPanel(widgets.VBox):
     def call(self) -> WebRTCCall:
         """The :class:`~realtime_nb.widgets.WebRTCCall` of a WebRTC session (created on first
         use)."""
-        if self._call is None:
-            self._call = WebRTCCall(**self._call_opts)
-            self._call.on_failure(self._affinity.wrap(self._call_failed))
-            self._call.on_hangup_request(self._affinity.wrap(self._hang_up))
-            self._call.observe(self._affinity.wrap(lambda _ch: self._dirty()), names="status")
-        return self._call
+        return self._webrtc.call
 
     @property
     def transport(self) -> str:
@@ -338,8 +329,7 @@ class SessionPanel(widgets.VBox):
         """Fall back from WebRTC to the WebSocket path: hang the call up, switch the session's
         transport, show the mic and the player, and (``connect``) connect in the background."""
         if self.transport == "webrtc":
-            if self._call is not None:
-                self._call.hangup()
+            self._webrtc.hangup()
 
             async def switch() -> None:
                 s = self.session
@@ -414,7 +404,7 @@ class SessionPanel(widgets.VBox):
             return
         state = s.state
         errors = self.errors
-        call = self._call
+        call = self._webrtc.widget
         set_value(self.status, self._memo.part(
             "status", (state, s.backend, s.url, s.mirror.session_id, self.transport,
                        getattr(s, "call_id", None), call.status if call is not None else None,
@@ -452,9 +442,8 @@ class SessionPanel(widgets.VBox):
             self._audio_handle.cancel()
         self._calls.close()
         self.mic.recording = False
-        if self._call is not None:
-            self._call.hangup()
-        for part in (*self.children, self.mic, self._recorder, self._call):
+        self._webrtc.hangup()
+        for part in (*self.children, self.mic, self._recorder, self._webrtc.widget):
             if part is not None:
                 close_tree(part)
         if vars(self.session).get("_rtnb_panel") is self:
@@ -481,9 +470,8 @@ class SessionPanel(widgets.VBox):
         elif etype == "input_audio_buffer.speech_started":
             if self.transport != "webrtc":  # over WebRTC the server cuts its own output
                 self._barge_in("speech")
-        elif etype == "realtime_nb.closed" and self.transport == "webrtc" and \
-                self._call is not None:
-            self._call.hangup()
+        elif etype == "realtime_nb.closed" and self.transport == "webrtc":
+            self._webrtc.hangup()
         elif etype in ("error", "realtime_nb.disconnected"):
             err = ev.get("realtime_error")
             if isinstance(err, RealtimeError):
@@ -564,10 +552,7 @@ class SessionPanel(widgets.VBox):
 
     def _option_changed(self, name: str, value: bool) -> None:
         setattr(self.mic, name, bool(value))
-        if name in self._call_opts:
-            self._call_opts[name] = bool(value)
-            if self._call is not None:
-                setattr(self._call, name, bool(value))
+        self._webrtc.set_option(name, bool(value))
         if name == "mute_while_playing":
             self.mic.muted = bool(value and self.player.playing)
         elif self._recorder is not None:
@@ -621,55 +606,6 @@ class SessionPanel(widgets.VBox):
         self.turns.vad_chosen()
 
     # ------------------------------------------------------------------ connecting
-    async def _place_call(self) -> None:
-        """A new WebRTC call: secret minted here, offer posted by the browser, sideband
-        attached. Raises RealtimeError (``webrtc_<reason>`` for the browser's failures)."""
-        s = self.session
-        call = self.call
-        self.fallback_button.layout.display = "none"
-        try:
-            await asyncio.wait_for(asyncio.shield(call.ready()), CALL_TIMEOUT_S)
-        except TimeoutError:
-            raise RealtimeError(
-                "webrtc_no_browser", "No page has shown this panel's call widget, so no "
-                "browser can place the call.", source="client", fatal=False,
-                hint="Display the panel in a notebook page first; without a browser dial "
-                "from the kernel (realtime_nb.client.webrtc.KernelCall) or use the WebSocket "
-                "transport.") from None
-        from realtime_nb.client.webrtc import calls_url
-
-        secret = await s.create_client_secret()
-        backend = s._backend
-        future = call.start(calls_url(backend.url), secret.value)
-        del secret  # the page has it, once; the kernel needs it no more
-        try:
-            call_id = await asyncio.wait_for(future, CALL_TIMEOUT_S)
-        except TimeoutError:
-            call.hangup()
-            raise RealtimeError("webrtc_timeout", f"The browser did not place the call within "
-                                f"{CALL_TIMEOUT_S:g} s.", source="connection", fatal=False,
-                                hint="Allow the microphone when the browser asks, or use the "
-                                "WebSocket path.") from None
-        await s.connect(call_id=call_id)
-
-    def _call_failed(self, err: RealtimeError) -> None:
-        """The browser could not (or can no longer) carry the call: say why, offer the
-        WebSocket, and end the session's side of a call that was placed."""
-        if self._closed:
-            return
-        self.fallback_button.layout.display = ""
-        self._calls.failed("webrtc", err)
-        s = self.session
-        if self.transport == "webrtc" and s.state in ("connected", "connecting"):
-            self._calls.spawn(s.close(), "hang up the failed call")
-
-    def _hang_up(self) -> None:
-        """The widget's Hang up button: end the call on the server and in the page."""
-        if self._call is not None:
-            self._call.hangup()
-        if self.session.state in ("connected", "connecting", "reconnecting", "disconnected"):
-            self._calls.spawn(self.session.close(), "hang up")
-
     async def _connect(self, update: dict[str, Any]) -> None:
         s = self.session
         self._dirty()
@@ -680,7 +616,7 @@ class SessionPanel(widgets.VBox):
                 if s.state == "disconnected" and self.call.status == "connected":
                     await s.reconnect()  # the sideband dropped; the call is still up
                 elif s.state != "connected":
-                    await self._place_call()
+                    await self._webrtc.place()
             elif s.state in ("disconnected", "closed"):
                 await s.reconnect()
             elif s.state != "connected":
