@@ -73,7 +73,6 @@ How it drives the session (what the caller must know):
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import Mapping
 from typing import Any
 
@@ -93,11 +92,11 @@ from ._outbox import PanelCalls
 from ._panel_html import GAUGE_FULL_MS as GAUGE_FULL_MS  # kept importable
 from ._panel_html import PANEL_CSS, call_gauge_html, gauge_html, mode_html, status_html, usage_html
 from ._pictures import PictureRow
+from ._playback import PlayerFeed
 from ._redraw import PartMemo, RedrawSchedule, set_value, show_live
 from ._tree import close_tree
 from .controls import OFF, SessionControls
 from .mic import MicChunk, MicWidget
-from .player import Played, PlayerWidget
 from .transcript import TranscriptView
 from .webrtc import WebRTCCall
 
@@ -160,7 +159,6 @@ class SessionPanel(widgets.VBox):
         self._redraws = RedrawSchedule(self._draw, refresh_s, self._affinity)
         #: What each part showed last, by the inputs it was built from.
         self._memo = PartMemo()
-        self.audio_flush_s = audio_flush_s
         #: The outbox, background tasks and the failure record, shared with the parts.
         self._calls = PanelCalls(self._affinity, self._dirty)
         #: (label, exception) of every failed panel action and session error, in order.
@@ -170,8 +168,8 @@ class SessionPanel(widgets.VBox):
         self.turns = TurnTaking(session, self._outbox.put)
         #: What barge-ins sent: dicts of item_id, audio_end_ms, reason, result.
         self.truncations: list[dict[str, Any]] = self.turns.truncations
-        self._audio_handle: asyncio.TimerHandle | None = None
-        self._pending_audio: dict[str, bytearray] = {}
+        #: The assistant's voice: audio deltas to the player in batches, barge-in.
+        self._feed = PlayerFeed(self.turns, self._calls, audio_flush_s)
         self._mode_switching = False
         self._synced_config: Any = None
         self._closed = False
@@ -196,7 +194,7 @@ class SessionPanel(widgets.VBox):
                              noise_suppression=noise_suppression,
                              auto_gain_control=auto_gain_control,
                              mute_while_playing=mute_while_playing)
-        self.player = PlayerWidget()
+        self.player = self._feed.player
         self.capture_choice = widgets.ToggleButtons(
             options=[("Stream mic", "mic"), ("Record & send", "recorder")], value=capture,
             tooltips=["Stream 100 ms chunks as you speak (AudioWorklet)",
@@ -289,7 +287,6 @@ class SessionPanel(widgets.VBox):
         self.mic.on_audio(self._on_mic_chunk)  # the mic calls it on this loop already
         self.mic.on_msg(on_loop(self._on_mic_msg))
         self.mic.observe(on_loop(self._on_mode), names="mode")
-        self.player.on_played(on_loop(self._on_played))
         self.player.observe(on_loop(self._on_playing), names="playing")
         selector = self.controls.inputs.get("audio.input.turn_detection")
         if selector is not None:
@@ -311,7 +308,7 @@ class SessionPanel(widgets.VBox):
                 **{k: bool(self.options[k].value)
                    for k in ("echo_cancellation", "noise_suppression", "auto_gain_control")})
             self._recorder.on_recording(self._affinity.wrap(self._on_recording))
-            self._recorder.on_start(self._affinity.wrap(lambda: self._barge_in("record")))
+            self._recorder.on_start(self._affinity.wrap(lambda: self._feed.barge_in("record")))
         return self._recorder
 
     @property
@@ -358,7 +355,7 @@ class SessionPanel(widgets.VBox):
         if self.transport == "webrtc":
             self.turns.clear_call_audio()
             return
-        self._barge_in("interrupt", force=True)
+        self._feed.barge_in("interrupt", force=True)
 
     async def idle(self) -> None:
         """Wait until the panel's queued session calls and background tasks have run."""
@@ -373,6 +370,15 @@ class SessionPanel(widgets.VBox):
                 await asyncio.gather(*rtasks, return_exceptions=True)
             if not len(self._outbox) and not pending and not rtasks:
                 return
+
+    @property
+    def audio_flush_s(self) -> float:
+        """How long assistant audio may gather before it is sent to the player (settable)."""
+        return self._feed.flush_s
+
+    @audio_flush_s.setter
+    def audio_flush_s(self, value: float) -> None:
+        self._feed.flush_s = value
 
     def refresh(self) -> None:
         """Redraw now (status, gauge, usage, transcript, controls, mode note, and the timeline's
@@ -438,8 +444,7 @@ class SessionPanel(widgets.VBox):
         self._closed = True
         self.session.off("*", self._on_event)
         self._redraws.close()
-        if self._audio_handle is not None:
-            self._audio_handle.cancel()
+        self._feed.close()
         self._calls.close()
         self.mic.recording = False
         self._webrtc.hangup()
@@ -463,13 +468,13 @@ class SessionPanel(widgets.VBox):
     def _on_event(self, ev: dict[str, Any]) -> None:
         etype = ev.get("type")
         if etype == "response.output_audio.delta":
-            self._queue_audio(ev)
+            self._feed.queue(ev)
             return
         if etype == "response.output_audio.done":
-            self._flush_audio()
+            self._feed.flush()
         elif etype == "input_audio_buffer.speech_started":
             if self.transport != "webrtc":  # over WebRTC the server cuts its own output
-                self._barge_in("speech")
+                self._feed.barge_in("speech")
         elif etype == "realtime_nb.closed" and self.transport == "webrtc":
             self._webrtc.hangup()
         elif etype in ("error", "realtime_nb.disconnected"):
@@ -479,49 +484,6 @@ class SessionPanel(widgets.VBox):
                           "connection": "connection"}.get(err.source, err.source)
                 self._calls.failed(origin, err, specific=False)
         self._dirty()
-
-    def _queue_audio(self, ev: dict[str, Any]) -> None:
-        item_id = ev.get("item_id")
-        delta = ev.get("delta")
-        if not isinstance(item_id, str) or not isinstance(delta, str):
-            return
-        self.turns.playing(item_id, int(ev.get("content_index") or 0))
-        buf = self._pending_audio.setdefault(item_id, bytearray())
-        buf += base64.b64decode(delta)
-        if sum(len(b) for b in self._pending_audio.values()) >= 48 * 300:
-            self._flush_audio()
-        elif self._audio_handle is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                self._flush_audio()
-                return
-            self._audio_handle = loop.call_later(self.audio_flush_s, self._flush_audio)
-
-    def _flush_audio(self) -> None:
-        if self._audio_handle is not None:
-            self._audio_handle.cancel()
-            self._audio_handle = None
-        pending, self._pending_audio = self._pending_audio, {}
-        for item_id, data in pending.items():
-            if data:
-                self.player.play_chunk(item_id, bytes(data[: len(data) // 2 * 2]))
-
-    # ------------------------------------------------------------------ barge-in
-    def _barge_in(self, reason: str, force: bool = False) -> None:
-        """Stop playback (the browser's report, ``_on_played``, then truncates) and, unless the
-        server's VAD does it itself (``reason == "speech"``), cancel the running response
-        (the rules: :class:`~realtime_nb.client.turn_taking.TurnTaking`)."""
-        if not self.turns.interrupts(force):
-            return
-        self._pending_audio.clear()
-        reported = not self.player.stop().done()  # nothing sent since the last stop: no report
-        self.turns.playback_stopped(reason, reported)
-
-    def _on_played(self, played: Played) -> None:
-        if played.event == "stopped" and \
-                self.turns.heard(played.item_id, played.played_ms) is not None:
-            self._dirty()
 
     def _on_playing(self, change: dict[str, Any]) -> None:
         self.mic.muted = bool(self.mic.mute_while_playing and change["new"])
@@ -568,7 +530,7 @@ class SessionPanel(widgets.VBox):
     def _on_mic_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
         kind = content.get("type") if isinstance(content, dict) else None
         if kind == "started" and self.turns.manual:
-            self._barge_in("push-to-talk", force=True)
+            self._feed.barge_in("push-to-talk", force=True)
         elif kind == "stopped" and self.capture == "mic":
             self.turns.take_ended()
 
