@@ -88,6 +88,7 @@ from ._affinity import LoopAffinity
 from ._approvals import ApprovalRows
 from ._call_path import CALL_TIMEOUT_S as CALL_TIMEOUT_S  # kept importable
 from ._call_path import CallPath
+from ._capture import CaptureRow
 from ._outbox import PanelCalls
 from ._panel_html import GAUGE_FULL_MS as GAUGE_FULL_MS  # kept importable
 from ._panel_html import PANEL_CSS, call_gauge_html, gauge_html, mode_html, status_html, usage_html
@@ -96,7 +97,6 @@ from ._playback import PlayerFeed
 from ._redraw import PartMemo, RedrawSchedule, set_value, show_live
 from ._tree import close_tree
 from .controls import OFF, SessionControls
-from .mic import MicChunk, MicWidget
 from .transcript import TranscriptView
 from .webrtc import WebRTCCall
 
@@ -173,7 +173,6 @@ class SessionPanel(widgets.VBox):
         self._mode_switching = False
         self._synced_config: Any = None
         self._closed = False
-        self._recorder: Any = None
         #: The WebRTC path: the page's call widget, placing and ending the call, the fallback.
         self._webrtc = CallPath(session, self._calls,
                                 {"echo_cancellation": echo_cancellation,
@@ -190,35 +189,18 @@ class SessionPanel(widgets.VBox):
         self.connect_button.add_class("rtnb-connect")
         self.connect_button.on_click(on_loop(lambda _b: self.connect()))
         self.fallback_button = self._webrtc.fallback_button
-        self.mic = MicWidget(mode=mode, echo_cancellation=echo_cancellation,
-                             noise_suppression=noise_suppression,
-                             auto_gain_control=auto_gain_control,
-                             mute_while_playing=mute_while_playing)
         self.player = self._feed.player
-        self.capture_choice = widgets.ToggleButtons(
-            options=[("Stream mic", "mic"), ("Record & send", "recorder")], value=capture,
-            tooltips=["Stream 100 ms chunks as you speak (AudioWorklet)",
-                      "Record a take with ipywebrtc, send it when you stop"],
-            style={"button_width": "auto"})
-        self.capture_choice.add_class("rtnb-capture-choice")
-        self.options = {
-            name: widgets.Checkbox(value=value, description=label, indent=False,
-                                   layout=widgets.Layout(width="auto"))
-            for name, label, value in (
-                ("echo_cancellation", "echo cancellation", echo_cancellation),
-                ("noise_suppression", "noise suppression", noise_suppression),
-                ("auto_gain_control", "auto gain", auto_gain_control),
-                ("mute_while_playing", "mute mic while the assistant speaks",
-                 mute_while_playing))
-        }
-        for name, box in self.options.items():
-            box.add_class(f"rtnb-opt-{name.replace('_', '-')}")
-            box.observe(on_loop(lambda ch, name=name: self._option_changed(name, ch["new"])),
-                        names="value")
-        self.capture_box = widgets.Box(layout=widgets.Layout(min_width="380px"))
-        self.capture_row = widgets.HBox([self.capture_choice, *self.options.values()],
-                                        layout=widgets.Layout(flex_flow="row wrap",
-                                                              align_items="center"))
+        #: The capture row: streaming mic or record-and-send, the browser's processing.
+        self._capture = CaptureRow(
+            session, self.turns, self._calls, self._feed, self._webrtc, lambda: self.capture,
+            on_audio_sent=self._dirty_live, capture=capture, mode=mode,
+            echo_cancellation=echo_cancellation, noise_suppression=noise_suppression,
+            auto_gain_control=auto_gain_control, mute_while_playing=mute_while_playing)
+        self.mic = self._capture.mic
+        self.capture_choice = self._capture.choice
+        self.options = self._capture.options
+        self.capture_box = self._capture.box
+        self.capture_row = self._capture.row
         # --- pictures
         self._pictures = PictureRow(session, self.turns, self._calls)
         self.picture_upload = self._pictures.upload
@@ -284,10 +266,7 @@ class SessionPanel(widgets.VBox):
         self.capture_choice.observe(on_loop(lambda ch: self.set_trait("capture", ch["new"])),
                                     names="value")
         self.observe(on_loop(self._on_capture), names="capture")
-        self.mic.on_audio(self._on_mic_chunk)  # the mic calls it on this loop already
-        self.mic.on_msg(on_loop(self._on_mic_msg))
         self.mic.observe(on_loop(self._on_mode), names="mode")
-        self.player.observe(on_loop(self._on_playing), names="playing")
         selector = self.controls.inputs.get("audio.input.turn_detection")
         if selector is not None:
             selector.observe(on_loop(self._on_td_control), names="value")
@@ -301,15 +280,7 @@ class SessionPanel(widgets.VBox):
     @property
     def recorder(self) -> Any:
         """The :class:`~realtime_nb.widgets.recorder.RecorderCapture` (created on first use)."""
-        if self._recorder is None:
-            from .recorder import RecorderCapture
-
-            self._recorder = RecorderCapture(
-                **{k: bool(self.options[k].value)
-                   for k in ("echo_cancellation", "noise_suppression", "auto_gain_control")})
-            self._recorder.on_recording(self._affinity.wrap(self._on_recording))
-            self._recorder.on_start(self._affinity.wrap(lambda: self._feed.barge_in("record")))
-        return self._recorder
+        return self._capture.recorder
 
     @property
     def call(self) -> WebRTCCall:
@@ -364,7 +335,7 @@ class SessionPanel(widgets.VBox):
             pending = [t for t in self._calls.tasks if not t.done()]
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
-            rec = self._recorder
+            rec = self._capture.recorder_widget
             rtasks = [t for t in (rec.tasks if rec is not None else ()) if not t.done()]
             if rtasks:
                 await asyncio.gather(*rtasks, return_exceptions=True)
@@ -448,7 +419,8 @@ class SessionPanel(widgets.VBox):
         self._calls.close()
         self.mic.recording = False
         self._webrtc.hangup()
-        for part in (*self.children, self.mic, self._recorder, self._webrtc.widget):
+        for part in (*self.children, self.mic, self._capture.recorder_widget,
+                     self._webrtc.widget):
             if part is not None:
                 close_tree(part)
         if vars(self.session).get("_rtnb_panel") is self:
@@ -485,59 +457,13 @@ class SessionPanel(widgets.VBox):
                 self._calls.failed(origin, err, specific=False)
         self._dirty()
 
-    def _on_playing(self, change: dict[str, Any]) -> None:
-        self.mic.muted = bool(self.mic.mute_while_playing and change["new"])
-
     # ------------------------------------------------------------------ capture
     def _show_capture(self) -> None:
-        webrtc = self.transport == "webrtc"
-        self.capture_choice.layout.display = "none" if webrtc else ""
-        self.options["mute_while_playing"].layout.display = "none" if webrtc else ""
-        self.player.layout.display = "none" if webrtc else ""
-        if webrtc:
-            self.mic.recording = False
-            self.capture_box.children = (self.call,)
-            self._dirty()
-            return
-        self.fallback_button.layout.display = "none"
-        if self.capture == "mic":
-            self.capture_box.children = (self.mic,)
-        else:
-            self.mic.recording = False
-            self.capture_box.children = (self.recorder,)
-        if self.capture_choice.value != self.capture:
-            self.capture_choice.value = self.capture
+        self._capture.show(self.transport == "webrtc")
         self._dirty()
 
     def _on_capture(self, _change: dict[str, Any]) -> None:
         self._show_capture()
-
-    def _option_changed(self, name: str, value: bool) -> None:
-        setattr(self.mic, name, bool(value))
-        self._webrtc.set_option(name, bool(value))
-        if name == "mute_while_playing":
-            self.mic.muted = bool(value and self.player.playing)
-        elif self._recorder is not None:
-            setattr(self._recorder, name, bool(value))
-
-    def _on_mic_chunk(self, chunk: MicChunk) -> None:
-        if self.capture != "mic" or self._closed:
-            return
-        data = chunk.data
-        self._outbox.put("input_audio_buffer.append", lambda: self.session.append(data))
-        self._dirty_live()
-
-    def _on_mic_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        kind = content.get("type") if isinstance(content, dict) else None
-        if kind == "started" and self.turns.manual:
-            self._feed.barge_in("push-to-talk", force=True)
-        elif kind == "stopped" and self.capture == "mic":
-            self.turns.take_ended()
-
-    def _on_recording(self, rec: Any) -> None:
-        """A record-and-send take arrived (already decoded): append; commit or pad."""
-        self.turns.send_take(rec.pcm16)
-        self._dirty()
 
     def send_picture(self, image: Any, source: str = "picture") -> None:
         """Send ``image`` (anything ``Session.send_image`` takes) as the picture row does:
