@@ -1,21 +1,19 @@
 """Turn taking without widgets: barge-in, truncation by what was heard, push-to-talk as manual
 mode and the silence that ends a VAD turn (:mod:`realtime_nb.client.turn_taking`).
 
-A real Session against the scripted fake server; the listener (the browser's player in the
-panel) and the microphone are played by the test, which says what was stopped, what was heard
-and when a take ended. The session calls the rules ask for are collected in order (as the
-panel's outbox does) and run when the test says, so each test sees both what was asked and what
-the server received.
+A real Session against the scripted fake server (``fake_session``); the listener (the
+browser's player in the panel) and the microphone are played by the test, which says what was
+stopped, what was heard and when a take ended. The session calls the rules ask for are
+collected in order (as the panel's outbox does) and run when the test says, so each test sees
+both what was asked and what the server received.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import pytest
+from fake_session import appended_audio, fake, sent, session, until
 
 from realtime_nb import Session
 from realtime_nb.client.testing import FakeRealtimeServer, tone_pcm16
@@ -26,6 +24,8 @@ from realtime_nb.client.turn_taking import (
     turn_detection_of,
 )
 from realtime_nb.vad import SemanticVadSettings, ServerVadSettings
+
+__all__ = ["fake", "session"]  # the fixtures, used by name
 
 
 class Calls:
@@ -43,38 +43,6 @@ class Calls:
         while self.queued:
             _label, fn = self.queued.pop(0)
             await fn()
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeRealtimeServer]:
-    async with FakeRealtimeServer(reply_text="First part. Second part. Third part.",
-                                  reply_audio_ms=600, audio_interval=0.25,
-                                  transcript="hello there") as server:
-        yield server
-
-
-@pytest.fixture
-async def session(fake: FakeRealtimeServer) -> AsyncIterator[Session]:
-    s = Session(url=fake.url)
-    await s.connect()
-    yield s
-    await s.close()
-
-
-def sent(fake: FakeRealtimeServer, etype: str) -> list[dict[str, Any]]:
-    return [e for e in fake.received if e["type"] == etype]
-
-
-def appended_audio(fake: FakeRealtimeServer) -> bytes:
-    """Everything the server received in input_audio_buffer.append, joined."""
-    return b"".join(base64.b64decode(e["audio"]) for e in sent(fake, "input_audio_buffer.append"))
-
-
-async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 async def assistant_audio_item(session: Session, *, finished: bool) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 import ipywidgets as widgets
 import pytest
+from fake_session import session
 from widget_comm import browser_update, recording_comm
 
 from realtime_nb import Session
@@ -31,7 +32,7 @@ from realtime_nb.protocol.config import (
 from realtime_nb.protocol.schema import Unset, fields_of, fld
 from realtime_nb.widgets.controls import DEFAULT, OFF, ON, SessionControls, control_specs
 
-__all__ = ["recording_comm"]  # the fixture, used by name
+__all__ = ["recording_comm", "session"]  # the fixtures, used by name
 
 pytestmark = pytest.mark.usefixtures("recording_comm")
 
@@ -55,14 +56,6 @@ class InputPlus(AudioInput):
 async def fake() -> AsyncIterator[FakeRealtimeServer]:
     async with FakeRealtimeServer(reply_text="Fine. Thanks.", reply_audio_ms=200) as server:
         yield server
-
-
-@pytest.fixture
-async def session(fake: FakeRealtimeServer) -> AsyncIterator[Session]:
-    s = Session(url=fake.url)
-    await s.connect()
-    yield s
-    await s.close()
 
 
 async def _settle(controls: SessionControls) -> None:

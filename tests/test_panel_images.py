@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fake_session import until
 from image_fixtures import image_bytes
 from widget_comm import RecordingComm, browser_msg, recording_comm
 
@@ -68,13 +69,6 @@ def upload_from_browser(widget: Any, name: str, data: bytes, mime: str) -> None:
         "state": {"value": [{"name": name, "type": mime, "size": len(data),
                              "last_modified": 0}]},
         "buffer_paths": [["value", 0, "content"]]}}, "buffers": [memoryview(data)]})
-
-
-async def until(check: Any, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 def replies(session: Session) -> list[str]:

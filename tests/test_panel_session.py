@@ -13,7 +13,6 @@ handlers as the page would send them.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import time
 from collections.abc import AsyncIterator
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_session import appended_audio, fake, sent, until
 from ipywidgets.widgets.widget import _instances
 from widget_comm import RecordingComm, browser_msg, browser_update, recording_comm
 
@@ -29,20 +29,12 @@ from realtime_nb.audio import chunks, to_pcm16
 from realtime_nb.client.testing import FakeRealtimeServer, tone_pcm16
 from realtime_nb.widgets.panel import SessionPanel
 
-__all__ = ["recording_comm"]  # the fixture, used by name
+__all__ = ["fake", "recording_comm"]  # the fixtures, used by name
 
 pytestmark = pytest.mark.usefixtures("recording_comm")
 
 WEBM = Path(__file__).parent / "data" / "chromium_mediarecorder.webm"
 SECRET = "sk-test-panel-9f8e7d6c5b4a"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeRealtimeServer]:
-    async with FakeRealtimeServer(reply_text="First part. Second part. Third part.",
-                                  reply_audio_ms=600, audio_interval=0.25,
-                                  transcript="hello there") as server:
-        yield server
 
 
 @pytest.fixture
@@ -56,15 +48,6 @@ async def panel(fake: FakeRealtimeServer) -> AsyncIterator[SessionPanel]:
     await s.close()
 
 
-def sent(fake: FakeRealtimeServer, etype: str) -> list[dict[str, Any]]:
-    return [e for e in fake.received if e["type"] == etype]
-
-
-def appended_audio(fake: FakeRealtimeServer) -> bytes:
-    """Everything the server received in input_audio_buffer.append, joined."""
-    return b"".join(base64.b64decode(e["audio"]) for e in sent(fake, "input_audio_buffer.append"))
-
-
 def talk(panel: SessionPanel, pcm: bytes, take: int = 1) -> None:
     """What the page sends for one mic take: started, 100 ms chunks, stopped."""
     browser_msg(panel.mic, {"type": "started", "take": take})
@@ -73,13 +56,6 @@ def talk(panel: SessionPanel, pcm: bytes, take: int = 1) -> None:
         browser_msg(panel.mic, {"type": "audio", "take": take, "seq": n, "sample_rate": 24000,
                                 "t_ms": n * 100.0}, [memoryview(c.data)])
     browser_msg(panel.mic, {"type": "stopped", "take": take, "chunks": n + 1})
-
-
-async def until(check: Any, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 def player_custom(panel: SessionPanel) -> list[tuple[dict[str, Any], list[Any]]]:
