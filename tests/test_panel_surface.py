@@ -50,7 +50,7 @@ PARTS = [
     "status", "gauge", "usage", "mode_note", "fallback_button", "connect_button",
     "capture_choice", "capture_box", "capture_row", "options", "picture_upload", "camera",
     "picture_text", "picture_row", "approvals", "style_html", "errors", "truncations",
-    "pictures", "refresh_s", "audio_flush_s", "capture", "transport",
+    "pictures", "refresh_s", "audio_flush_s", "capture", "transport", "turns",
 ]
 
 
@@ -58,6 +58,18 @@ def test_the_panel_module_keeps_every_name_it_exported() -> None:
     assert all(hasattr(panel, name) for name in PANEL_NAMES)
     assert sorted(panel.__all__) == ["PANEL_CSS", "SessionPanel", "display_session",
                                      "panel_for"]
+
+
+def test_names_that_moved_out_of_the_panel_module_are_the_objects_of_their_new_homes() -> None:
+    from realtime_nb.client import turn_taking
+    from realtime_nb.vad import SemanticVadSettings
+    from realtime_nb.widgets import _call_path, _panel_html
+
+    for name in ("PANEL_CSS", "GAUGE_FULL_MS", "usage_html", "gauge_html", "call_gauge_html"):
+        assert getattr(panel, name) is getattr(_panel_html, name), name
+    assert panel.CALL_TIMEOUT_S == _call_path.CALL_TIMEOUT_S
+    assert panel.PAD_MARGIN_MS == turn_taking.PAD_MARGIN_MS
+    assert panel.SEMANTIC_MAX_WAIT_MS == {**SemanticVadSettings.MAX_WAIT_MS, "auto": 4000}
 
 
 def test_controls_and_transcript_keep_their_names() -> None:

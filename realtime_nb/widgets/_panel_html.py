@@ -109,7 +109,8 @@ def usage_html(session: Any) -> str:
 
 
 def gauge_html(session: Any) -> str:
-    """The input-buffer gauge: buffered ms (square-root scale), the 100 ms line, VAD state."""
+    """The input-buffer gauge: buffered ms (square-root scale), the line of the commit minimum
+    (:data:`~realtime_nb.audio.COMMIT_MIN_MS`), the VAD's state."""
     ms = float(session.input_buffer_ms)
     frac = min(1.0, (max(0.0, ms) / GAUGE_FULL_MS) ** 0.5)
     line = (COMMIT_MIN_MS / GAUGE_FULL_MS) ** 0.5
@@ -117,15 +118,16 @@ def gauge_html(session: Any) -> str:
     vad, mode = _vad_html(session)
     appended = float(getattr(session.mirror, "appended_since_ms", 0.0))
     title = ("What a commit sent now would take (the server's input buffer, mirrored in the "
-             "kernel). The black line is the 100 ms a commit needs.")
+             f"kernel). The black line is the {COMMIT_MIN_MS:.0f} ms a commit needs.")
     return (
         f'<div class="rtnb-gauge" title="{html.escape(title)}"><b>Input buffer</b>'
         f'<span class="rtnb-gauge-track"><span class="rtnb-gauge-fill{low}" '
         f'style="width:{frac * 100:.1f}%"></span><span class="rtnb-gauge-min" '
         f'style="left:{line * 100:.1f}%"></span></span>'
         f'<span class="rtnb-gauge-ms">{ms:,.0f} ms</span>'
-        f'<span class="rtnb-dim">(appended since last commit {appended:,.0f} ms · min 100 ms)'
-        f'</span>{vad}<span class="rtnb-dim">{html.escape(mode)}</span></div>')
+        f'<span class="rtnb-dim">(appended since last commit {appended:,.0f} ms · '
+        f'min {COMMIT_MIN_MS:.0f} ms)</span>{vad}'
+        f'<span class="rtnb-dim">{html.escape(mode)}</span></div>')
 
 
 def _vad_html(session: Any) -> tuple[str, str]:

@@ -68,6 +68,21 @@ How it drives the session (what the caller must know):
   in :attr:`SessionPanel.pictures`.
 * **Secrets.** The API key never reaches a widget: the panel shows ``session.url``, which masks
   credentials; over WebRTC the browser gets only the ephemeral secret, in one message.
+
+Where each part lives (this module lays the panel out, wires its parts and routes the session's
+events to them):
+
+* :mod:`realtime_nb.client.turn_taking` — the turn rules, without widgets: barge-in and
+  truncation by what was heard, push-to-talk as manual mode, the silence that ends a VAD turn;
+* ``_outbox`` — the outbox and :class:`~._outbox.PanelCalls` (background tasks, the failure
+  record), the handle every part acts through;
+* ``_redraw`` — when the panel redraws, and sending only what changed;
+* ``_panel_html`` — the stylesheet and the HTML of the status line, gauges, usage and mode note;
+* ``_capture`` — the capture row (streaming mic, record-and-send, the browser's processing);
+* ``_playback`` — the assistant's voice to the player, and stopping it on a barge-in;
+* ``_call_path`` — the WebRTC call, its failures and the WebSocket fallback;
+* ``_pictures`` — the picture row (file upload, camera, text);
+* ``_approvals`` — the MCP approval rows.
 """
 
 from __future__ import annotations
@@ -127,7 +142,8 @@ class SessionPanel(widgets.VBox):
 
     Parts (attributes): ``mic``, ``player``, ``recorder`` and ``call`` (the
     :class:`~realtime_nb.widgets.WebRTCCall`; both created on first use), ``controls``,
-    ``transcript``, ``timeline``, ``status``, ``gauge``, ``usage``, ``fallback_button``.
+    ``transcript``, ``timeline``, ``status``, ``gauge``, ``usage``, ``fallback_button``;
+    ``turns`` (the :class:`~realtime_nb.client.turn_taking.TurnTaking` rules it follows).
     The transport is the session's (``session.transport``).
     Kernel-side trait: ``capture``.
     """
