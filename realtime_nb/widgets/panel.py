@@ -122,6 +122,8 @@ __all__ = ["PANEL_CSS", "SessionPanel", "display_session", "panel_for"]
 #: (the silence a take is padded with: ``client.turn_taking.end_of_turn_silence_ms``).
 SEMANTIC_MAX_WAIT_MS = {e: SemanticVadSettings(e).max_wait_ms
                         for e in ("low", "medium", "high", "auto")}
+
+
 class SessionPanel(widgets.VBox):
     """The notebook panel of a Session (see the module docstring).
 
