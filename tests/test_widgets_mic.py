@@ -81,7 +81,7 @@ async def test_mic_chunks_are_not_checked_again_for_float32_by_session_append() 
     """The worklet makes PCM16 itself: its chunks carry that (``CapturedPCM16``), and
     ``Session.append`` skips the float32 check for them — plain bytes are still checked."""
     from realtime_nb import RealtimeError, Session
-    from realtime_nb.client._pcm import CapturedPCM16
+    from realtime_nb.audio import CapturedPCM16
 
     mic = MicWidget()
     got: list[MicChunk] = []

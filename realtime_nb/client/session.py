@@ -65,6 +65,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.protocol import State
 
+from realtime_nb.audio import CapturedPCM16
 from realtime_nb.protocol import (
     COMMIT_MIN_MS,
     UNSET,
@@ -77,7 +78,6 @@ from realtime_nb.protocol import (
 )
 from realtime_nb.protocol.images import check_item_images
 
-from ._pcm import CapturedPCM16
 from .backend import WS_LOGGER, Backend, register_secret_headers, resolve_backend
 from .errors import (
     AudioWarning,
@@ -222,6 +222,9 @@ def _wire(obj: Any) -> Any:
 
 class Session:
     """A Realtime session from the kernel (see the module docstring for the rules).
+
+    Displaying a Session in a notebook shows its panel: that ``_repr_mimebundle_`` is attached
+    by ``realtime_nb/__init__.py`` (not here), so that the client layer never imports widgets.
 
     Args:
         backend: ``"local"`` (embedded offline server), ``"openai"``, or None (OpenAI when an API
@@ -1535,7 +1538,7 @@ class Session:
         the base64 text of them. Bytes that are really float32 samples are refused
         (``float32_audio``) unless ``force``; use :meth:`send_audio` for anything that needs
         converting. Returns the event as sent (audio elided). Chunks from realtime_nb's own
-        microphone capture (:class:`~realtime_nb.client._pcm.CapturedPCM16`) are PCM16 by
+        microphone capture (:class:`~realtime_nb.audio.CapturedPCM16`) are PCM16 by
         construction and are not checked again.
         """
         if isinstance(data, CapturedPCM16):
