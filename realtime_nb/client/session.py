@@ -47,7 +47,7 @@ import random
 import secrets
 import warnings
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,6 +64,7 @@ from ._input_audio import AudioSent, _InputAudio
 from ._receiving import _Receiving
 from ._renewing import _Renewing
 from ._sending import _copy_json, _Sending, _wire
+from ._tool_use import _ToolUse
 from ._waiting import Callback, _Waiter, _Waiting
 from .backend import Backend, register_secret_headers, resolve_backend
 from .errors import (
@@ -117,7 +118,7 @@ class ReconnectPolicy:
         return max(0.0, base * (1 + random.uniform(-self.jitter, self.jitter)))
 
 
-class Session(_Connection, _Renewing, _Receiving, _Sending, _Waiting, _InputAudio):
+class Session(_Connection, _Renewing, _Receiving, _Sending, _Waiting, _InputAudio, _ToolUse):
     """A Realtime session from the kernel (see the module docstring for the rules).
 
     Displaying a Session in a notebook shows its panel: that ``_repr_mimebundle_`` is attached
@@ -409,7 +410,6 @@ class Session(_Connection, _Renewing, _Receiving, _Sending, _Waiting, _InputAudi
             session.setdefault("type", self._kind())
         return ev
 
-
     # ------------------------------------------------------------------ conversation items
     async def create_item(
         self,
@@ -466,51 +466,6 @@ class Session(_Connection, _Renewing, _Receiving, _Sending, _Waiting, _InputAudi
             ev, wait, timeout,
             reply=lambda e: e.get("type") == "conversation.item.added"
             and isinstance(e.get("item"), dict) and e["item"].get("id") == item_id)
-
-    @property
-    def pending_approvals(self) -> list[Any]:
-        """MCP ``mcp_approval_request`` items not answered yet (:class:`~.mirror.ItemState`,
-        with ``server_label``, ``name``, ``arguments``), oldest first: see :meth:`approve_mcp`."""
-        return self.mirror.pending_approvals()
-
-    async def approve_mcp(self, request: Any, approve: bool = True, *,
-                          reason: str | None = None, respond: bool = True,
-                          timeout: float | None = 60.0) -> dict[str, Any]:
-        """Answer an MCP approval request: ``conversation.item.create`` of an
-        ``mcp_approval_response`` (``approve``, optional ``reason``).
-
-        ``request`` is the request's id, its :class:`~.mirror.ItemState` (e.g. from
-        :attr:`pending_approvals`) or its item dict. An approved call then runs on the server
-        (OpenAI, or the local server) without a new response; the model answers from its output
-        (or from the denial) only on the next ``response.create``. With ``respond`` (default)
-        this waits for the approved call to finish (``response.mcp_call.completed`` /
-        ``.failed``, up to ``timeout`` s) and then creates that response; a denial creates it
-        at once. Returns the server's ``conversation.item.added`` for the answer.
-        """
-        rid = getattr(request, "id", None)
-        if rid is None and isinstance(request, Mapping):
-            rid = request.get("id")
-        if rid is None and isinstance(request, str):
-            rid = request
-        if not isinstance(rid, str):
-            raise TypeError("approve_mcp() takes an approval request id, its ItemState or its "
-                            f"item dict, not {type(request).__name__}")
-        item: dict[str, Any] = {"type": "mcp_approval_response", "id": new_id("item"),
-                                "approval_request_id": rid, "approve": bool(approve)}
-        if reason is not None:
-            item["reason"] = reason
-        call = next((it.id for it in self.mirror.all_items.values()
-                     if it.type == "mcp_call" and it.approval_request_id == rid), None)
-        mark = len(self.events)
-        sent = await self.create_item(item, wait=True, timeout=timeout)
-        if respond:
-            if approve:
-                await self.wait_for(
-                    lambda e: e.get("type") in ("response.mcp_call.completed",
-                                                "response.mcp_call.failed")
-                    and (call is None or e.get("item_id") == call), timeout, since=mark)
-            await self.create_response()
-        return sent
 
     async def send_image(
         self,
@@ -635,33 +590,6 @@ class Session(_Connection, _Renewing, _Receiving, _Sending, _Waiting, _InputAudi
             and (rid is None or (e.get("response") or {}).get("id") == rid))
 
     # ------------------------------------------------------------------ helpers
-
-    async def use_tools(self, *functions: Callable[..., Any], respond: bool = True,
-                        thread: bool = True, tool_choice: str = "auto") -> Tools:
-        """Let the model call these Python functions; run them for it in every turn.
-
-        Declares them (``session.update(tools=..., tool_choice=...)``, replacing the session's
-        tools; schemas from signatures and docstrings, see
-        :func:`~realtime_nb.client.tools.function_tool`) and, on each ``response.done`` that
-        holds calls to them, runs the calls, sends each result as a ``function_call_output``
-        and — with ``respond`` — creates the follow-up response. Works hands-free with server
-        VAD; after :meth:`say`, ``await tools.answer(reply)`` gives the final answer. A tool's
-        exception goes back to the model as ``{"error": ...}``. Plain functions run in a
-        worker thread unless ``thread=False``. Returns the :class:`~.tools.Tools` (its
-        ``calls`` list every call); calling ``use_tools`` again replaces it.
-        """
-        from .tools import Tools, function_tool
-
-        declared = {(decl := function_tool(fn)).name: (decl, fn) for fn in functions}
-        named = {name: fn for name, (_decl, fn) in declared.items()}
-        if self._tools is not None:
-            self._tools.close()
-        await self.update(tools=[decl for decl, _fn in declared.values()],
-                          tool_choice=tool_choice)
-        tools = Tools(self, named, respond=respond, thread=thread)
-        self.on("response.done", tools._on_done)
-        self._tools = tools
-        return tools
 
     async def say(self, text: str, *, wait: bool = True, timeout: float | None = 120.0,
                   **response: Any) -> ResponseState:
