@@ -16,6 +16,7 @@ import realtime_nb.client as client
 import realtime_nb.client.session as session_module
 import realtime_nb.client.testing as testing
 from realtime_nb.client.session import Session
+from realtime_nb.protocol.beta import BetaTranslator
 
 PROPERTIES = [
     "active_response", "backend", "config", "input_buffer_ms", "items", "pending",
@@ -143,3 +144,18 @@ def test_displaying_a_session_is_wired_by_the_package_not_by_the_client() -> Non
     widgets (tests/test_layering.py); the Session's docstring says so."""
     assert Session._repr_mimebundle_.__module__ == "realtime_nb"  # type: ignore[attr-defined]
     assert "_repr_mimebundle_" in (Session.__doc__ or "")
+
+
+def test_update_shortcuts_and_beta_flat_fields_land_on_the_same_ga_paths() -> None:
+    """``update(input_format=..., voice=..., transcription=...)`` and the beta dialect's flat
+    fields are placed by one table (``protocol.config.AUDIO_SETTING_PATHS``)."""
+    s = Session(backend="local", record=False)
+    ours = s._update_event(None, {"input_format": {"type": "audio/pcmu"}, "voice": "ash",
+                                  "transcription": {"model": "whisper-1"},
+                                  "noise_reduction": {"type": "near_field"}})
+    beta = BetaTranslator().client_event({"type": "session.update", "session": {
+        "input_audio_format": "g711_ulaw", "voice": "ash",
+        "input_audio_transcription": {"model": "whisper-1"},
+        "input_audio_noise_reduction": {"type": "near_field"}}})
+    assert ours["session"]["audio"] == beta["session"]["audio"]
+    assert ours["session"]["audio"]["input"]["format"] == {"type": "audio/pcmu"}

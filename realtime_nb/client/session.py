@@ -58,6 +58,7 @@ from realtime_nb.protocol import (
     UNSET,
     new_id,
 )
+from realtime_nb.protocol.config import AUDIO_SETTING_PATHS
 
 from ._connection import _Connection
 from ._input_audio import AudioSent, _InputAudio
@@ -81,18 +82,6 @@ if TYPE_CHECKING:
 __all__ = ["AudioSent", "ReconnectPolicy", "RenewPolicy", "Session"]
 
 logger = logging.getLogger("realtime_nb.client")
-
-
-# session.update keyword shortcuts that live below session.audio.
-_SHORTCUTS: dict[str, tuple[str, ...]] = {
-    "turn_detection": ("audio", "input", "turn_detection"),
-    "transcription": ("audio", "input", "transcription"),
-    "noise_reduction": ("audio", "input", "noise_reduction"),
-    "input_format": ("audio", "input", "format"),
-    "output_format": ("audio", "output", "format"),
-    "voice": ("audio", "output", "voice"),
-    "speed": ("audio", "output", "speed"),
-}
 
 
 @dataclass
@@ -399,7 +388,7 @@ class Session(_Connection, _Renewing, _Receiving, _Sending, _Waiting, _InputAudi
         if isinstance(session, dict):
             for key, value in fields.items():
                 value = _wire(value)
-                path = _SHORTCUTS.get(key)
+                path = AUDIO_SETTING_PATHS.get(key)  # shortcuts below session.audio
                 if path is None:
                     session[key] = value
                     continue

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .config import AUDIO_SETTING_PATHS
 from .schema import ProtocolError, quote_list
 
 __all__ = ["BETA_FORMATS", "BETA_TO_GA_EVENTS", "BetaTranslator", "ga_event_name"]
@@ -41,13 +42,13 @@ _FORMAT_NAMES = {"audio/pcm": "pcm16", "audio/pcmu": "g711_ulaw", "audio/pcma": 
 
 # beta flat field -> GA path under session
 _SESSION_FIELDS: dict[str, tuple[str, ...]] = {
-    "voice": ("audio", "output", "voice"),
-    "speed": ("audio", "output", "speed"),
-    "input_audio_format": ("audio", "input", "format"),
-    "output_audio_format": ("audio", "output", "format"),
-    "input_audio_transcription": ("audio", "input", "transcription"),
-    "input_audio_noise_reduction": ("audio", "input", "noise_reduction"),
-    "turn_detection": ("audio", "input", "turn_detection"),
+    "voice": AUDIO_SETTING_PATHS["voice"],
+    "speed": AUDIO_SETTING_PATHS["speed"],
+    "input_audio_format": AUDIO_SETTING_PATHS["input_format"],
+    "output_audio_format": AUDIO_SETTING_PATHS["output_format"],
+    "input_audio_transcription": AUDIO_SETTING_PATHS["transcription"],
+    "input_audio_noise_reduction": AUDIO_SETTING_PATHS["noise_reduction"],
+    "turn_detection": AUDIO_SETTING_PATHS["turn_detection"],
     "max_response_output_tokens": ("max_output_tokens",),
     "instructions": ("instructions",),
     "tools": ("tools",),

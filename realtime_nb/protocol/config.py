@@ -22,6 +22,7 @@ from typing import Any, Literal
 from .schema import UNSET, ProtocolError, Unset, default_of, fld, to_wire
 
 __all__ = [
+    "AUDIO_SETTING_PATHS",
     "MCP_CONNECTORS",
     "VOICES",
     "AudioConfig",
@@ -51,6 +52,19 @@ __all__ = [
     "default_session",
     "merge_session",
 ]
+
+#: Where each audio setting lives below ``session`` (GA shape), by its short name: the one home
+#: of these paths, used by ``Session.update(voice=..., input_format=...)`` and by the beta
+#: translator (``input_audio_format`` -> ``audio.input.format``).
+AUDIO_SETTING_PATHS: dict[str, tuple[str, ...]] = {
+    "turn_detection": ("audio", "input", "turn_detection"),
+    "transcription": ("audio", "input", "transcription"),
+    "noise_reduction": ("audio", "input", "noise_reduction"),
+    "input_format": ("audio", "input", "format"),
+    "output_format": ("audio", "output", "format"),
+    "voice": ("audio", "output", "voice"),
+    "speed": ("audio", "output", "speed"),
+}
 
 VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
 DEFAULT_INSTRUCTIONS = (
