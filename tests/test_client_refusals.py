@@ -176,6 +176,17 @@ async def test_send_audio_resamples_to_the_session_rate() -> None:
     assert sent.nbytes == 48000 and sent.format == {"type": "audio/pcm", "rate": 24000}
 
 
+async def test_send_audio_reports_g711_durations_at_eight_bytes_per_ms() -> None:
+    """The duration comes from the format's one ``bytes_per_ms``, not from a PCM16 guess."""
+    from realtime_nb.client.testing import FakeRealtimeServer
+
+    async with FakeRealtimeServer() as fake, Session(url=fake.url, record=False) as s:
+        await s.update(input_format={"type": "audio/pcmu"}, turn_detection=None)
+        sent = await s.send_audio(np.zeros(24000, np.int16) + 1000, sample_rate=24000)
+    assert sent.format == {"type": "audio/pcmu"}
+    assert sent.nbytes == 8000 and sent.duration_ms == pytest.approx(1000)
+
+
 async def test_send_audio_takes_raw_pcm16_at_another_rate_and_files(speech_wav) -> None:
     s = Session(backend="local")
     sent = await s.send_audio((np.ones(16000, "<i2") * 1000).tobytes(), sample_rate=16000)

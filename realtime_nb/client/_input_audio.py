@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from realtime_nb.audio import CapturedPCM16
-from realtime_nb.protocol import COMMIT_MIN_MS, commit_empty_message
+from realtime_nb.protocol import COMMIT_MIN_MS, bytes_per_ms, commit_empty_message
 
 from ._sending import _b64decode
 from .errors import AudioWarning, RealtimeError
@@ -258,7 +258,6 @@ class _InputAudio:
         from realtime_nb.audio import chunks
 
         fmt = self._input_format()
-        is_pcm = fmt.get("type", "audio/pcm") == "audio/pcm"
         big = not isinstance(audio, bytes | bytearray | memoryview) or len(audio) > 96_000
         try:
             if big:  # decoding/resampling a long recording must not hold the event loop
@@ -289,5 +288,4 @@ class _InputAudio:
             await self._append_raw(chunk.data)
             sent_ms += chunk.duration_ms
             n += 1
-        bpm = 48 if is_pcm else 8
-        return AudioSent(len(data) / bpm, len(data), n, dict(fmt), list(findings))
+        return AudioSent(len(data) / bytes_per_ms(fmt), len(data), n, dict(fmt), list(findings))
