@@ -165,13 +165,7 @@ class _Receiving:
     def _deliver(self, etype: str, view: dict[str, Any], full: dict[str, Any]) -> None:
         if self._waiters:
             for w in list(self._waiters):
-                if w.future.done():
-                    continue
-                try:
-                    ok = w.match(view)
-                except Exception:
-                    ok = False
-                if ok:
+                if not w.future.done() and w.accepts(view):
                     w.future.set_result(full)
         if self._callbacks:
             self._dispatch(etype, full)
@@ -222,11 +216,7 @@ class _Receiving:
             if w.any_error or err.fatal or (eid is not None and eid in w.error_for):
                 w.future.set_exception(err)
                 continue
-            try:
-                ok = w.match(ev)
-            except Exception:
-                ok = False
-            if ok:
+            if w.accepts(ev):
                 w.future.set_result(ev)
         self._dispatch("error", {**ev, "realtime_error": err})
 

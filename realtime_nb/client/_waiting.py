@@ -47,6 +47,13 @@ class _Waiter:
         self.error_for = error_for
         self.any_error = any_error
 
+    def accepts(self, event: dict[str, Any]) -> bool:
+        """Whether ``event`` resolves this wait (a predicate that raises means no)."""
+        try:
+            return bool(self.match(event))
+        except Exception:
+            return False
+
 
 def _matcher(match: EventMatch) -> Callable[[dict[str, Any]], bool]:
     if isinstance(match, str):
