@@ -1,6 +1,9 @@
 """realtime_nb.client: the kernel-side :class:`Session` and what it is made of.
 
-* :mod:`.session` — :class:`Session` (connect, wire-named methods, helpers, reconnect).
+* :mod:`.session` — :class:`Session` (connect, wire-named methods, helpers, reconnect); its
+  rooms are the private ``_connection``, ``_receiving``, ``_waiting``, ``_sending``,
+  ``_input_audio``, ``_conversation``, ``_renewing`` and ``_tool_use`` (session.py's docstring
+  lists what each holds).
 * :mod:`.mirror` — the state mirror (input buffer, VAD state, items, responses, usage).
 * :mod:`.eventlog` — the event log with its audio store, JSONL export/import and replay.
 * :mod:`.errors` — :class:`RealtimeError` and the warnings; which codes are fatal.
