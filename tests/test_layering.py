@@ -142,3 +142,48 @@ def test_the_turn_rules_live_beside_the_client_without_widgets() -> None:
     assert not {n for n in _imports(path) if n.split(".")[1] in ("widgets", "lab")}
     widget_libs = {"ipywidgets", "traitlets", "anywidget"}
     assert not {n for n in _all_imports(path) if n.split(".")[0] in widget_libs}
+
+
+#: The Session's rooms (session.py's docstring says what each holds).
+SESSION_ROOMS = ("_connection", "_conversation", "_input_audio", "_receiving", "_renewing",
+                 "_sending", "_tool_use", "_waiting")
+
+
+def _runtime_imports(path: Path) -> set[str]:
+    """Absolute names of the modules a ``realtime_nb.client`` module imports at run time (the
+    imports under ``if TYPE_CHECKING:`` left out)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skip = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+            and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+            for n in ast.walk(node)}
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = {0: "", 1: "realtime_nb.client.", 2: "realtime_nb."}[node.level]
+            module = f"{base}{node.module or ''}".rstrip(".")
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_the_session_rooms_never_import_session_or_widgets_at_run_time() -> None:
+    """session.py assembles the rooms, so a room importing it would be a cycle; the panel is
+    attached from outside (realtime_nb/__init__.py), so no room reaches into widgets."""
+    wrong = {
+        f"{room} imports {name}"
+        for room in SESSION_ROOMS
+        for name in _runtime_imports(PACKAGE / "client" / f"{room}.py")
+        if name.startswith(("realtime_nb.client.session", "realtime_nb.widgets"))
+    }
+    assert not wrong
+
+
+def test_the_session_is_assembled_from_its_rooms() -> None:
+    from realtime_nb.client.session import Session
+
+    modules = {cls.__module__.rsplit(".", 1)[-1] for cls in Session.__mro__[1:-1]}
+    assert modules == set(SESSION_ROOMS)
