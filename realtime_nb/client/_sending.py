@@ -184,12 +184,20 @@ class _Sending:
         self._record_error(err, dispatch=True)
         raise err
 
-    async def _transmit(self, ev: dict[str, Any], text: str | None = None) -> None:
-        if text is None:
-            text = json.dumps(ev)
+    def _socket_now(self) -> ClientConnection | None:
+        """The socket an event may be written to right now, or None when it must be queued:
+        not connected, socket not open, or events already waiting (order is kept)."""
         ws = self._ws
         if (ws is None or self._state != "connected" or self._queue or self._flushing
                 or ws.protocol.state is not State.OPEN):
+            return None
+        return ws
+
+    async def _transmit(self, ev: dict[str, Any], text: str | None = None) -> None:
+        if text is None:
+            text = json.dumps(ev)
+        ws = self._socket_now()
+        if ws is None:
             self._enqueue(ev, text, None)
             return
         self._record_client(ev, text)
@@ -305,9 +313,8 @@ class _Sending:
         eid = eid or self._next_id()
         b64 = base64.b64encode(raw).decode("ascii")
         text = f'{_APPEND_HEAD}{eid}","audio":"{b64}"}}'
-        ws = self._ws
-        if (ws is None or self._state != "connected" or self._queue or self._flushing
-                or ws.protocol.state is not State.OPEN):
+        ws = self._socket_now()
+        if ws is None:
             ev = {"type": "input_audio_buffer.append", "event_id": eid, "audio": b64}
             self._enqueue(ev, text, raw)
             return {"type": "input_audio_buffer.append", "event_id": eid,
