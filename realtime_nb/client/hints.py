@@ -21,6 +21,7 @@ from typing import Any
 
 from realtime_nb.protocol import SERVER_EVENTS
 from realtime_nb.protocol.beta import BETA_FORMATS, BETA_TO_GA_EVENTS
+from realtime_nb.protocol.config import AUDIO_SETTING_PATHS
 
 __all__ = [
     "BETA_FORMATS",
@@ -32,15 +33,21 @@ __all__ = [
     "value_at",
 ]
 
+
+def _audio_path(name: str) -> str:
+    """``session.audio....`` of an audio setting (the paths' one home: protocol.config)."""
+    return ".".join(("session", *AUDIO_SETTING_PATHS[name]))
+
+
 #: Beta-era flat ``session`` fields → their GA path (``None``: removed in GA).
 BETA_SESSION_FIELDS: dict[str, str | None] = {
-    "turn_detection": "session.audio.input.turn_detection",
-    "input_audio_format": "session.audio.input.format",
-    "output_audio_format": "session.audio.output.format",
-    "input_audio_transcription": "session.audio.input.transcription",
-    "input_audio_noise_reduction": "session.audio.input.noise_reduction",
-    "voice": "session.audio.output.voice",
-    "speed": "session.audio.output.speed",
+    "turn_detection": _audio_path("turn_detection"),
+    "input_audio_format": _audio_path("input_format"),
+    "output_audio_format": _audio_path("output_format"),
+    "input_audio_transcription": _audio_path("transcription"),
+    "input_audio_noise_reduction": _audio_path("noise_reduction"),
+    "voice": _audio_path("voice"),
+    "speed": _audio_path("speed"),
     "modalities": "session.output_modalities",
     "max_response_output_tokens": "session.max_output_tokens",
     "temperature": None,
@@ -79,8 +86,8 @@ _GA_SESSION_PATHS: dict[str, str] = {
     "include": "session.include",
     "reasoning": "session.reasoning",
     "audio": "session.audio",
-    "transcription": "session.audio.input.transcription",
-    "noise_reduction": "session.audio.input.noise_reduction",
+    "transcription": _audio_path("transcription"),
+    "noise_reduction": _audio_path("noise_reduction"),
     "format": "session.audio.input.format (or session.audio.output.format)",
 }
 
