@@ -12,7 +12,8 @@ from a hand-kept list), what handles it:
 * **mirror** — ``Mirror``'s handler table (server events) and what ``Mirror.client_event`` /
   ``client_append`` track (client events).
 * **local server** — client events: ``SessionCore`` has an ``_on_<type>`` handler; server
-  events: the local server emits the type somewhere in ``protocol/state.py`` or ``server/``.
+  events: the local server emits the type somewhere in ``SessionCore``'s modules
+  (``protocol/state.py`` and the parts it is assembled from) or ``server/``.
 * **timeline** — the timeline's category for the type (``other`` means it has no place).
 
 The table in docs/ must equal what the code says today (regenerate it with
@@ -189,8 +190,14 @@ def _emitted_in(path: Path) -> set[str]:
     return found | _dict_types(tree)
 
 
+def session_core_sources() -> list[Path]:
+    """The files SessionCore is assembled from (state.py and the modules of its parts)."""
+    return sorted({Path(inspect.getsourcefile(cls)) for cls in SessionCore.__mro__
+                   if cls.__module__.startswith("realtime_nb.protocol.")})
+
+
 def server_emitted_events() -> set[str]:
-    files = [PACKAGE / "protocol" / "state.py", *sorted((PACKAGE / "server").rglob("*.py"))]
+    files = [*session_core_sources(), *sorted((PACKAGE / "server").rglob("*.py"))]
     found: set[str] = set()
     for path in files:
         found |= _emitted_in(path)

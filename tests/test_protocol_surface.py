@@ -1,0 +1,101 @@
+"""realtime_nb.protocol's public surface around the session state machine.
+
+Pinned so that moving code between the state machine's modules (``state.py`` was split into
+``_turns``, ``_conversation``, ``_responses``, ``_playout``, ``_mcp_flow`` and ``_ids``) cannot
+change what a caller imports or how it calls it: the same names from the same paths, the same
+objects, the same public methods with the same parameters, and a handler for the same client
+events.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import realtime_nb.protocol as protocol
+import realtime_nb.protocol.state as state
+
+STATE_NAMES = ["LOGPROBS_INCLUDE", "Job", "Reply", "SessionCore", "new_id"]
+
+PROTOCOL_NAMES = [
+    "CLIENT_EVENTS", "COMMIT_MIN_MS", "SERVER_EVENTS", "UNSET", "AudioConfig", "AudioInput",
+    "AudioOutput", "FunctionTool", "InputBuffer", "Job", "McpApprovalResponseItem", "McpTool",
+    "NoiseReduction", "PcmFormat", "PcmaFormat", "PcmuFormat", "ProtocolError", "Reply",
+    "ResponseParams", "SemanticVad", "ServerVad", "SessionConfig", "SessionCore", "Transcription",
+    "TranscriptionSessionConfig", "bytes_per_ms", "commit_empty_message", "default_session",
+    "from_wire", "merge_session", "new_id", "to_wire", "validate_client_event",
+]
+
+#: Every public method of SessionCore and its parameter names (what the local server, the VAD
+#: lab and the tests call).
+SESSION_CORE_METHODS = {
+    "append_audio": ["data"],
+    "cancel_response": ["response_id", "reason"],
+    "create_response": ["params"],
+    "drain": [],
+    "emit": ["etype", "fields"],
+    "error": ["err", "event_id"],
+    "feed_probabilities": ["probs"],
+    "handle": ["event"],
+    "is_live": ["response_id"],
+    "mcp_call_done": ["item_id", "output", "error"],
+    "mcp_list_done": ["item_id", "tools", "error"],
+    "next_deadline": [],
+    "playout_idle": ["response_id"],
+    "response_audio": ["response_id", "pcm16_24k", "text"],
+    "response_failed": ["response_id", "message"],
+    "response_finish": ["response_id"],
+    "response_output": ["response_id", "reply"],
+    "run_pending_vad": [],
+    "session_object": [],
+    "start": [],
+    "take_jobs": [],
+    "take_playout": [],
+    "take_vad_input": [],
+    "tick": [],
+    "transcription_delta": ["item_id", "delta", "logprobs"],
+    "transcription_done": ["item_id", "transcript", "emit", "logprobs"],
+    "transcription_failed": ["item_id", "message", "code"],
+    "turn_check_open": ["check"],
+    "turn_decision": ["check", "p_complete"],
+}
+SESSION_CORE_PROPERTIES = ["open_speculation", "playing", "semantic_rule", "vad_stream",
+                           "wants_logprobs"]
+SESSION_CORE_FLAGS = {"defer_turn": False, "defer_vad": False}
+
+#: The client events SessionCore serves (``handle`` dispatches to ``_on_<type>``).
+SERVED_CLIENT_EVENTS = [
+    "conversation.item.create", "conversation.item.delete", "conversation.item.retrieve",
+    "conversation.item.truncate", "input_audio_buffer.append", "input_audio_buffer.clear",
+    "input_audio_buffer.commit", "output_audio_buffer.clear", "response.cancel",
+    "response.create", "session.update",
+]
+
+
+def test_state_exports_its_names_and_they_are_the_protocol_package_s_objects() -> None:
+    assert sorted(state.__all__) == sorted(STATE_NAMES)
+    for name in ("Job", "Reply", "SessionCore", "new_id"):
+        assert getattr(state, name) is getattr(protocol, name)
+
+
+def test_the_protocol_package_exports_exactly_its_documented_names() -> None:
+    assert sorted(protocol.__all__) == sorted(PROTOCOL_NAMES)
+    assert all(hasattr(protocol, name) for name in PROTOCOL_NAMES)
+
+
+def test_session_core_keeps_its_public_methods_and_their_parameters() -> None:
+    core = state.SessionCore
+    public = {name for name, value in inspect.getmembers(core)
+              if not name.startswith("_") and inspect.isfunction(value)}
+    assert public == set(SESSION_CORE_METHODS)
+    for name, params in SESSION_CORE_METHODS.items():
+        got = list(inspect.signature(getattr(core, name)).parameters)[1:]
+        assert got == params, name
+    for name in SESSION_CORE_PROPERTIES:
+        assert isinstance(inspect.getattr_static(core, name), property), name
+    for name, default in SESSION_CORE_FLAGS.items():
+        assert getattr(core, name) is default
+
+
+def test_session_core_serves_the_same_client_events() -> None:
+    served = sorted(name for name in dir(state.SessionCore) if name.startswith("_on_"))
+    assert served == sorted("_on_" + t.replace(".", "_") for t in SERVED_CLIENT_EVENTS)
