@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from realtime_nb.protocol import bytes_per_ms
+from realtime_nb.protocol.item_order import ItemOrder
 
 from .eventlog import StoredAudio, raw_bytes
 
@@ -291,52 +292,47 @@ class ResponseState:
 
 
 class Items(Mapping[str, ItemState]):
-    """Conversation items in conversation order, keyed by id (``items[id]``, ``list(items)``)."""
+    """Conversation items in conversation order, keyed by id (``items[id]``, ``list(items)``).
+
+    The order follows each item's ``previous_item_id`` by the rule the server's state machine
+    applies (:class:`realtime_nb.protocol.item_order.ItemOrder`)."""
 
     def __init__(self) -> None:
-        self._map: dict[str, ItemState] = {}
-        self._order: builtins.list[str] = []
+        self._items: ItemOrder[ItemState] = ItemOrder()
 
     def __getitem__(self, key: str) -> ItemState:
-        return self._map[key]
+        return self._items.by_id[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(list(self._order))
+        return iter(list(self._items.ids))
 
     def __len__(self) -> int:
-        return len(self._order)
+        return len(self._items.ids)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._map
+        return key in self._items.by_id
 
     def list(self) -> builtins.list[ItemState]:
         """The items in order."""
-        return [self._map[i] for i in self._order]
+        return list(self._items.values)
 
     @property
     def last(self) -> ItemState | None:
-        return self._map[self._order[-1]] if self._order else None
+        values = self._items.values
+        return values[-1] if values else None
 
     def insert(self, item: ItemState, previous_item_id: str | None, session_id: str | None
                ) -> None:
         """Place ``item`` after ``previous_item_id`` (None: first item of its session)."""
-        if item.id in self._map:
-            return
-        if previous_item_id is not None and previous_item_id in self._map:
-            pos = self._order.index(previous_item_id) + 1
-        elif previous_item_id is None:
-            pos = next((i for i, k in enumerate(self._order)
-                        if self._map[k].session_id == session_id), len(self._order))
-        else:
-            pos = len(self._order)
-        self._order.insert(pos, item.id)
-        self._map[item.id] = item
+        values = self._items.values
+        start = 0
+        if previous_item_id is None and item.id not in self._items.by_id:
+            start = next((i for i, it in enumerate(values) if it.session_id == session_id),
+                         len(values))
+        self._items.insert(item.id, item, previous_item_id, start)
 
     def remove(self, item_id: str) -> ItemState | None:
-        item = self._map.pop(item_id, None)
-        if item is not None:
-            self._order.remove(item_id)
-        return item
+        return self._items.remove(item_id)
 
     def __repr__(self) -> str:
         return "Items([" + ", ".join(repr(i) for i in self.list()) + "])"

@@ -4,7 +4,9 @@
 * :mod:`.config` — GA session configuration dataclasses (patches) and defaults.
 * :mod:`.events` — GA client events, items, response parameters; :func:`validate_client_event`.
 * :mod:`.buffer` — input-buffer accounting shared by the server and the kernel-side mirror.
-* :mod:`.state` — :class:`SessionCore`, the I/O-free session state machine.
+* :mod:`.state` — :class:`SessionCore`, the I/O-free session state machine (its parts in
+  ``_turns``, ``_conversation``, ``_responses``, ``_playout``, ``_mcp_flow``, ``_jobs``).
+* :mod:`.item_order` — conversation order by ``previous_item_id``, shared with the client's mirror.
 * :mod:`.mcp` — MCP tool rules (``allowed_tools``, ``require_approval``, token redaction).
 * :mod:`.beta` — translation of the retired beta dialect, used only at the edges.
 """

@@ -28,8 +28,9 @@ __all__ = ["ConversationItems"]
 
 
 class ConversationItems:
-    """Conversation items of a SessionCore (see the module docstring). Owns ``items`` (in
-    order), ``_index`` (by id), ``item_audio`` and ``item_image_tokens``, created by the core."""
+    """Conversation items of a SessionCore (see the module docstring). Owns ``conversation``
+    (an :class:`~.item_order.ItemOrder`: ``items`` in order, ``_index`` by id), ``item_audio``
+    and ``item_image_tokens``, created by the core."""
 
     def _on_conversation_item_create(self, ev: dict[str, Any]) -> None:
         if self.kind != "realtime":
@@ -134,8 +135,7 @@ class ConversationItems:
 
     def _on_conversation_item_delete(self, ev: dict[str, Any]) -> None:
         item = self._get_item(ev["item_id"], "item_id")
-        self.items.remove(item)
-        del self._index[item["id"]]
+        self.conversation.remove(item["id"])
         self.item_audio.pop(item["id"], None)
         self.item_image_tokens.pop(item["id"], None)
         self.emit("conversation.item.deleted", item_id=item["id"])
@@ -149,19 +149,27 @@ class ConversationItems:
             )
         return item
 
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        """The conversation's items in order (read them; they change through client events and
+        the core's own work)."""
+        return self.conversation.values
+
+    @property
+    def _index(self) -> dict[str, dict[str, Any]]:
+        return self.conversation.by_id
+
     def _insert(self, item: dict[str, Any], previous_item_id: str | None) -> None:
-        if previous_item_id == "root":
-            pos = 0
-        elif previous_item_id is None:
-            pos = len(self.items)
+        """Place a new item: after ``previous_item_id``, first for ``"root"``, last for None
+        (the order's rule: :mod:`.item_order`)."""
+        if previous_item_id is None:
+            self.conversation.append(item["id"], item)
         else:
-            pos = self.items.index(self._index[previous_item_id]) + 1
-        self.items.insert(pos, item)
-        self._index[item["id"]] = item
+            self.conversation.insert(item["id"], item,
+                                     None if previous_item_id == "root" else previous_item_id)
 
     def _previous_id(self, item: dict[str, Any]) -> str | None:
-        i = self.items.index(item)
-        return self.items[i - 1]["id"] if i > 0 else None
+        return self.conversation.previous_id(item["id"])
 
     def _item_added_done(self, item: dict[str, Any]) -> None:
         prev = self._previous_id(item)

@@ -373,7 +373,7 @@ class TurnTaking:
             item = {"id": item_id, "object": "realtime.item", "type": "message",
                     "status": "completed", "role": "user",
                     "content": [{"type": "input_audio", "transcript": None}]}
-            self._index[item_id] = item
+            self._index[item_id] = item  # no conversation: only looked up by id
             self._item_added_done_transcription(item, prev)
         payload = self._transcribe_payload(item_id, audio, has_speech)
         payload["speculation"] = speculation

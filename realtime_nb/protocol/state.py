@@ -52,6 +52,7 @@ from ._turns import LOGPROBS_INCLUDE, TurnTaking
 from .buffer import InputBuffer, bytes_per_ms
 from .config import default_session, merge_session
 from .events import validate_client_event
+from .item_order import ItemOrder
 from .jobs import Job
 from .mcp import without_authorization
 from .schema import ProtocolError
@@ -134,8 +135,8 @@ class SessionCore(TurnTaking, ConversationItems, ResponseFlow, OutputBuffer, Mcp
         self.expires_at = int(wall_clock() + max_duration_s)
         self.outbox: list[dict[str, Any]] = []
         self.jobs: list[Job] = []
-        self.items: list[dict[str, Any]] = []
-        self._index: dict[str, dict[str, Any]] = {}
+        #: The conversation's items in order and by id (``items``, ``_index``).
+        self.conversation: ItemOrder[dict[str, Any]] = ItemOrder()
         self.item_audio: dict[str, bytes] = {}
         #: Approximate image tokens of each item holding ``input_image`` parts (see
         #: :func:`~realtime_nb.protocol.images.image_tokens`), counted when it is added.
