@@ -171,8 +171,13 @@ class ConversationItems:
     def _previous_id(self, item: dict[str, Any]) -> str | None:
         return self.conversation.previous_id(item["id"])
 
-    def _item_added_done(self, item: dict[str, Any]) -> None:
-        prev = self._previous_id(item)
+    def _item_added_done(self, item: dict[str, Any], prev: str | None = None, *,
+                         ordered: bool = True) -> None:
+        """``conversation.item.added`` and ``.done`` for an item complete at once. ``prev`` is
+        looked up in the conversation unless ``ordered`` is False (a transcription session's
+        item, which is in no conversation: ``prev`` is given)."""
+        if ordered:
+            prev = self._previous_id(item)
         self.emit("conversation.item.added", previous_item_id=prev, item=self._public(item))
         self.emit("conversation.item.done", previous_item_id=prev, item=self._public(item))
 

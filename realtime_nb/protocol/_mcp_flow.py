@@ -15,7 +15,7 @@ import copy
 from typing import Any
 
 from ._ids import new_id
-from ._responses import _pieces, _Response, _tokens
+from ._responses import _pieces, _Response, _tokens, _untranscribed
 from .jobs import Job
 from .mcp import allowed, fingerprint, mcp_tools, needs_approval
 from .schema import ProtocolError
@@ -106,10 +106,7 @@ class McpFlow:
             if fresh:  # the conversation as it is now (with what the MCP work added)
                 context = copy.deepcopy(self.items)
                 request["conversation"] = context
-                request["pending_item_ids"] = [
-                    it["id"] for it in context if any(
-                        p.get("type") == "input_audio" and p.get("transcript") is None
-                        for p in it.get("content", []))]
+                request["pending_item_ids"] = _untranscribed(context)
             request["tools"] = self._expand_tools(resp.tools)
             self.jobs.append(job)
 

@@ -154,9 +154,7 @@ class ResponseFlow:
             "output_modalities": resp.modalities,
             "voice": voice if isinstance(voice, str) else "alloy",
             "speed": cfg["audio"]["output"].get("speed", 1.0),
-            "pending_item_ids": [it["id"] for it in context
-                                 if any(p.get("type") == "input_audio" and p.get("transcript")
-                                        is None for p in it.get("content", []))],
+            "pending_item_ids": _untranscribed(context),
         }
         job = Job("respond", {"response_id": resp.id, "request": request})
         self._deferred[resp.id] = (job, "input" not in params)
@@ -373,6 +371,13 @@ def _textual(content: Any) -> Any:
         return content
     return [{k: v for k, v in p.items() if k != "image_url"} if isinstance(p, dict)
             and p.get("type") == "input_image" else p for p in content]
+
+
+def _untranscribed(context: list[dict[str, Any]]) -> list[str]:
+    """Ids of the items whose input audio has no transcript yet (the responder may wait)."""
+    return [it["id"] for it in context
+            if any(p.get("type") == "input_audio" and p.get("transcript") is None
+                   for p in it.get("content", []))]
 
 
 def _part_event(part: dict[str, Any]) -> dict[str, Any]:

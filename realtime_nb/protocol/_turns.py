@@ -360,28 +360,19 @@ class TurnTaking:
             self._segmenter.reset_floor(self._turn_start_bytes / bpm - self._vad_origin_ms)
         prev = self.items[-1]["id"] if self.items else None
         self.emit("input_audio_buffer.committed", previous_item_id=prev, item_id=item_id)
+        item = {"id": item_id, "object": "realtime.item", "type": "message",
+                "status": "completed", "role": "user",
+                "content": [{"type": "input_audio", "transcript": None}]}
+        self.item_audio[item_id] = audio
         if self.kind == "realtime":
-            item = {
-                "id": item_id, "object": "realtime.item", "type": "message", "status": "completed",
-                "role": "user", "content": [{"type": "input_audio", "transcript": None}],
-            }
             self._insert(item, None)
-            self.item_audio[item_id] = audio
             self._item_added_done(item)
         else:
-            self.item_audio[item_id] = audio
-            item = {"id": item_id, "object": "realtime.item", "type": "message",
-                    "status": "completed", "role": "user",
-                    "content": [{"type": "input_audio", "transcript": None}]}
             self._index[item_id] = item  # no conversation: only looked up by id
-            self._item_added_done_transcription(item, prev)
+            self._item_added_done(item, prev, ordered=False)
         payload = self._transcribe_payload(item_id, audio, has_speech)
         payload["speculation"] = speculation
         self.jobs.append(Job("transcribe", payload))
-
-    def _item_added_done_transcription(self, item: dict[str, Any], prev: str | None) -> None:
-        self.emit("conversation.item.added", previous_item_id=prev, item=self._public(item))
-        self.emit("conversation.item.done", previous_item_id=prev, item=self._public(item))
 
     @property
     def wants_logprobs(self) -> bool:
