@@ -222,12 +222,12 @@ class Mirror(ConversationMirror):
         :class:`StoredAudio` handle on them in the event log)."""
         buf = self.buffer
         self._bounds.append(buf.timeline_bytes)
-        buf.timeline_bytes += len(data)
+        buf.append(len(data))
         rec = self._rec
         rec.append((buf.timeline_bytes - len(data), data))
         if buf.vad and not buf.speaking:
             # The server keeps idle audio only as a rolling window, not as buffered audio.
-            buf.start_bytes = buf.timeline_bytes
+            buf.drop_idle()
             keep_from = buf.timeline_bytes - _IDLE_KEEP_MS * buf.bytes_per_ms
             while rec and rec[0][0] + len(rec[0][1]) < keep_from:
                 rec.popleft()
@@ -347,8 +347,7 @@ class Mirror(ConversationMirror):
     def _on_speech_started(self, ev: dict[str, Any]) -> None:
         self.last_speech_started = ev
         start_ms = float(ev.get("audio_start_ms") or 0)
-        self.buffer.start_bytes = self.floor_bytes
-        self.buffer.speech_started(start_ms)
+        self.buffer.speech_started(start_ms, self.floor_bytes)
         self._vad_item = {"item_id": ev.get("item_id"), "audio_start_ms": start_ms}
 
     def _on_speech_stopped(self, ev: dict[str, Any]) -> None:
@@ -360,8 +359,8 @@ class Mirror(ConversationMirror):
 
     def _on_timeout_triggered(self, ev: dict[str, Any]) -> None:
         start = float(ev.get("audio_start_ms") or 0)
-        self.buffer.start_bytes = max(self.floor_bytes, round(start * self.buffer.bytes_per_ms))
-        self.buffer.speaking = True
+        # the server commits the idle audio as a turn: buffered from its start, as speech is
+        self.buffer.speech_started(start, self.floor_bytes)
         self._vad_item = {"item_id": ev.get("item_id"), "audio_start_ms": start,
                           "audio_end_ms": ev.get("audio_end_ms") or 0}
 
@@ -397,8 +396,7 @@ class Mirror(ConversationMirror):
             start_b = end_b
         audio = self._take_recording(start_b, end_b)
         buf.committed(end_b / bpm)
-        buf.start_bytes = max(buf.start_bytes, end_b) if not buf.vad else buf.timeline_bytes
-        buf.speaking = False
+        buf.drop_idle()
         self.floor_bytes = end_b
         self.last_buffer_op = "commit"
         self.last_commit = {"item_id": item_id, "by": by, "end_ms": end_b / bpm,
@@ -439,10 +437,7 @@ class Mirror(ConversationMirror):
             pos = op[2]
         else:
             pos = self.buffer.timeline_bytes
-        self.buffer.start_bytes = max(self.buffer.start_bytes, pos)
-        if self.buffer.vad:
-            self.buffer.start_bytes = self.buffer.timeline_bytes
-        self.buffer.speaking = False
+        self.buffer.cleared(pos)
         self._vad_item = None
         self.floor_bytes = pos
         self.last_buffer_op = "clear"

@@ -306,13 +306,12 @@ class TurnTaking:
         if excess > 0:
             del self._turn_audio[:excess]
             self._turn_start_bytes += excess
-        self.buffer.start_bytes = self.buffer.timeline_bytes
+        self.buffer.drop_idle()
 
     def _speech_started(self, audio_start_ms: float) -> None:
         self._idle_deadline = None
         start = max(audio_start_ms, self._turn_start_bytes / self.buffer.bytes_per_ms)
-        self.buffer.start_bytes = self._turn_start_bytes
-        self.buffer.speech_started(start)
+        self.buffer.speech_started(start, self._turn_start_bytes)
         self._speech_start_ms = start
         self._pending_item_id = new_id("item")
         self.emit("input_audio_buffer.speech_started", audio_start_ms=round(audio_start_ms),

@@ -80,12 +80,24 @@ class InputBuffer:
         self.bytes_per_ms = bpm
 
     def append(self, nbytes: int) -> None:
+        """Audio was appended: the timeline moves on by ``nbytes``."""
         self.timeline_bytes += nbytes
 
-    def speech_started(self, audio_start_ms: float) -> None:
-        """VAD found speech: the turn starts at ``audio_start_ms`` (prefix padding included)."""
+    def drop_idle(self) -> None:
+        """Turn-detection mode outside speech: what was appended is not buffered (the server
+        keeps it only as a rolling prefix-padding window), so the buffer starts where the
+        timeline ends. Nothing changes in manual mode or while speech is in progress."""
+        if self.vad and not self.speaking:
+            self.start_bytes = self.timeline_bytes
+
+    def speech_started(self, audio_start_ms: float, floor_bytes: int | None = None) -> None:
+        """VAD found speech (or an idle timeout commits silence as a turn): the turn starts at
+        ``audio_start_ms`` (prefix padding included), never before ``floor_bytes`` — where the
+        audio still held begins, i.e. where the last commit or clear ended (default: the
+        buffer's current start)."""
         self.speaking = True
-        self.start_bytes = max(self.start_bytes, round(audio_start_ms * self.bytes_per_ms))
+        floor = self.start_bytes if floor_bytes is None else floor_bytes
+        self.start_bytes = max(floor, round(audio_start_ms * self.bytes_per_ms))
 
     def speech_stopped(self, audio_end_ms: float) -> None:
         self.speaking = False
@@ -98,6 +110,12 @@ class InputBuffer:
         self.speaking = False
         return ms
 
-    def cleared(self) -> None:
-        self.start_bytes = self.timeline_bytes
+    def cleared(self, upto_bytes: int | None = None) -> None:
+        """Empty the buffer (clear). ``upto_bytes``: the timeline position the clear was sent
+        at (the mirror learns of it later): in manual mode audio appended after it stays
+        buffered; in turn-detection mode nothing outside speech is buffered anyway."""
+        if upto_bytes is None or self.vad:
+            self.start_bytes = self.timeline_bytes
+        else:
+            self.start_bytes = max(self.start_bytes, upto_bytes)
         self.speaking = False
