@@ -99,3 +99,22 @@ def test_session_core_keeps_its_public_methods_and_their_parameters() -> None:
 def test_session_core_serves_the_same_client_events() -> None:
     served = sorted(name for name in dir(state.SessionCore) if name.startswith("_on_"))
     assert served == sorted("_on_" + t.replace(".", "_") for t in SERVED_CLIENT_EVENTS)
+
+
+def test_facts_shared_with_audio_and_vad_have_one_home() -> None:
+    """The commit minimum, bytes per ms and the server_vad defaults are the lower layers'
+    values, not copies that could drift."""
+    from realtime_nb import audio
+    from realtime_nb.protocol.config import ServerVad
+    from realtime_nb.protocol.schema import default_of
+    from realtime_nb.vad.settings import ServerVadSettings
+
+    assert protocol.COMMIT_MIN_MS is audio.COMMIT_MIN_MS
+    assert "at least 100ms of audio" in protocol.commit_empty_message(0.0)
+    for fmt in ("audio/pcm", "audio/pcmu", "audio/pcma", "pcm16", "g711_ulaw"):
+        assert protocol.bytes_per_ms(fmt) == audio.bytes_per_ms(fmt)
+    assert protocol.bytes_per_ms(None) == protocol.bytes_per_ms({"rate": 24000}) == 48
+    vad = ServerVadSettings()
+    wire = default_of(ServerVad)
+    assert (wire["threshold"], wire["prefix_padding_ms"], wire["silence_duration_ms"]) == (
+        vad.threshold, vad.prefix_padding_ms, vad.silence_duration_ms)

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from realtime_nb.audio import bytes_per_sample
 from realtime_nb.protocol import bytes_per_ms
 from realtime_nb.protocol.item_order import ItemOrder
 
@@ -166,7 +167,7 @@ class ItemState:
         ``conversation.item.truncate`` (what the user heard), unless ``untruncated``
         (everything received; :attr:`audio_bytes`)."""
         data = self.audio_bytes
-        width = 2 if bytes_per_ms(self.audio_format) == 48 else 1
+        width = bytes_per_sample(self.audio_format)
         end = len(data) // width * width
         if self.truncated_ms is not None and not untruncated:
             end = min(end, int(self.truncated_ms * bytes_per_ms(self.audio_format)))

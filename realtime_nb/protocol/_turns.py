@@ -21,12 +21,17 @@ from typing import Any
 
 import numpy as np
 
+from realtime_nb.audio import bytes_per_sample, format_rate
+from realtime_nb.vad.settings import ServerVadSettings
+
 from ._ids import new_id
 from .buffer import COMMIT_MIN_MS, bytes_per_ms, commit_empty_message
 from .jobs import Job
 from .schema import ProtocolError
 
 __all__ = ["LOGPROBS_INCLUDE", "TurnTaking"]
+
+_SERVER_VAD = ServerVadSettings()  # the service's server_vad defaults
 
 #: The ``include`` entry that asks for the transcription's token log-probabilities.
 LOGPROBS_INCLUDE = "item.input_audio_transcription.logprobs"
@@ -230,7 +235,7 @@ class TurnTaking:
         # the turn up to the pause (plus one frame), not audio that may already follow it
         hi = round((self._vad_origin_ms + silence_ms + 32.0) * bpm) - self._turn_start_bytes
         audio = bytes(self._turn_audio[lo:max(lo, hi)])
-        audio = audio[: len(audio) - len(audio) % (2 if bpm == 48 else 1)]
+        audio = audio[: len(audio) - len(audio) % bytes_per_sample(self._in_format)]
         tr = self.config["audio"]["input"].get("transcription")
         self.jobs.append(Job("speculate", {"speculation": self._spec_id, "audio": audio,
                                            "format": dict(self._in_format),
@@ -279,7 +284,7 @@ class TurnTaking:
         self._vad_stream = self._vad_model.new_stream()
         self._segmenter = self._make_segmenter(td, self._vad_stream.frame_ms)
         self._vad_origin_ms = self.buffer.timeline_ms
-        rate = 24000 if bytes_per_ms(self._in_format) == 48 else 8000
+        rate = format_rate(self._in_format)
         self._vad_to_24k = None
         if rate != 24000:
             from realtime_nb.audio import StreamResampler
@@ -299,7 +304,7 @@ class TurnTaking:
     def _trim_idle(self) -> None:
         """Outside speech keep only the prefix-padding window of audio (not counted as buffered)."""
         td = self._turn_detection or {}
-        keep_ms = float(td.get("prefix_padding_ms", 300)) + 100.0
+        keep_ms = float(td.get("prefix_padding_ms", _SERVER_VAD.prefix_padding_ms)) + 100.0
         bpm = self.buffer.bytes_per_ms
         keep = int(keep_ms * bpm)
         excess = len(self._turn_audio) - keep
@@ -347,7 +352,7 @@ class TurnTaking:
             self.buffer.timeline_bytes, round(end_ms * bpm))
         lo = max(0, start_b - self._turn_start_bytes)
         hi = max(lo, end_b - self._turn_start_bytes)
-        hi -= (hi - lo) % (2 if bpm == 48 else 1)
+        hi -= (hi - lo) % bytes_per_sample(self._in_format)
         audio = bytes(self._turn_audio[lo:hi])
         del self._turn_audio[:hi]
         self._turn_start_bytes += hi

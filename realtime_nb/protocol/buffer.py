@@ -18,26 +18,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["COMMIT_MIN_MS", "InputBuffer", "bytes_per_ms", "commit_empty_message"]
+# COMMIT_MIN_MS, the service's minimum for a commit (100 ms), lives in realtime_nb.audio (whose
+# diagnose() warns about shorter audio) and is re-exported here: one value.
+from realtime_nb.audio import COMMIT_MIN_MS, PCM, AudioError
+from realtime_nb.audio import bytes_per_ms as _format_bytes_per_ms
 
-COMMIT_MIN_MS = 100.0
+__all__ = ["COMMIT_MIN_MS", "InputBuffer", "bytes_per_ms", "commit_empty_message"]
 
 
 def bytes_per_ms(fmt: dict | str | None) -> int:
-    """Bytes per millisecond of the session's input format (``audio/pcm`` 48, G.711 8)."""
+    """Bytes per millisecond of the session's input format (``audio/pcm`` 48, G.711 8).
+
+    :func:`realtime_nb.audio.bytes_per_ms` by the format's type alone (GA or beta name; the
+    ``rate`` of a format object is the validator's business); ``None`` and a format without a
+    type are PCM16. An unknown type raises ``ValueError``.
+    """
     t = fmt.get("type") if isinstance(fmt, dict) else fmt
-    if t in (None, "audio/pcm", "pcm16"):
-        return 48
-    if t in ("audio/pcmu", "audio/pcma", "g711_ulaw", "g711_alaw"):
-        return 8
-    raise ValueError(f"unknown audio format {fmt!r}")
+    try:
+        return _format_bytes_per_ms(PCM if t is None else t)
+    except AudioError:
+        raise ValueError(f"unknown audio format {fmt!r}") from None
 
 
 def commit_empty_message(ms: float) -> str:
     """The service's exact message for a commit with too little audio."""
     return (
-        "Error committing input audio buffer: buffer too small. Expected at least 100ms of audio, "
-        f"but buffer only has {ms:.2f}ms of audio."
+        "Error committing input audio buffer: buffer too small. Expected at least "
+        f"{COMMIT_MIN_MS:.0f}ms of audio, but buffer only has {ms:.2f}ms of audio."
     )
 
 

@@ -19,7 +19,12 @@ import copy
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from realtime_nb.vad.settings import ServerVadSettings
+
 from .schema import UNSET, ProtocolError, Unset, default_of, fld, to_wire
+
+#: The service's server_vad defaults, kept once (by the segmenter's settings).
+_SERVER_VAD = ServerVadSettings()
 
 __all__ = [
     "AUDIO_SETTING_PATHS",
@@ -160,13 +165,16 @@ class ServerVad:
 
     type: Literal["server_vad"] | Unset = fld("server_vad", required=True)
     threshold: float | Unset = fld(
-        0.5, "Speech probability needed to start a turn (higher needs louder speech).", ge=0, le=1
+        _SERVER_VAD.threshold,
+        "Speech probability needed to start a turn (higher needs louder speech).", ge=0, le=1
     )
     prefix_padding_ms: int | Unset = fld(
-        300, "Audio kept before the detected speech onset (ms).", ge=0, le=10_000
+        _SERVER_VAD.prefix_padding_ms, "Audio kept before the detected speech onset (ms).",
+        ge=0, le=10_000
     )
     silence_duration_ms: int | Unset = fld(
-        200, "Silence that ends a turn (ms). The service's real default is 200.", ge=0, le=10_000
+        _SERVER_VAD.silence_duration_ms,
+        "Silence that ends a turn (ms). The service's real default is 200.", ge=0, le=10_000
     )
     idle_timeout_ms: int | None | Unset = fld(
         None, "Nudge the user after this much silence following a response (ms).",
