@@ -426,6 +426,22 @@ def test_g711_input_is_counted_at_8_bytes_per_ms():
     assert c.buffer.buffered_ms == 100
 
 
+def test_switching_to_g711_under_server_vad_keeps_detecting_turns():
+    """The VAD hears G.711 input resampled to 24 kHz: a change of the input format alone (turn
+    detection left as it was) must rebuild that path, as a change of turn detection does."""
+    from realtime_nb.audio import Audio, convert
+
+    c = core()
+    c.handle({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
+        "format": {"type": "audio/pcmu"}}}}})
+    c.drain()
+    speech = Audio.from_pcm16(silence(300) + tone(600) + silence(800), 24000)
+    c.handle(append(convert(speech, format="audio/pcmu")))
+    out = types(c.drain())
+    assert out[:3] == ["input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped",
+                       "input_audio_buffer.committed"]
+
+
 # ---------------------------------------------------------------------- WebRTC output buffer
 def _speak(c: SessionCore, text: str = "hi") -> str:
     c.handle({"type": "conversation.item.create", "item": {

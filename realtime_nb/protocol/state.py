@@ -289,7 +289,8 @@ class SessionCore(TurnTaking, ConversationItems, ResponseFlow, OutputBuffer, Mcp
             self._turn_audio.clear()
             self._turn_start_bytes = self.buffer.timeline_bytes
             self.buffer.cleared()
-        if self._turn_detection != old_td:
+        if self._turn_detection != old_td or self._in_format != old_fmt:
+            # a new input format needs a new VAD path too (G.711 is resampled for the VAD)
             self.buffer.vad = self._turn_detection is not None
             self._reset_vad()
         self.emit("session.updated", session=self.session_object())
