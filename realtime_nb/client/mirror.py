@@ -173,16 +173,16 @@ class Mirror(ConversationMirror):
 
     @property
     def input_format(self) -> dict[str, Any]:
-        try:
-            fmt = self.session["audio"]["input"]["format"]  # type: ignore[index]
-        except (TypeError, KeyError):
-            return dict(_PCM)
-        return fmt if isinstance(fmt, dict) else dict(_PCM)
+        return self._audio_format("input")
 
     @property
     def output_format(self) -> dict[str, Any]:
+        return self._audio_format("output")
+
+    def _audio_format(self, side: str) -> dict[str, Any]:
+        """``session.audio.<side>.format`` as last echoed (PCM16 24 kHz until then)."""
         try:
-            fmt = self.session["audio"]["output"]["format"]  # type: ignore[index]
+            fmt = self.session["audio"][side]["format"]  # type: ignore[index]
         except (TypeError, KeyError):
             return dict(_PCM)
         return fmt if isinstance(fmt, dict) else dict(_PCM)
