@@ -118,3 +118,24 @@ def test_facts_shared_with_audio_and_vad_have_one_home() -> None:
     wire = default_of(ServerVad)
     assert (wire["threshold"], wire["prefix_padding_ms"], wire["silence_duration_ms"]) == (
         vad.threshold, vad.prefix_padding_ms, vad.silence_duration_ms)
+
+
+def test_session_core_s_modules_do_no_io() -> None:
+    """The state machine stays I/O-free whichever module a part moves to: none of the files
+    SessionCore is assembled from imports sockets, threads, event loops or processes."""
+    import ast
+    from pathlib import Path
+
+    io_modules = {"asyncio", "socket", "threading", "subprocess", "websockets", "concurrent",
+                  "multiprocessing", "selectors", "ssl", "http", "urllib"}
+    files = {Path(inspect.getsourcefile(cls)) for cls in state.SessionCore.__mro__
+             if cls.__module__.startswith("realtime_nb.protocol.")}
+    assert len(files) >= 6
+    wrong = set()
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not
+                     node.level else [])
+            wrong |= {f"{path.name}: {n}" for n in names if n.split(".")[0] in io_modules}
+    assert not wrong
