@@ -5,6 +5,7 @@
   ``_input_audio``, ``_conversation``, ``_renewing`` and ``_tool_use`` (session.py's docstring
   lists what each holds).
 * :mod:`.mirror` — the state mirror (input buffer, VAD state, items, responses, usage).
+* :mod:`.items` — the mirror's records: :class:`ItemState`, :class:`ResponseState`, :class:`Items`.
 * :mod:`.eventlog` — the event log with its audio store, JSONL export/import and replay.
 * :mod:`.errors` — :class:`RealtimeError` and the warnings; which codes are fatal.
 * :mod:`.hints` — explanations of the classic mistakes (shared with the VAD lab).
