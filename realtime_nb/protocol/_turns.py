@@ -49,6 +49,7 @@ class TurnTaking:
     :meth:`_reset_vad`.
     """
 
+    # ------------------------------------------------------------------ appended audio and VAD
     def _on_input_audio_buffer_append(self, ev: dict[str, Any]) -> None:
         try:
             data = base64.b64decode(ev["audio"], validate=True)
@@ -254,6 +255,7 @@ class TurnTaking:
         silence = getattr(seg, "silence_started_ms", None)
         return self._spec_open if silence is not None and silence == self._spec_silence else None
 
+    # ------------------------------------------------------------------ manual commit and clear
     def _on_input_audio_buffer_commit(self, ev: dict[str, Any]) -> None:
         ms = self.buffer.buffered_ms
         if ms < COMMIT_MIN_MS:
