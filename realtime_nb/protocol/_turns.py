@@ -1,6 +1,6 @@
 """The input side of :class:`~realtime_nb.protocol.state.SessionCore`: audio in, turns out.
 
-:class:`TurnTaking` holds the input audio buffer's rules as the service applies them: appends
+:class:`InputTurns` holds the input audio buffer's rules as the service applies them: appends
 (through the noise filter, if any), the VAD driving (speech probabilities, batched or not),
 semantic_vad's end-of-turn questions, early transcription of a pause (speculation), manual
 commits and clears, VAD commits at speech end (and the response they create), and the
@@ -29,7 +29,7 @@ from .buffer import COMMIT_MIN_MS, bytes_per_ms, commit_empty_message
 from .jobs import Job
 from .schema import ProtocolError
 
-__all__ = ["LOGPROBS_INCLUDE", "TurnTaking"]
+__all__ = ["LOGPROBS_INCLUDE", "InputTurns"]
 
 _SERVER_VAD = ServerVadSettings()  # the service's server_vad defaults
 
@@ -40,7 +40,7 @@ _OMIT: Any = object()  # "leave the field out" (as opposed to sending null)
 
 
 
-class TurnTaking:
+class InputTurns:
     """Input buffer, VAD and turns of a SessionCore (see the module docstring).
 
     Owns ``_turn_audio`` / ``_turn_start_bytes`` (the audio behind the buffer), the VAD stream

@@ -48,7 +48,7 @@ from ._ids import new_id
 from ._mcp_flow import McpFlow
 from ._playout import OutputBuffer
 from ._responses import ResponseFlow, _Response
-from ._turns import LOGPROBS_INCLUDE, TurnTaking
+from ._turns import LOGPROBS_INCLUDE, InputTurns
 from .buffer import InputBuffer, bytes_per_ms
 from .config import default_session, merge_session
 from .events import validate_client_event
@@ -71,7 +71,7 @@ class Reply:
     mcp_calls: list[tuple[str, str, str]] = field(default_factory=list)
 
 
-class SessionCore(TurnTaking, ConversationItems, ResponseFlow, OutputBuffer, McpFlow):
+class SessionCore(InputTurns, ConversationItems, ResponseFlow, OutputBuffer, McpFlow):
     """One Realtime session's state and rules (see the module docstring).
 
     ``vad_model`` must provide ``new_stream()`` returning an object with ``process(int16 24 kHz
