@@ -62,13 +62,14 @@ class ItemOrder(Generic[T]):
         return self.insert(item_id, value, None, len(self.ids))
 
     def remove(self, item_id: str) -> T | None:
-        """Take the item out of the order; None when it was not held."""
-        value = self.by_id.pop(item_id, None)
-        if value is not None:
-            i = self.ids.index(item_id)
-            del self.ids[i]
-            del self.values[i]
-        return value
+        """Take the item out of the order; None when it was not held. An item held by id
+        alone (outside the order) raises ``ValueError`` and stays held."""
+        if item_id not in self.by_id:
+            return None
+        i = self.ids.index(item_id)
+        del self.ids[i]
+        del self.values[i]
+        return self.by_id.pop(item_id)
 
     def previous_id(self, item_id: str) -> str | None:
         """The id of the item before ``item_id`` (None when it is first)."""
