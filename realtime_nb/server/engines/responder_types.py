@@ -76,13 +76,12 @@ class ResponseRequest:
         return latest_user_images(self.conversation)
 
 
-@dataclass(frozen=True)
-class FunctionCall:
-    """A function the assistant calls: ``name`` and its arguments as a JSON object string (the
-    wire's ``arguments``). The server assigns the ``call_id``."""
+class _JsonArguments:
+    """What :class:`FunctionCall` and :class:`McpCall` share: arguments kept as the wire's JSON
+    object string (their dataclass field ``arguments_json``) and decoded on demand. Declares no
+    field, so each subclass keeps its own fields in its own order."""
 
-    name: str
-    arguments_json: str = "{}"
+    arguments_json: str
 
     @property
     def arguments(self) -> dict[str, Any]:
@@ -91,7 +90,16 @@ class FunctionCall:
 
 
 @dataclass(frozen=True)
-class McpCall:
+class FunctionCall(_JsonArguments):
+    """A function the assistant calls: ``name`` and its arguments as a JSON object string (the
+    wire's ``arguments``). The server assigns the ``call_id``."""
+
+    name: str
+    arguments_json: str = "{}"
+
+
+@dataclass(frozen=True)
+class McpCall(_JsonArguments):
     """A call of tool ``name`` on the MCP server labelled ``server_label`` (one of the request's
     ``{"type": "mcp"}`` tools), with its arguments as a JSON object string. The server runs it
     (after approval when the tool's ``require_approval`` asks for it)."""
@@ -99,11 +107,6 @@ class McpCall:
     server_label: str
     name: str
     arguments_json: str = "{}"
-
-    @property
-    def arguments(self) -> dict[str, Any]:
-        """The arguments decoded from JSON."""
-        return json.loads(self.arguments_json)
 
 
 @dataclass(frozen=True)
