@@ -187,3 +187,27 @@ def test_the_session_is_assembled_from_its_rooms() -> None:
 
     modules = {cls.__module__.rsplit(".", 1)[-1] for cls in Session.__mro__[1:-1]}
     assert modules == set(SESSION_ROOMS)
+
+
+#: The engines' facades: ``asr`` and ``responder`` re-export their rooms' names (callers import
+#: from them); the rooms never import a facade back.
+ENGINE_FACADES = ("realtime_nb.server.engines.asr", "realtime_nb.server.engines.responder")
+#: The engines' shared types: every room may import them, they import no other room.
+ENGINE_TYPE_MODULES = ("asr_types.py", "responder_types.py", "responder_arguments.py")
+
+
+def test_the_engine_rooms_never_import_their_facades() -> None:
+    wrong = {
+        f"{path.name} imports {name}"
+        for path in (PACKAGE / "server" / "engines").glob("*.py")
+        if path.name not in ("__init__.py", "asr.py", "responder.py")
+        for name in _imports(path)
+        if any(name == f or name.startswith(f + ".") for f in ENGINE_FACADES)
+    }
+    assert not wrong
+
+
+@pytest.mark.parametrize("module", ENGINE_TYPE_MODULES)
+def test_the_engine_type_modules_import_no_other_engine_module(module: str) -> None:
+    names = _imports(PACKAGE / "server" / "engines" / module)
+    assert not {n for n in names if n.startswith("realtime_nb.server.engines")}

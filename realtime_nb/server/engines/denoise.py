@@ -100,7 +100,7 @@ class SpeexDenoiser:
         try:
             from pyspeex_noise import AudioProcessor
         except ImportError as exc:
-            from .asr import EngineUnavailable
+            from .asr_types import EngineUnavailable
 
             raise EngineUnavailable(
                 "Noise reduction needs pyspeex-noise: pip install 'realtime_nb[noise]'") from exc

@@ -28,7 +28,7 @@ import numpy as np
 
 from realtime_nb.audio import Audio
 
-from .asr import EngineUnavailable
+from .asr_types import EngineUnavailable
 
 __all__ = [
     "ESPEAK_VOICES",
