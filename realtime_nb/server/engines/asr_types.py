@@ -246,7 +246,8 @@ def transcribe_turn(
 
 
 def _check_language(language: str | None, multilingual: bool, model: str) -> str | None:
-    """The ISO-639-1 code to give Whisper (``None``: detect), or :class:`LanguageUnsupported`."""
+    """The ISO-639-1 code to give Whisper (``None``: detect), or :class:`LanguageUnsupported`.
+    Shared by both shipped engines (pocketsphinx passes ``multilingual=False``)."""
     if not language:
         return None
     code = language.split("-")[0].split("_")[0].strip().lower()

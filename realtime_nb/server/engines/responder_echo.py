@@ -45,6 +45,7 @@ def _images_sentence(images: Sequence[InputImage]) -> str:
     shown = [f"a {img.describe()}" for img in images]
     return f"You sent {len(images)} images: {', '.join(shown[:-1])} and {shown[-1]}."
 
+
 def _name_parts(name: str) -> list[str]:
     spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name)
     return [p.lower() for p in re.split(r"[_\-\s.]+", spaced) if p]

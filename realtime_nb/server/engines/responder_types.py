@@ -197,6 +197,7 @@ def latest_user_images(conversation: Sequence[dict[str, Any]]) -> list[InputImag
             return _message_images(item)
     return []
 
+
 def approx_tokens(text: str) -> int:
     """Approximate token count used for ``max_output_tokens``: one token per word."""
     return len(text.split())
