@@ -136,11 +136,10 @@ class _LevelMirror(Mirror):
         self._handlers = {k: v for k, v in self._handlers.items() if k in _LEVEL_EVENTS}
 
     def append_bytes(self, nbytes: int) -> None:
-        buf = self.buffer
-        buf.timeline_bytes += nbytes
-        if buf.vad and not buf.speaking:
-            # What Mirror.client_append does: idle audio is not buffered under server VAD.
-            buf.start_bytes = buf.timeline_bytes
+        """Audio of ``nbytes`` was appended: the buffer's own rules, as Mirror.client_append
+        applies them (idle audio under turn detection is not buffered), without the bytes."""
+        self.buffer.append(nbytes)
+        self.buffer.drop_idle()
 
     def audio_delta(self, event: dict[str, Any], data: Any) -> None:  # pragma: no cover
         return
