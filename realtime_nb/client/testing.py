@@ -26,7 +26,6 @@ import contextlib
 import json
 import logging
 import math
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +34,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from realtime_nb.protocol import Job, ProtocolError, Reply, SessionCore
+from realtime_nb.server.connection import drive_timers
 
 from .backend import REDACT_HEADERS
 
@@ -146,15 +146,7 @@ class FakeConnection:
                 t.cancel()
 
     async def _timer(self) -> None:
-        while not self.core.closed:
-            deadline = self.core.next_deadline()
-            self.wake.clear()
-            delay = None if deadline is None else max(0.0, deadline - time.monotonic())
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), delay)
-                continue
-            self.core.tick()
-            await self.flush()
+        await drive_timers(self.core, self.wake, self.flush)
 
 
 class FakeRealtimeServer:

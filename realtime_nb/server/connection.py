@@ -24,6 +24,7 @@ import functools
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import ServerConnection
@@ -240,15 +241,28 @@ class Connection:
                 break
 
     async def _timer(self) -> None:
-        while not self.core.closed:
-            deadline = self.core.next_deadline()
-            self.wake.clear()
-            delay = None if deadline is None else max(0.0, deadline - time.monotonic())
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), delay)
-                continue
-            self.core.tick()
-            self.flush()
+        await drive_timers(self.core, self.wake, self.flush)
+
+
+async def drive_timers(core: SessionCore, wake: asyncio.Event,
+                       flush: Callable[[], Awaitable[None] | None]) -> None:
+    """Run a session core's timers until it closes: sleep until ``core.next_deadline()``
+    (forever when it has none), call ``core.tick()`` and ``flush()`` (awaited when it returns
+    an awaitable). Setting ``wake`` makes it read the deadline again at once: the caller sets it
+    after every change that can move the deadline (each flush). The one timer loop of the
+    local server's connections and of :class:`realtime_nb.client.testing.FakeRealtimeServer`."""
+    while not core.closed:
+        deadline = core.next_deadline()
+        wake.clear()
+        delay = None if deadline is None else max(0.0, deadline - time.monotonic())
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(wake.wait(), delay)
+            continue
+        core.tick()
+        done = flush()
+        if done is not None:
+            await done
+
 
 def _noise_factory(engines: Any) -> Any:
     """The engines' noise filter factory (any object without one: the default)."""
