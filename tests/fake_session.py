@@ -9,12 +9,12 @@ module's ``fake`` (a test module may define its own ``fake`` and use this ``sess
 
 from __future__ import annotations
 
-import asyncio
 import base64
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from reliability_fixtures import until as until  # re-exported: the panel tests import it here
 
 from realtime_nb import Session
 from realtime_nb.client.testing import FakeRealtimeServer
@@ -46,9 +46,3 @@ def appended_audio(fake: FakeRealtimeServer) -> bytes:
     return b"".join(base64.b64decode(e["audio"]) for e in sent(fake, "input_audio_buffer.append"))
 
 
-async def until(check: Callable[[], Any], timeout: float = 10.0) -> None:
-    """Wait until ``check()`` is true (fails the test after ``timeout`` seconds)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)

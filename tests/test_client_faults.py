@@ -12,6 +12,7 @@ import json
 import warnings
 
 import pytest
+from reliability_fixtures import until
 
 from realtime_nb import RealtimeError, Session
 from realtime_nb.client import ProtocolWarning, RealtimeTimeout, ReconnectPolicy
@@ -23,15 +24,6 @@ from realtime_nb.server import LocalServer
 async def fake():
     async with FakeRealtimeServer() as srv:
         yield srv
-
-
-async def until(cond, timeout: float = 10.0) -> None:
-    """Poll ``cond`` until it holds (the state it watches changes in the receive task)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            if cond():
-                return
-            await asyncio.sleep(0.01)
 
 
 def fast_policy() -> ReconnectPolicy:

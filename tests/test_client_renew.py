@@ -9,8 +9,11 @@ what the *new* server session holds in its conversation.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
+from reliability_fixtures import until
 
 from realtime_nb import Session
 from realtime_nb.client import EventLog, Mirror, RealtimeError, RenewPolicy
@@ -24,15 +27,6 @@ from realtime_nb.widgets._lanes import build_lanes
 SILENCE = b"\0\0" * 12000  # 0.5 s
 
 
-async def until(cond, timeout: float = 15.0) -> None:
-    """Poll ``cond`` until it holds (the state it watches changes in the receive task)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            if cond():
-                return
-            await asyncio.sleep(0.01)
-
-
 @pytest.fixture(scope="module")
 def engines():
     from realtime_nb.server.engines import Engines
@@ -40,12 +34,22 @@ def engines():
     return Engines.default()
 
 
+@contextlib.asynccontextmanager
+async def limited_server(engines, max_duration_s: float, *,
+                         warm_up: bool) -> AsyncIterator[LocalServer]:
+    """A local server whose sessions expire after ``max_duration_s``, stopped on exit."""
+    srv = LocalServer(port=0, engines=engines, max_duration_s=max_duration_s)
+    await srv.start(warm_up=warm_up)
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
 @pytest.fixture
 async def short_server(engines):
-    srv = LocalServer(port=0, engines=engines, max_duration_s=3)
-    await srv.start(warm_up=False)
-    yield srv
-    await srv.stop()
+    async with limited_server(engines, 3, warm_up=False) as srv:
+        yield srv
 
 
 def get_weather(city: str) -> dict:
@@ -73,10 +77,10 @@ async def test_renewal_carries_config_conversation_and_keeps_one_log(short_serve
     await s.use_tools(get_weather, respond=True)
     before = await s.say("apples and pears", output_modalities=["text"])
     assert before.text == 'You said: "apples and pears".'
-    await until(lambda: s.seams)
+    await until(lambda: s.seams, timeout=15)
     seam = s.seams[0]
     assert s.state in ("connected", "renewing")
-    await until(lambda: s.state == "connected")
+    await until(lambda: s.state == "connected", timeout=15)
     # the seam marker: both ids, what was carried
     assert seam["old_session_id"] == first_id and seam["reason"] == "expires_at"
     assert seam["new_session_id"] != first_id
@@ -129,7 +133,7 @@ async def test_function_calls_and_outputs_are_carried(short_server) -> None:
     await s.wait_for(lambda e: e.get("type") == "conversation.item.added"
                      and e["item"]["type"] == "function_call_output", since=0)
     n = len(s.seams)
-    await until(lambda: len(s.seams) > n and s.state == "connected")
+    await until(lambda: len(s.seams) > n and s.state == "connected", timeout=15)
     seam = s.seams[-1]
     kinds = [s.items[i].type for i in seam["carried"]]
     assert kinds == ["message", "function_call", "function_call_output"]
@@ -142,10 +146,8 @@ async def test_function_calls_and_outputs_are_carried(short_server) -> None:
 @pytest.fixture
 async def audio_server(engines):
     """Warm engines and a 6 s limit: a cold Whisper load must not outlast the session."""
-    srv = LocalServer(port=0, engines=engines, max_duration_s=6)
-    await srv.start(warm_up=True)
-    yield srv
-    await srv.stop()
+    async with limited_server(engines, 6, warm_up=True) as srv:
+        yield srv
 
 
 async def test_audio_turns_before_and_after_the_seam(audio_server, tmp_path) -> None:
@@ -171,7 +173,7 @@ async def test_audio_turns_before_and_after_the_seam(audio_server, tmp_path) -> 
     assert "whale" in heard.lower()
     assert assistant.audio_bytes and "whale" in assistant.transcript.lower()
     n = len(s.seams)
-    await until(lambda: len(s.seams) > n and s.state == "connected")
+    await until(lambda: len(s.seams) > n and s.state == "connected", timeout=15)
     seam = s.seams[-1]
     assert user_id in seam["carried"] and assistant.id in seam["carried"]
     created = {e.event["item"]["id"]: e.event["item"] for e in
@@ -208,7 +210,7 @@ async def test_unexpected_session_expired_renews_without_reporting_a_loss() -> N
             "message": "Your session hit the maximum duration of 60 minutes.",
             "param": None, "event_id": None}})
         await fake.close_all(1001, "session expired")
-        await until(lambda: s.seams and s.state == "connected")
+        await until(lambda: s.seams and s.state == "connected", timeout=15)
         seam = s.seams[0]
         assert seam["reason"] == "session_expired" and seam["old_session_id"] == old
         assert not lost and not errors and s.last_error is None
@@ -226,7 +228,7 @@ async def test_renew_false_still_surfaces_session_expired(short_server) -> None:
     with pytest.raises(RealtimeError) as info:
         await s.wait_for("never.happens", timeout=10)
     assert info.value.code == "session_expired"
-    await until(lambda: s.state == "disconnected")
+    await until(lambda: s.state == "disconnected", timeout=15)
     assert not s.seams and s.last_error.code == "session_expired"
     await s.close()
 
@@ -240,7 +242,7 @@ async def test_in_flight_response_finishes_before_the_switch_and_sends_queue() -
         await s.update(turn_detection=None)
         await s.create_item(text="Count.")
         await s.create_response()
-        await until(lambda: s.events.of_type("response.output_audio.delta"))
+        await until(lambda: s.events.of_type("response.output_audio.delta"), timeout=15)
         renewal = asyncio.ensure_future(s.renew())
         await asyncio.sleep(0)
         seam = await renewal
@@ -272,7 +274,7 @@ async def test_a_response_cut_by_the_wait_limit_ends_incomplete() -> None:
         s = Session(url=fake.url, renew=RenewPolicy(wait_s=0), record=False)
         await s.connect()
         answer = asyncio.ensure_future(s.say("Count."))
-        await until(lambda: s.events.of_type("response.output_audio.delta"))
+        await until(lambda: s.events.of_type("response.output_audio.delta"), timeout=15)
         rid = s.mirror.active_response_id
         next_seam = asyncio.ensure_future(s.wait_for("realtime_nb.renewed"))
         seam = await s.renew()
