@@ -301,6 +301,35 @@ def open_notebook(page: Any, app: str, base_url: str, root: Path, notebook: str)
 
 
 @contextlib.contextmanager
+def insecure_notebook(context: Any, base_url: str, root: Path, notebook: str,
+                      app: str = "lab") -> Iterator[JupyterPage]:
+    """``notebook`` of ``root`` opened (all cells run) in a new tab of ``context`` from the same
+    Jupyter server as ``base_url`` but under ``http://INSECURE_HOST``: a page that is not a
+    secure context (the browser must map INSECURE_HOST to 127.0.0.1). On exit the notebook's
+    kernel is shut down and the tab closed."""
+    port = base_url.rsplit(":", 1)[1]
+    page = context.new_page()
+    try:
+        jp = open_notebook(page, app, f"http://{INSECURE_HOST}:{port}", root, notebook)
+        assert page.evaluate("() => window.isSecureContext") is False
+        yield jp
+    finally:
+        page.evaluate("() => window.jupyterapp.commands.execute('kernelmenu:shutdown')")
+        page.close()
+
+
+def wait_for_text(page: Any, path: Path, text: str, timeout_ms: float = 10_000) -> str:
+    """Poll the file ``path`` (written by a kernel) until it holds ``text``; returns its content.
+    Time is the page's clock, so a slow kernel fails with the file's last content."""
+    deadline = page.evaluate("() => performance.now()") + timeout_ms
+    while not (path.exists() and text in (content := path.read_text())):
+        last = path.read_text() if path.exists() else "(no file)"
+        assert page.evaluate("() => performance.now()") < deadline, f"{path.name}: {last!r}"
+        page.wait_for_timeout(50)
+    return content
+
+
+@contextlib.contextmanager
 def notebook_in_chromium(
     app: str,
     root: Path,

@@ -29,11 +29,13 @@ from .conftest import (
     INSECURE_HOST,
     JupyterPage,
     chromium,
+    insecure_notebook,
     notebook_json,
     notebook_root,
     open_notebook,
     running_jupyter,
     screenshot,
+    wait_for_text,
 )
 
 pytestmark = pytest.mark.browser
@@ -177,25 +179,16 @@ def test_camera_explains_an_insecure_page(jp: JupyterPage) -> None:
         "names='error')\ncam"
     ]
     (jp.root / name).write_text(json.dumps(notebook_json(cells)))
-    port = jp.base_url.rsplit(":", 1)[1]
-    page = jp.page.context.new_page()
-    try:
-        open_notebook(page, "lab", f"http://{INSECURE_HOST}:{port}", jp.root, name)
-        assert page.evaluate("() => window.isSecureContext") is False
+    with insecure_notebook(jp.page.context, jp.base_url, jp.root, name) as insecure:
+        page = insecure.page
         page.wait_for_selector(".rtnb-camera-snap", timeout=30_000)
         page.click(".rtnb-camera-snap")
         page.wait_for_selector(".rtnb-camera-error:has-text('secure page')", timeout=10_000)
         text = page.inner_text(".rtnb-camera-error")
         assert "https" in text and "localhost" in text and "picture file" in text, text
-        deadline = page.evaluate("() => performance.now()") + 10_000
-        while not (error_file.exists() and "secure page" in error_file.read_text()):
-            assert page.evaluate("() => performance.now()") < deadline, "error trait not synced"
-            page.wait_for_timeout(50)
+        wait_for_text(page, error_file, "secure page")  # the error trait reached the kernel
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "camera-insecure-lab.png"))
-    finally:
-        page.evaluate("() => window.jupyterapp.commands.execute('kernelmenu:shutdown')")
-        page.close()
 
 
 def test_no_console_errors_from_our_widgets(jp: JupyterPage) -> None:

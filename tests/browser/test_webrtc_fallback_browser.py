@@ -30,10 +30,10 @@ from .conftest import (
     ARTIFACTS,
     INSECURE_HOST,
     JupyterPage,
+    insecure_notebook,
     notebook_in_chromium,
     notebook_json,
     notebook_root,
-    open_notebook,
 )
 from .test_webrtc_browser import KEY, NOTEBOOK, _setup
 
@@ -135,12 +135,8 @@ def test_no_media_path_times_out_and_the_websocket_path_connects(
 
 def test_insecure_page_is_reported(fallback: tuple[JupyterPage, Any, str]) -> None:
     jp, context, base_url = fallback
-    port = base_url.rsplit(":", 1)[1]
-    page = context.new_page()
-    try:
-        insecure = open_notebook(page, "lab", f"http://{INSECURE_HOST}:{port}", jp.root,
-                                 "insecure.ipynb")
-        assert page.evaluate("() => window.isSecureContext") is False
+    with insecure_notebook(context, base_url, jp.root, "insecure.ipynb") as insecure:
+        page = insecure.page
         page.wait_for_selector(".rtnb-call-error:has-text('secure page')", timeout=60_000)
         insecure.wait_for_kernel("print(p3.errors[-1][1].code if p3.errors else None)",
                                  "webrtc_insecure_context", timeout_s=15)
@@ -148,6 +144,3 @@ def test_insecure_page_is_reported(fallback: tuple[JupyterPage, Any, str]) -> No
         assert "https" in hint and "WebSocket" in hint, hint
         page.wait_for_selector(".rtnb-panel .rtnb-fallback", state="visible", timeout=10_000)
         page.screenshot(path=str(ARTIFACTS / "webrtc-fallback-insecure.png"), full_page=True)
-    finally:
-        page.evaluate("() => window.jupyterapp.commands.execute('kernelmenu:shutdown')")
-        page.close()

@@ -18,7 +18,13 @@ import pytest
 
 from realtime_nb.audio import Audio
 
-from .conftest import ARTIFACTS, INSECURE_HOST, JupyterPage, notebook_json, open_notebook
+from .conftest import (
+    ARTIFACTS,
+    JupyterPage,
+    insecure_notebook,
+    notebook_json,
+    wait_for_text,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -216,11 +222,7 @@ def test_mic_explains_a_refused_or_missing_microphone(
     )
     try:
         jupyter.execute("mic.recording = True")
-        path = jupyter.wait_for_file("mic_error.txt")
-        deadline = page.evaluate("() => performance.now()") + 10_000
-        while advice not in path.read_text():
-            assert page.evaluate("() => performance.now()") < deadline, path.read_text()
-            page.wait_for_timeout(50)
+        wait_for_text(page, jupyter.out / "mic_error.txt", advice)
         page.wait_for_selector(f".rtnb-mic-error:has-text('{advice}')", timeout=5_000)
         state = jupyter.execute("print(mic.recording, mic.status)").split()
         assert state == ["False", "error"]
@@ -240,23 +242,15 @@ def test_mic_explains_an_insecure_page(jupyter: JupyterPage) -> None:
         "names='error')\nm.recording = True\nm"
     ]
     (jupyter.root / name).write_text(json.dumps(notebook_json(cells)))
-    port = jupyter.base_url.rsplit(":", 1)[1]
-    page = jupyter.page.context.new_page()
-    try:
-        open_notebook(page, jupyter.app, f"http://{INSECURE_HOST}:{port}", jupyter.root, name)
-        assert page.evaluate("() => window.isSecureContext") is False
+    with insecure_notebook(jupyter.page.context, jupyter.base_url, jupyter.root, name,
+                           app=jupyter.app) as insecure:
+        page = insecure.page
         page.wait_for_selector(".rtnb-mic-error:has-text('secure page')", timeout=30_000)
         text = page.inner_text(".rtnb-mic-error")
         assert "https" in text and "localhost" in text, text
-        deadline = page.evaluate("() => performance.now()") + 10_000
-        while not (error_file.exists() and "secure page" in error_file.read_text()):
-            assert page.evaluate("() => performance.now()") < deadline, "error trait not synced"
-            page.wait_for_timeout(50)
+        wait_for_text(page, error_file, "secure page")  # the error trait reached the kernel
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"widgets-insecure-{jupyter.app}.png"))
-    finally:
-        page.evaluate("() => window.jupyterapp.commands.execute('kernelmenu:shutdown')")
-        page.close()
 
 
 # ------------------------------------------------------------------------------- PlayerWidget
