@@ -211,3 +211,17 @@ def test_the_engine_rooms_never_import_their_facades() -> None:
 def test_the_engine_type_modules_import_no_other_engine_module(module: str) -> None:
     names = _imports(PACKAGE / "server" / "engines" / module)
     assert not {n for n in names if n.startswith("realtime_nb.server.engines")}
+
+
+def test_one_timer_loop_drives_every_session_core() -> None:
+    """A SessionCore's deadlines (idle timeouts, semantic-VAD waits, expiry) are waited for in
+    one place, ``server.connection.drive_timers``: the local server's connections and the fake
+    test server (client.testing) both run it, so a fix to the loop reaches both."""
+    from realtime_nb.client import testing
+    from realtime_nb.server import connection
+
+    callers = sorted(
+        str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
+        if ".next_deadline()" in path.read_text())
+    assert callers == ["server/connection.py"]
+    assert testing.drive_timers is connection.drive_timers
