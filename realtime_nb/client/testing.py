@@ -1,7 +1,8 @@
 """A scriptable fake Realtime server for tests, demos and fault injection.
 
 :class:`FakeRealtimeServer` listens on loopback (port 0 by default) and answers each connection
-with a :class:`~realtime_nb.protocol.SessionCore` — the same protocol rules as the local server —
+with a :class:`~realtime_nb.protocol.SessionCore` — the same protocol rules as the local server,
+and its timer loop (``server.connection.drive_timers``) —
 but without models: VAD is the loudness stand-in (:class:`realtime_nb.vad.EnergyVAD`),
 transcription returns ``transcript``, and the responder answers ``reply_text`` (as text, or as
 ``reply_audio_ms`` of a tone per sentence when audio is asked for). Everything is deterministic
