@@ -2,13 +2,20 @@
 
 ``FakeVad`` calls a 32 ms frame speech (1.0) when its mean magnitude exceeds 1000 and silence
 (0.0) otherwise, so VAD timings in a test follow from the audio to the frame; ``tone`` and
-``silence`` make such audio.
+``silence`` make such audio. ``core()`` builds a SessionCore on them with a fixed ``Clock``;
+``append``, ``types``, ``manual``, ``start_response`` and ``run_response`` are the steps the
+state-machine tests (tests/test_protocol_state*.py) share.
 """
 
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 from audio_fixtures import tone_pcm16
+
+from realtime_nb.protocol import Reply, SessionCore
+from realtime_nb.vad import make_segmenter
 
 FRAME = 768  # 32 ms at 24 kHz
 
@@ -44,3 +51,48 @@ def tone(ms: int) -> bytes:
 def silence(ms: int) -> bytes:
     """``ms`` of digital silence as PCM16 24 kHz."""
     return b"\0\0" * (ms * 24)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def append(ms_bytes: bytes) -> dict:
+    return {"type": "input_audio_buffer.append", "audio": base64.b64encode(ms_bytes).decode()}
+
+
+def core(**kw) -> SessionCore:
+    kw.setdefault("clock", Clock())
+    return SessionCore(vad_model=FakeVad(), make_segmenter=make_segmenter, **kw)
+
+
+def types(events: list[dict]) -> list[str]:
+    return [e["type"] for e in events]
+
+
+def manual(c: SessionCore) -> None:
+    c.handle({"type": "session.update", "session": {"type": "realtime",
+                                                   "audio": {"input": {"turn_detection": None}}}})
+    c.drain()
+
+
+def start_response(c: SessionCore, **response: object) -> str:
+    """Send response.create (with ``response`` settings, if any), drop the events it caused,
+    take the one job it queued and return that response's id."""
+    c.handle({"type": "response.create", **({"response": response} if response else {})})
+    c.drain()
+    (job,) = c.take_jobs()
+    return str(job.payload["response_id"])
+
+
+def run_response(c: SessionCore, text: str = "Hi there.", audio_ms: int = 400) -> str:
+    (job,) = [j for j in c.take_jobs() if j.kind == "respond"]
+    rid = job.payload["response_id"]
+    c.response_output(rid, Reply(text=text))
+    c.response_audio(rid, tone(audio_ms), text)
+    c.response_finish(rid)
+    return rid
