@@ -18,6 +18,10 @@ Two adaptations, because pdoc reads docstrings written for Sphinx:
   and the literal-block marker ``::`` is dropped (:func:`sphinx_to_markdown`).
 * Names imported under ``if TYPE_CHECKING:`` are imported for real before rendering, so that
   annotations using them resolve (pdoc does this itself only for some members).
+* A public class assembled from private parts (``Session`` from ``client/_connection.py``,
+  ``_input_audio.py``, ...; ``SessionCore`` and ``Mirror`` likewise) shows the members of those
+  parts as its own: pdoc would list them as "inherited from" classes it does not document
+  (:func:`_private_parts_are_own`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "docs" / "api"
@@ -109,6 +114,55 @@ def _patched_convert(transform: Callable[[str], str]) -> Iterator[None]:
         pdoc.docstrings.convert = original  # type: ignore[assignment]
 
 
+def _is_private_part(modulename: str, qualname: str) -> bool:
+    """Whether members taken from ``modulename.qualname`` come from one of realtime_nb's private
+    parts (a module or class whose name starts with ``_``)."""
+    if not (modulename == "realtime_nb" or modulename.startswith("realtime_nb.")):
+        return False
+    names = [*modulename.split("."), *qualname.split(".")]
+    return any(n.startswith("_") and not n.startswith("__") for n in names)
+
+
+@contextmanager
+def _private_parts_are_own() -> Iterator[None]:
+    """Make pdoc document members of private base classes as the subclass's own members."""
+    import inspect
+    from functools import cached_property
+
+    from pdoc.doc import Class
+
+    names = ("own_members", "inherited_members")
+    defined = {name: Class.__dict__.get(name) for name in names}  # None: defined on a base
+    own, inherited = (inspect.getattr_static(Class, name) for name in names)
+
+    def own_members(self: Class) -> list[Any]:
+        members = list(own.func(self))
+        seen = {m.name for m in members}
+        for (mod, qual), docs in self._members_by_origin.items():
+            if _is_private_part(mod, qual):
+                for doc in docs:
+                    if doc.name not in seen:
+                        seen.add(doc.name)
+                        members.append(doc)
+        return members
+
+    def inherited_members(self: Class) -> dict[tuple[str, str], list[Any]]:
+        return {k: v for k, v in inherited.func(self).items() if not _is_private_part(*k)}
+
+    for name, fn in zip(names, (own_members, inherited_members), strict=True):
+        prop = cached_property(fn)
+        prop.__set_name__(Class, name)
+        setattr(Class, name, prop)
+    try:
+        yield
+    finally:
+        for name, original in defined.items():
+            if original is None:
+                delattr(Class, name)
+            else:
+                setattr(Class, name, original)
+
+
 def build(out: Path) -> tuple[list[Path], list[str], list[str]]:
     """Render the reference into ``out``; returns (pages, unexpected warnings, known ones)."""
     import pdoc
@@ -130,7 +184,7 @@ def build(out: Path) -> tuple[list[Path], list[str], list[str]]:
         out.mkdir(parents=True, exist_ok=True)
         for old in [*out.rglob("*.html"), out / "search.js"]:  # pages of a previous build
             old.unlink(missing_ok=True)
-        with _patched_convert(sphinx_to_markdown):
+        with _patched_convert(sphinx_to_markdown), _private_parts_are_own():
             pdoc.pdoc(*MODULES, output_directory=out)
     unexpected: list[str] = []
     known: list[str] = []
