@@ -7,9 +7,11 @@ Silero VAD, so the VAD scenarios are the real thing.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
@@ -180,14 +182,31 @@ async def test_input_transcription_lands_on_the_item(server, speech_pcm) -> None
         assert s.transcripts[reply["item_id"]] == done["transcript"]
 
 
-async def test_second_response_while_one_is_active_raises_the_servers_error(session) -> None:
-    await session.create_item(text="Tell me something.")
-    await session.create_response(wait=True)
-    with pytest.raises(RealtimeError) as info:
-        await session.create_response(wait=True)
-    assert info.value.code == "conversation_already_has_active_response"
-    assert not info.value.fatal and "response.done" in info.value.hint
-    await session.wait_for("response.done", timeout=60)
+async def test_second_response_while_one_is_active_raises_the_servers_error(engines) -> None:
+    """The first response is held open (its responder waits until released), so the second
+    ``response.create`` certainly meets it: the echo responder could finish first under load."""
+    release = threading.Event()
+
+    def held(text: str) -> str:
+        release.wait(30)
+        return "Done."
+
+    srv = LocalServer(port=0, engines=dataclasses.replace(engines, responder=held))
+    await srv.start(warm_up=False)
+    try:
+        async with Session(url=srv.url) as session:
+            await session.create_item(text="Tell me something.")
+            await session.create_response(wait=True)
+            with pytest.raises(RealtimeError) as info:
+                await session.create_response(wait=True)
+            assert info.value.code == "conversation_already_has_active_response"
+            assert not info.value.fatal and "response.done" in info.value.hint
+            release.set()
+            done = await session.wait_for("response.done", timeout=60)
+            assert done["response"]["status"] == "completed"
+    finally:
+        release.set()
+        await srv.stop()
 
 
 async def test_cancel_without_active_response_is_a_benign_error(session) -> None:
