@@ -113,6 +113,26 @@ def test_the_testing_module_exports_its_fake_server_names() -> None:
     assert all(hasattr(testing, name) for name in testing.__all__)
 
 
+FAKE_SERVER_SIGNATURE = (
+    "(*, host: 'str' = '127.0.0.1', port: 'int' = 0, "
+    "reply_text: 'str' = 'Hello from the fake server.', reply_audio_ms: 'float' = 300.0, "
+    "audio_interval: 'float' = 0.0, transcript: 'str' = 'hello', created_delay: 'float' = 0.0, "
+    "reply_delay: 'float' = 0.0, send_created: 'bool' = True, vad: 'bool' = True, "
+    "max_duration_s: 'float' = 3600.0, trace: 'list[str | bytes] | None' = None, "
+    "on_client_event: 'Callable[[FakeConnection, dict[str, Any]], Any] | None' = None, "
+    "require_key: 'str | None' = None) -> 'None'")
+
+
+def test_the_fake_server_keeps_its_constructor_and_what_tests_read() -> None:
+    """The fake moved onto the local server (server/scripted.py); its callers' view is pinned."""
+    assert str(inspect.signature(testing.FakeRealtimeServer)) == FAKE_SERVER_SIGNATURE
+    fake = testing.FakeRealtimeServer(port=1234)
+    assert fake.url == "ws://127.0.0.1:1234/v1/realtime?model=gpt-realtime"
+    assert (fake.received, fake.connections, fake.handshakes, fake.live) == ([], [], [], [])
+    for method in ("start", "stop", "push", "drop", "close_all", "__aenter__", "__aexit__"):
+        assert callable(getattr(fake, method)), method
+
+
 def test_the_session_has_exactly_its_public_methods_and_properties() -> None:
     public = sorted(n for n in dir(Session) if not n.startswith("_"))
     assert public == sorted([*PROPERTIES, *METHODS])

@@ -215,13 +215,23 @@ def test_the_engine_type_modules_import_no_other_engine_module(module: str) -> N
 
 def test_one_timer_loop_drives_every_session_core() -> None:
     """A SessionCore's deadlines (idle timeouts, semantic-VAD waits, expiry) are waited for in
-    one place, ``server.connection.drive_timers``: the local server's connections and the fake
-    test server (client.testing) both run it, so a fix to the loop reaches both."""
-    from realtime_nb.client import testing
-    from realtime_nb.server import connection
-
+    one place, ``server.connection.drive_timers``, run by every local-server connection."""
     callers = sorted(
         str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
         if ".next_deadline()" in path.read_text())
     assert callers == ["server/connection.py"]
-    assert testing.drive_timers is connection.drive_timers
+
+
+def test_the_fake_test_server_is_the_local_server_with_scripted_engines() -> None:
+    """client.testing's FakeRealtimeServer is no second server: it is a LocalServer (same
+    admission, connection driver, send queue, timers and jobs) whose engines are scripted, so
+    every session a test runs against it goes through the local server's code."""
+    from realtime_nb.client import testing
+    from realtime_nb.server import LocalServer, scripted
+
+    assert testing.FakeRealtimeServer is scripted.FakeRealtimeServer
+    assert issubclass(testing.FakeRealtimeServer, LocalServer)
+    sessions = sorted(
+        str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
+        if "SessionCore(" in path.read_text() and "core = SessionCore(" in path.read_text())
+    assert "client/testing.py" not in sessions and "server/scripted.py" not in sessions

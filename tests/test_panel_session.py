@@ -127,7 +127,7 @@ async def test_push_to_talk_is_manual_mode_with_a_commit_and_a_response_per_rele
     panel.refresh()
     user, assistant = list(panel.transcript.rows.values())[-2:]
     assert "hello there" in user
-    assert "First part Second part Third part." in assistant
+    assert "First part. Second part. Third part." in assistant
 
 
 async def test_hands_free_restores_the_vad_push_to_talk_replaced(panel: SessionPanel) -> None:

@@ -24,7 +24,8 @@ LOCAL_SERVER_SIGNATURE = (
     "turn_batch: 'int' = 8, turn_workers: 'int' = 1, allowed_origins: 'tuple[str, ...]' = (), "
     "asr_workers: 'int' = 1, ssl_certfile: 'str | os.PathLike[str] | None' = None, "
     "ssl_keyfile: 'str | os.PathLike[str] | None' = None, "
-    "ssl_context: 'ssl.SSLContext | None' = None) -> 'None'")
+    "ssl_context: 'ssl.SSLContext | None' = None, "
+    "connection_hooks: 'ConnectionHooks | None' = None) -> 'None'")
 
 METHODS = {
     "start": "(self, warm_up: 'bool' = True) -> 'LocalServer'",

@@ -63,7 +63,7 @@ from realtime_nb.server.admission import (
     refusal_after_upgrade,
 )
 from realtime_nb.server.batching import TurnBatches, VadBatches
-from realtime_nb.server.connection import Connection, SocketPeer
+from realtime_nb.server.connection import Connection, ConnectionHooks, SocketPeer
 from realtime_nb.server.http import HttpOrWebSocket
 from realtime_nb.server.rest import RestApi, mint_client_secret
 from realtime_nb.server.thread import ServerThread
@@ -104,6 +104,9 @@ class LocalServer:
     run the responder and speech synthesis. semantic_vad's end-of-turn questions run in
     ``turn_workers`` threads (default 1, leaving a core to the event loop), ``turn_batch`` per
     inference call.
+
+    ``connection_hooks`` (a :class:`~realtime_nb.server.connection.ConnectionHooks`, default
+    none) are test seams for fault injection; :mod:`realtime_nb.server.scripted` uses them.
     """
 
     def __init__(
@@ -125,6 +128,7 @@ class LocalServer:
         ssl_certfile: str | os.PathLike[str] | None = None,
         ssl_keyfile: str | os.PathLike[str] | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        connection_hooks: ConnectionHooks | None = None,
     ) -> None:
         if not is_loopback(host) and not allow_remote:
             raise ValueError(
@@ -166,6 +170,8 @@ class LocalServer:
         self.turn_workers = max(1, int(turn_workers))
         self._turn_pool: ThreadPoolExecutor | None = None
         self._turn_batches = TurnBatches(self)
+        #: test seams every session calls (:class:`.connection.ConnectionHooks`; ``None``: none)
+        self.connection_hooks = connection_hooks
 
     @property
     def turn_model(self) -> Any:

@@ -14,6 +14,13 @@ without bound.
 
 The :class:`~realtime_nb.server.app.LocalServer` creates connections and owns what they share:
 the engines, the worker pools and the batched VAD and end-of-turn inference.
+
+Test seams (the scripted test server, :mod:`realtime_nb.server.scripted`, is built on them; a
+server without them behaves exactly as before): the server's ``connection_hooks``
+(:class:`ConnectionHooks`, ``None`` by default) may delay or withhold ``session.created``, queue
+frames right after it, and see (and swallow) each parsed client event; an engines bundle whose
+``vad`` is ``False`` gives sessions no VAD at all (``server_vad`` then never detects speech; by
+default an unset ``vad`` means the shared Silero model).
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ from realtime_nb.vad import make_segmenter
 if TYPE_CHECKING:
     from realtime_nb.server.app import LocalServer
 
-__all__ = ["Connection", "SocketPeer"]
+__all__ = ["Connection", "ConnectionHooks", "SocketPeer"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +84,30 @@ class SocketPeer:
         return True
 
 
+class ConnectionHooks:
+    """Seams in a :class:`Connection`'s life, for a test server that injects faults. Subclass
+    and override; each default does what a connection does without hooks. A server passes its
+    hooks as ``LocalServer(connection_hooks=...)``; every connection of that server calls them.
+    """
+
+    async def opening(self, conn: Connection) -> bool:
+        """Before ``session.created``: may wait (a slow server); return False to send none
+        (the core is then never started)."""
+        return True
+
+    def after_created(self, conn: Connection) -> list[str | bytes]:
+        """Frames sent as they are right after ``session.created`` (recorded traces)."""
+        return []
+
+    async def client_event(self, conn: Connection, event: Any) -> bool:
+        """Each parsed client event before the core sees it (before beta translation); may
+        wait; return True to swallow it (the core never sees it)."""
+        return False
+
+
+_UNPARSED = object()  # _parse's answer for a frame that is not a JSON text event
+
+
 class Connection:
     """One session: the core, its send queue, its jobs and its timer. Its ``peer`` is a
     :class:`SocketPeer` or a WebRTC :class:`.webrtc.Call` (then ``transport="webrtc"``)."""
@@ -91,8 +122,11 @@ class Connection:
         engines = server.engines
         assert engines is not None
         self.engines = engines
-        vad_model = engines.vad if getattr(engines, "vad", None) is not None else (
-            default_speech_model())
+        chosen = getattr(engines, "vad", None)
+        if chosen is False:  # the engines want no VAD (see the module docstring)
+            vad_model = None
+        else:
+            vad_model = chosen if chosen is not None else default_speech_model()
         self.vad_model = vad_model
         self.turn_model = server.turn_model
         self.core = SessionCore(
@@ -116,6 +150,7 @@ class Connection:
         self.tasks: set[asyncio.Task[Any]] = set()
         self.wake = asyncio.Event()
         self.jobs = JobRunner(self)
+        self.hooks: ConnectionHooks | None = getattr(server, "connection_hooks", None)
 
     def flush(self) -> None:
         """Queue the core's pending server events and start its pending jobs."""
@@ -160,16 +195,28 @@ class Connection:
         task.add_done_callback(self.tasks.discard)
 
     async def run(self) -> None:
-        self.core.start()
-        if self.beta is not None and self.info.kind == "realtime":
-            self.core.emit("conversation.created", conversation={
-                "id": self.core.conversation_id, "object": "realtime.conversation"})
-        self.flush()
+        hooks = self.hooks
+        if hooks is None or await hooks.opening(self):
+            self.core.start()
+            if self.beta is not None and self.info.kind == "realtime":
+                self.core.emit("conversation.created", conversation={
+                    "id": self.core.conversation_id, "object": "realtime.conversation"})
+            self.flush()
+        if hooks is not None:
+            for frame in hooks.after_created(self):
+                self.queue.put_nowait(frame)  # type: ignore[arg-type]  # the peer sends bytes too
         sender = asyncio.ensure_future(self._sender())
         timer = asyncio.ensure_future(self._timer())
         try:
             async for message in self.peer:
-                self._receive(message)
+                if hooks is None:
+                    self._receive(message)
+                else:
+                    event = self._parse(message)
+                    if event is not _UNPARSED:
+                        if await hooks.client_event(self, event):
+                            continue
+                        self._handle(event)
                 self.flush()
                 while self.queue.qsize() > _MAX_QUEUED and not self.sender_gone:  # not reading:
                     self.space.clear()  # stop reading from it until it catches up (or is gone)
@@ -190,17 +237,27 @@ class Connection:
                 await asyncio.wait_for(sender, 5)
 
     def _receive(self, message: str | bytes) -> None:
+        event = self._parse(message)
+        if event is not _UNPARSED:
+            self._handle(event)
+
+    def _parse(self, message: str | bytes) -> Any:
+        """The client event in ``message``, or ``_UNPARSED`` after telling the core why not."""
         if isinstance(message, bytes):
             self.core.error(ProtocolError(
                 "invalid_event", "Binary frames are not supported: send JSON text frames.", None))
-            return
+            return _UNPARSED
         try:
-            event = json.loads(message)
+            return json.loads(message)
         except (ValueError, RecursionError) as err:
             reason = "it is nested too deeply" if isinstance(err, RecursionError) else str(err)
             self.core.error(ProtocolError(
                 "invalid_json", f"The server could not parse the event as JSON: {reason}.", None))
-            return
+            return _UNPARSED
+
+    def _handle(self, event: Any) -> None:
+        """Hand one parsed client event to the core (beta events translated first); a bad
+        event becomes the service's ``error``, never the end of the session."""
         eid = event.get("event_id") if isinstance(event, dict) else None
         eid = eid if isinstance(eid, str) else None
         if self.beta is not None:
@@ -250,7 +307,8 @@ async def drive_timers(core: SessionCore, wake: asyncio.Event,
     (forever when it has none), call ``core.tick()`` and ``flush()`` (awaited when it returns
     an awaitable). Setting ``wake`` makes it read the deadline again at once: the caller sets it
     after every change that can move the deadline (each flush). The one timer loop of the
-    local server's connections and of :class:`realtime_nb.client.testing.FakeRealtimeServer`."""
+    local server's connections (the fake test server, :mod:`realtime_nb.server.scripted`, is a
+    local server too)."""
     while not core.closed:
         deadline = core.next_deadline()
         wake.clear()
