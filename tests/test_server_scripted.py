@@ -74,3 +74,18 @@ async def test_without_vad_loud_audio_is_never_heard_as_speech() -> None:
                                   "response": {"output_modalities": ["text"]}}))
         assert (await _next(ws))["type"] == "response.created"  # no speech_started first
         assert fake.connections[0].core.id == created["session"]["id"]
+
+
+async def test_a_hook_may_make_the_session_emit_and_flush_it_to_the_client() -> None:
+    async def answer_clear_oddly(conn: Any, event: dict[str, Any]) -> bool:
+        conn.core.emit("custom.from_the_hook", seen=event["type"])
+        await conn.flush()
+        return True
+
+    async with FakeRealtimeServer(on_client_event=answer_clear_oddly) as fake, \
+            _open(fake) as ws:
+        await _next(ws)
+        await ws.send(json.dumps({"type": "input_audio_buffer.clear"}))
+        event = await _next(ws)
+        assert event["type"] == "custom.from_the_hook"
+        assert event["seen"] == "input_audio_buffer.clear"

@@ -109,6 +109,10 @@ class FakeConnection:
         self.ws: ServerConnection = conn.peer.ws
         self.received: list[dict[str, Any]] = []
 
+    async def flush(self) -> None:
+        """Send what the core emitted and start its jobs (after changing ``core`` directly)."""
+        self.conn.flush()
+
 
 class _FaultHooks(ConnectionHooks):
     """The fake server's faults, on the connection's seams."""
