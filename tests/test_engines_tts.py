@@ -208,7 +208,15 @@ def test_piper_without_its_packages_names_them(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_piper_reply_is_24khz_and_intelligible(whisper: FasterWhisperTranscriber) -> None:
-    chunks = list(PiperSynthesizer().synthesize(FIVE_SECOND_REPLY))
-    assert len(chunks) == 3 and all(c.sample_rate == OUTPUT_SAMPLE_RATE for c in chunks)
-    heard = " ".join(whisper.transcribe(c).text for c in chunks)
-    assert word_error_rate(FIVE_SECOND_REPLY, heard) <= 0.1, heard
+    """Piper draws fresh noise per call, so one rendering is a sample, not the voice: judge the
+    median of five. Measured over 30 renderings: WER 0 in 23, 0.04 in 1, 0.09 in 6 ("until the
+    evening" dropped by tiny.en), and a CI run once heard "in Paris is" as "impairs a" (0.13)."""
+    piper = PiperSynthesizer()
+    errors, heard_all = [], []
+    for _ in range(5):
+        chunks = list(piper.synthesize(FIVE_SECOND_REPLY))
+        assert len(chunks) == 3 and all(c.sample_rate == OUTPUT_SAMPLE_RATE for c in chunks)
+        heard = " ".join(whisper.transcribe(c).text for c in chunks)
+        errors.append(word_error_rate(FIVE_SECOND_REPLY, heard))
+        heard_all.append(heard)
+    assert float(np.median(errors)) <= 0.1, heard_all

@@ -325,6 +325,10 @@ class PiperSynthesizer:
     One speaker: every Realtime voice name gives the same voice. ``speed`` maps to Piper's
     ``length_scale`` (1 / speed). Output is resampled from the voice's rate to 24 kHz.
 
+    Not deterministic: the VITS model draws fresh noise (the voice's ``noise_scale`` and
+    ``noise_w``) on every call, so the same text sounds slightly different each time, as a
+    service's voice does. Tests that judge the speech should judge several renderings.
+
     Thread safety: instances may be shared; the voice is loaded once per process per model and
     synthesis calls are serialised with a lock (held per sentence, never across a ``yield``).
     """
