@@ -34,6 +34,8 @@ METHODS = {
                        "timeout: 'float | None' = 15.0) -> 'dict[str, Any]'",
     "clear": "(self, *, wait: 'bool' = False, timeout: 'float | None' = 15.0) "
              "-> 'dict[str, Any]'",
+    "clear_output_audio": "(self, *, wait: 'bool' = False, timeout: 'float | None' = 15.0) "
+                          "-> 'dict[str, Any]'",
     "close": "(self) -> 'None'",
     "commit": "(self, *, force: 'bool' = False, wait: 'bool' = False, "
               "timeout: 'float | None' = 15.0, settle: 'float | None' = None) "

@@ -71,3 +71,51 @@ async def test_a_spoken_turn_over_a_kernel_call_is_mirrored_by_the_sideband(serv
         assert info.value.code == "call_not_found"
     finally:
         await call.close()
+
+
+async def test_clear_output_audio_cuts_the_reply_the_call_is_playing(server) -> None:
+    """``Session.clear_output_audio`` on a call: the sideband sends output_audio_buffer.clear,
+    returns the server's ``cleared`` for the reply being heard, and the call goes quiet."""
+    session = Session(url=server.url, transport="webrtc")
+    call = await KernelCall.dial(session)
+    try:
+        await session.update(turn_detection=None)
+        mark = len(session.events)
+        await session.say("This is a long answer that goes on and on for a good while, " * 4,
+                          wait=False)
+        started = await session.wait_for("output_audio_buffer.started", timeout=60, since=mark)
+        deadline = asyncio.get_running_loop().time() + 20
+        while call.received.duration_ms < 500 or not call.received.onsets:
+            assert asyncio.get_running_loop().time() < deadline, "the reply was never heard"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # half a second into the reply
+        cleared = await session.clear_output_audio(wait=True, timeout=10)
+        assert cleared["type"] == "output_audio_buffer.cleared"
+        assert cleared["response_id"] == started["response_id"]
+        await asyncio.sleep(0.5)  # what was already in flight on the track
+        cut = len(call.received.pcm16)
+        await asyncio.sleep(1.0)
+        tail = Audio.from_pcm16(bytes(call.received.pcm16[cut:]), 48_000)
+        assert tail.duration_ms >= 300  # the track kept running, silent
+        assert tail.rms < 10 ** (-50 / 20), tail.rms_dbfs
+    finally:
+        await session.close()
+        await call.close()
+
+
+async def test_clear_output_audio_on_a_websocket_is_refused_before_sending(server) -> None:
+    """Over a WebSocket the client plays the audio: the Session refuses the event with the
+    service's error and a hint, and nothing reaches the server."""
+    async with Session(url=server.url) as session:
+        before = len(session.events)
+        with pytest.raises(RealtimeError) as info:
+            await session.clear_output_audio()
+        err = info.value
+        assert (err.code, err.param, err.source) == ("invalid_value", "type", "client")
+        assert "only supported for WebRTC and SIP sessions" in err.message
+        assert "conversation.item.truncate" in (err.hint or "")
+        entry = session.events.entries[before]
+        assert entry.type == "output_audio_buffer.clear" and entry.note == "refused"
+        await session.update(instructions="still fine")  # the session carries on
+        assert not [e for e in session.events.entries[before:] if e.direction == "server"
+                    and e.type == "error"]

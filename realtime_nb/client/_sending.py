@@ -61,6 +61,7 @@ _REPLIES: dict[str, str] = {
     "conversation.item.delete": "conversation.item.deleted",
     "response.create": "response.created",
     "response.cancel": "response.done",
+    "output_audio_buffer.clear": "output_audio_buffer.cleared",
 }
 
 

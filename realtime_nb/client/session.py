@@ -89,6 +89,7 @@ from .errors import (
     RealtimeError,
 )
 from .eventlog import EventLog
+from .hints import hint_for
 from .mirror import Items, Mirror, ResponseState
 from .renew import RenewPolicy
 
@@ -458,6 +459,29 @@ class Session(_Connection, _Renewing, _Receiving, _Sending, _Waiting, _InputAudi
             ev, wait, timeout,
             reply=lambda e: e.get("type") == "response.done"
             and (rid is None or (e.get("response") or {}).get("id") == rid))
+
+    async def clear_output_audio(self, *, wait: bool = False, timeout: float | None = 15.0
+                                 ) -> dict[str, Any]:
+        """Cut the response audio the server is playing on a WebRTC call
+        (``output_audio_buffer.clear``). The server answers ``output_audio_buffer.cleared``
+        (with ``wait``, that event is returned) and truncates the item to what was heard.
+
+        Clearing does not stop generation: cancel a response still in progress with
+        :meth:`cancel_response` (the panel's Interrupt does both). Only a ``transport="webrtc"``
+        session has a server-side output buffer. On a WebSocket the audio arrives as deltas
+        that this client plays, and the service refuses the event; so this raises RealtimeError
+        ``invalid_value`` at once, with the service's message and a hint (stop the player and
+        send :meth:`truncate`), and sends nothing.
+        """
+        ev: dict[str, Any] = {"type": "output_audio_buffer.clear", "event_id": self._next_id()}
+        if self._transport != "webrtc":
+            message = ("Invalid value: 'output_audio_buffer.clear'. This event is only supported "
+                       "for WebRTC and SIP sessions.")
+            self._refuse(ev, RealtimeError(
+                "invalid_value", message, param="type", source="client", fatal=False,
+                type="invalid_request_error", event_id=ev["event_id"],
+                hint=hint_for("invalid_value", "type", message, ev)))
+        return await self._send_event(ev, wait, timeout)
 
     # ------------------------------------------------------------------ helpers
 

@@ -165,7 +165,7 @@ class TurnTaking:
         rs = self.session.active_response
 
         async def cut() -> None:
-            await self.session.send({"type": "output_audio_buffer.clear"})
+            await self.session.clear_output_audio()
             if rs is not None and not rs.done:
                 await self.cancel(rs.id)
 
