@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -40,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from realtime_nb.protocol import Job, Reply
 from realtime_nb.protocol.jobs import RespondPayload, SpeculatePayload, TranscribePayload
 from realtime_nb.server.engines.asr import LanguageUnsupported, TranscriptionCancelled
+from realtime_nb.server.engines.tts import split_sentences
 
 if TYPE_CHECKING:
     from realtime_nb.server.connection import Connection
@@ -302,7 +302,7 @@ class JobRunner:
         self.core.response_output(rid, core_reply)
         self.conn.flush()
         if text and "audio" in req["output_modalities"]:
-            for sentence in _sentences(text):
+            for sentence in split_sentences(text):
                 pieces = await self._in_pool(
                     lambda s=sentence: list(self.engines.synthesizer.synthesize(
                         s, voice=req["voice"], speed=req["speed"])))
@@ -353,11 +353,6 @@ def _delta_logprobs(tr: Any, n: int) -> list[list[dict[str, Any]] | None]:
     if groups is None or len(groups) != n:
         return [None] * n
     return [_wire_logprobs(g) for g in groups]
-
-
-def _sentences(text: str) -> list[str]:
-    parts = re.split(r"(?<=[.!?])\s+", text.strip())
-    return [p for p in parts if p]
 
 
 def to_core_reply(reply: Any) -> Reply:
