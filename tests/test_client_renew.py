@@ -341,6 +341,45 @@ def test_plan_carry_limits_and_pairs() -> None:
     assert plan.items[0]["content"] == [{"type": "output_text", "text": "abcde"}]
 
 
+def test_plan_carry_keeps_mcp_calls_with_results_and_drops_listings_and_approvals() -> None:
+    """An MCP call with its output (or error) is context the model keeps; the listing is made
+    again by the new session from its config, and approvals belong to the old session."""
+    items = [
+        _item("l", role=None, kind="mcp_list_tools", server_label="calc",
+              tools=[{"name": "add_numbers"}], mcp_state="completed"),
+        _item("q", role=None, kind="mcp_approval_request", server_label="calc",
+              name="add_numbers", arguments='{"a": 2, "b": 40}', mcp_state="approved"),
+        _item("r", role=None, kind="mcp_approval_response", approval_request_id="q",
+              approve=True),
+        _item("k", role=None, kind="mcp_call", server_label="calc", name="add_numbers",
+              arguments='{"a": 2, "b": 40}', output="42", approval_request_id="q",
+              mcp_state="completed"),
+        _item("f", role=None, kind="mcp_call", server_label="calc", name="fail_loudly",
+              arguments="{}", error={"type": "tool_execution_error", "message": "no"},
+              mcp_state="failed"),
+        _item("w", role=None, kind="mcp_call", server_label="calc", name="add_numbers",
+              arguments="{}", mcp_state="in_progress"),
+        _item("p", role=None, kind="mcp_approval_request", server_label="calc",
+              name="add_numbers", arguments="{}", mcp_state="pending"),
+    ]
+    plan = plan_carry(items, RenewPolicy(max_items=None, max_chars=None))
+    assert plan.carried == ["k", "f"]
+    assert plan.items[0] == {"type": "mcp_call", "id": "k", "server_label": "calc",
+                             "name": "add_numbers", "arguments": '{"a": 2, "b": 40}',
+                             "output": "42"}
+    assert plan.items[1]["error"] == {"type": "tool_execution_error", "message": "no"}
+    assert "output" not in plan.items[1]
+    why = dict(plan.dropped)
+    assert why["l"].startswith("the new session lists the MCP server's tools again")
+    assert why["q"] == why["r"] == (
+        "an answered MCP approval (the call it allowed is carried with its result)")
+    assert why["w"] == "MCP call without a result"
+    assert why["p"] == "an unanswered MCP approval request (the new session never asked it)"
+    # name, arguments and result count against the character budget (f: 65, k: 30)
+    plan = plan_carry(items, RenewPolicy(max_items=None, max_chars=70))
+    assert plan.carried == ["f"]
+
+
 def test_seam_survives_a_saved_log(tmp_path) -> None:
     log = EventLog()
     log.add("server", {"type": "session.created", "session": {"id": "sess_old"}})

@@ -353,6 +353,45 @@ async def test_session_create_item_sends_an_mcp_approval_response_and_mirrors_th
     assert mcp.calls == [("add_numbers", {"a": 3, "b": 4})]
 
 
+async def test_a_renewal_carries_the_mcp_call_and_expires_a_pending_approval(server, mcp):
+    """At a renewal seam the completed call (with its output) is re-created in the new server
+    session, the new session lists the tools again from the carried config, and an approval
+    request left unanswered expires: it leaves ``pending_approvals`` and answering it is
+    refused before anything is sent."""
+    from realtime_nb import Session
+    from realtime_nb.client import RealtimeError
+
+    async with Session(url=server.url, record=False) as s:
+        await s.update(output_modalities=["text"], tools=[mcp_tool(mcp.url)])
+        await s.wait_for("mcp_list_tools.completed")
+        await s.say("Please add numbers 2 and 40.")
+        [first] = s.pending_approvals
+        await s.approve_mcp(first)
+        await s.wait_for("response.done")
+        call = next(it for it in s.items.list() if it.type == "mcp_call")
+        assert call.output == "42"
+        await s.say("Add numbers 3 and 4 please.")
+        [stale] = s.pending_approvals
+        mark = len(s.events)
+        seam = await s.renew()
+        assert call.id in seam["carried"]
+        why = dict(map(tuple, seam["dropped"]))
+        assert why[first.id].startswith("an answered MCP approval")
+        assert why[stale.id].startswith("an unanswered MCP approval request")
+        assert any(v.startswith("the new session lists") for v in why.values())
+        await s.wait_for("mcp_list_tools.completed", since=mark, timeout=30)
+        assert s.pending_approvals == [] and stale.mcp_state == "expired"
+        before = len(s.events)
+        with pytest.raises(RealtimeError) as info:
+            await s.approve_mcp(stale)
+        assert info.value.code == "mcp_approval_expired" and "Ask again" in info.value.hint
+        assert len(s.events) == before  # nothing was sent
+        got = await s.retrieve_item(call.id)
+        assert got["item"]["type"] == "mcp_call" and got["item"]["output"] == "42"
+        assert s.mirror.session_id == seam["new_session_id"]
+    assert mcp.calls == [("add_numbers", {"a": 2, "b": 40})]
+
+
 async def test_the_session_log_and_recording_never_hold_the_authorization_token(
         server, mcp, tmp_path):
     from realtime_nb import Session

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from realtime_nb.protocol import new_id
 
+from .errors import RealtimeError
+
 if TYPE_CHECKING:
     from .eventlog import EventLog
     from .mirror import Mirror
@@ -47,7 +49,9 @@ class _ToolUse:
         (or from the denial) only on the next ``response.create``. With ``respond`` (default)
         this waits for the approved call to finish (``response.mcp_call.completed`` /
         ``.failed``, up to ``timeout`` s) and then creates that response; a denial creates it
-        at once. Returns the server's ``conversation.item.added`` for the answer.
+        at once. Returns the server's ``conversation.item.added`` for the answer. A request
+        whose server session has ended (``mcp_state == "expired"``, after a renewal or a
+        reconnect) raises RealtimeError ``mcp_approval_expired`` and sends nothing.
         """
         rid = getattr(request, "id", None)
         if rid is None and isinstance(request, Mapping):
@@ -57,6 +61,13 @@ class _ToolUse:
         if not isinstance(rid, str):
             raise TypeError("approve_mcp() takes an approval request id, its ItemState or its "
                             f"item dict, not {type(request).__name__}")
+        known = self.mirror.all_items.get(rid)
+        if known is not None and known.mcp_state == "expired":
+            raise RealtimeError(
+                "mcp_approval_expired", f"The MCP approval request {rid} belonged to a server "
+                "session that has ended; it can no longer be answered.", source="client",
+                fatal=False, hint="Ask again: the model requests approval again when it still "
+                "needs the tool (a renewal or reconnect does not carry pending approvals).")
         item: dict[str, Any] = {"type": "mcp_approval_response", "id": new_id("item"),
                                 "approval_request_id": rid, "approve": bool(approve)}
         if reason is not None:

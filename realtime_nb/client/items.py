@@ -57,7 +57,7 @@ class ItemState:
     listing), ``output`` / ``error`` (a call's result), ``approval_request_id``, ``approve`` and
     ``reason``; ``mcp_state`` follows their progress: ``"in_progress"`` / ``"completed"`` /
     ``"failed"`` for listings and calls, ``"pending"`` / ``"approved"`` / ``"denied"`` for an
-    approval request.
+    approval request (``"expired"`` when its server session ended before it was answered).
 
     ``segments`` are the diarization segments of a user audio item, in arrival order (only
     diarizing transcription models send them); ``transcript_logprobs`` the token

@@ -310,12 +310,16 @@ class Mirror(ConversationMirror):
         """The socket is gone (dropped or closed): nothing the server held is live any more.
 
         A response that was still streaming ends ``incomplete`` with ``reason`` (so nothing
-        waits on it or shows it as playing), and VAD no longer reports speech. Items and
-        transcripts stay: they are the record of what happened.
+        waits on it or shows it as playing), VAD no longer reports speech, and an MCP approval
+        request still pending becomes ``"expired"`` (no longer in ``pending_approvals``). Items
+        and transcripts stay: they are the record of what happened.
         """
         self.active_response_id = None
         self.buffer.speaking = False
         self._vad_item = None
+        for it in self.all_items.values():
+            if it.type == "mcp_approval_request" and it.mcp_state == "pending":
+                it.mcp_state = "expired"  # its server session is gone: nobody can answer it
         for resp in self.responses.values():
             if resp.status == "in_progress":
                 resp.status = "incomplete"

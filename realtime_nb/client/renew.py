@@ -30,8 +30,13 @@ What happens at the seam (see :meth:`Session.renew`):
    stay valid, and the mirror shows each item once): user/system messages as ``input_text``
    (audio as its transcript), assistant messages as ``output_text`` (their audio transcript; cut
    proportionally when the item was truncated by a barge-in), ``function_call`` and
-   ``function_call_output`` items as they were. Audio itself is not carried; the pictures of
-   user messages are (their ``input_image`` parts, after the text).
+   ``function_call_output`` items as they were, and ``mcp_call`` items that have a result (their
+   ``output`` or ``error``; the approval that allowed one is not carried, so neither is its
+   ``approval_request_id``). Audio itself is not carried; the pictures of user messages are
+   (their ``input_image`` parts, after the text). ``mcp_list_tools`` items are not carried: the
+   MCP tools are in the config sent first, and the new session lists them again. Approval
+   requests and answers are not carried either: a request still unanswered at the seam belongs
+   to the old session (the mirror marks it ``"expired"``; the model asks again if it needs it).
    **Limit:** the newest ``max_items`` items whose text fits in ``max_chars`` characters
    (default 100 items, 24 000 characters, roughly 6 000 tokens; a picture counts as four
    characters per approximate image token); older items are dropped.
@@ -136,6 +141,8 @@ def _wire_item(it: ItemState) -> tuple[dict[str, Any] | None, str]:
             return None, "function output without call_id"
         return {"type": "function_call_output", "id": it.id, "call_id": call_id,
                 "output": output if isinstance(output, str) else json.dumps(output)}, ""
+    if kind.startswith("mcp_"):
+        return _wire_mcp(it)
     if kind != "message":
         return None, f"{kind} items are not carried"
     role = it.role or "user"
@@ -156,12 +163,38 @@ def _wire_item(it: ItemState) -> tuple[dict[str, Any] | None, str]:
     return {"type": "message", "id": it.id, "role": role, "content": content + images}, ""
 
 
+def _wire_mcp(it: ItemState) -> tuple[dict[str, Any] | None, str]:
+    """An MCP call with its result is carried (the model keeps what the tool said); listings
+    and approvals are not (see the module docstring)."""
+    kind = it.type
+    if kind == "mcp_call":
+        if it.output is None and not it.error:
+            return None, "MCP call without a result"
+        if not it.server_label or not it.name:
+            return None, "MCP call without server_label or name"
+        wire: dict[str, Any] = {"type": "mcp_call", "id": it.id, "server_label": it.server_label,
+                                "name": it.name, "arguments": it.arguments or "{}"}
+        if it.output is not None:
+            wire["output"] = it.output
+        if it.error:
+            wire["error"] = it.error
+        return wire, ""
+    if kind == "mcp_list_tools":
+        return None, "the new session lists the MCP server's tools again (they are in its config)"
+    if kind == "mcp_approval_request" and it.mcp_state in (None, "pending", "expired"):
+        return None, "an unanswered MCP approval request (the new session never asked it)"
+    return None, "an answered MCP approval (the call it allowed is carried with its result)"
+
+
 def _size(item: dict[str, Any]) -> int:
     if item["type"] == "message":
         return sum(len(p["text"]) if "text" in p else 4 * _image_tokens(p)
                    for p in item["content"])
     if item["type"] == "function_call":
         return len(item["name"]) + len(item["arguments"])
+    if item["type"] == "mcp_call":
+        return (len(item["name"]) + len(item["arguments"]) + len(item.get("output") or "")
+                + len(json.dumps(item["error"]) if "error" in item else ""))
     return len(item["output"])
 
 

@@ -125,7 +125,8 @@ def _mcp_text(item: Any) -> tuple[str, str, str]:
             "waiting for approval" if item.approval_request_id else "")
         return f"MCP {label}", call, note
     if item.type == "mcp_approval_request":
-        note = {"approved": "approved", "denied": "denied"}.get(
+        note = {"approved": "approved", "denied": "denied",
+                "expired": "not answered before its session ended"}.get(
             state or "", "approval pending: session.approve_mcp(...)")
         if item.reason and state in ("approved", "denied"):
             note += f" ({item.reason})"
