@@ -150,7 +150,7 @@ def run() -> list[dict[str, Any]]:
     try:
         url = json.loads(server.stdout.readline())["url"]
         with tempfile.TemporaryDirectory() as tmp:
-            r = asyncio.run(_soak(url + "?model=gpt-realtime", Path(tmp)))
+            r = asyncio.run(_soak(url, Path(tmp)))  # the fake's url names the model
         server.stdin.write("stats\n")
         server.stdin.flush()
         appends = json.loads(server.stdout.readline())["appends"]
