@@ -34,12 +34,12 @@ def test_an_audio_can_be_diagnosed_directly(spoken_24k: Audio) -> None:
     assert codes(diagnose(spoken_24k.slice_ms(0, 50))) == ["too_short"]
 
 
-def test_empty_bytes() -> None:
+def test_empty_bytes_are_an_error() -> None:
     findings = diagnose(b"")
     assert codes(findings) == ["empty"] and findings[0].severity == "error"
 
 
-def test_odd_length(spoken_24k: Audio) -> None:
+def test_an_odd_byte_count_is_an_error_for_pcm16(spoken_24k: Audio) -> None:
     findings = diagnose(spoken_24k.to_pcm16() + b"\x00")
     assert codes(findings) == ["odd_length"]
     assert findings[0].severity == "error" and "odd" in findings[0].message
@@ -71,7 +71,7 @@ def test_too_short_uses_the_given_rate() -> None:
     assert codes(diagnose(data, 48_000)) == ["too_short"]  # 75 ms at 48 kHz
 
 
-def test_digital_silence() -> None:
+def test_all_zero_samples_are_reported_as_silent() -> None:
     findings = diagnose(bytes(48_000))
     assert codes(findings) == ["silent"] and "zero" in findings[0].message
 
@@ -87,7 +87,7 @@ def test_quiet_but_audible_speech_is_not_silent(spoken_24k: Audio) -> None:
     assert diagnose(soft.to_pcm16()) == []
 
 
-def test_clipped_audio(spoken_24k: Audio) -> None:
+def test_audio_amplified_into_the_rails_is_reported_as_clipping(spoken_24k: Audio) -> None:
     loud = np.clip(spoken_24k.samples.astype(np.int32) * 8, -32768, 32767).astype(np.int16)
     findings = diagnose(Audio(loud, 24_000).to_pcm16())
     assert codes(findings) == ["clipping"] and "%" in findings[0].message

@@ -67,7 +67,8 @@ def test_unknown_formats_are_refused_with_the_valid_names(fmt: object) -> None:
     ("audio/pcm", 24_000, 48, 2), ("pcm16", 24_000, 48, 2),
     ("audio/pcmu", 8_000, 8, 1), ("g711_alaw", 8_000, 8, 1),
 ])
-def test_rates_and_sizes(fmt: str, rate: int, per_ms: int, per_sample: int) -> None:
+def test_each_format_name_has_its_rate_and_byte_sizes(fmt: str, rate: int, per_ms: int,
+                                                       per_sample: int) -> None:
     assert format_rate(fmt) == rate
     assert bytes_per_ms(fmt) == per_ms
     assert bytes_per_sample(fmt) == per_sample

@@ -103,7 +103,7 @@ def test_decoding_agrees_with_ffmpegs_decoders(codec: str, decode: object) -> No
     assert np.array_equal(ffmpeg, decode(ALL_CODES))  # type: ignore[operator]
 
 
-def test_known_values() -> None:
+def test_silence_and_full_scale_encode_to_the_standard_g711_bytes() -> None:
     """Spot values every G.711 implementation agrees on: silence and full scale."""
     edges = np.array([0, -1, 32767, -32768], np.int16)
     assert ulaw_encode(edges) == bytes([0xFF, 0x7F, 0x80, 0x00])

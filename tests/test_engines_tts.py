@@ -186,7 +186,8 @@ def test_voice_map_covers_every_realtime_voice() -> None:
         ("", []),
     ],
 )
-def test_split_sentences(text: str, expected: list[str]) -> None:
+def test_split_sentences_ends_sentences_at_punctuation_and_line_breaks(
+        text: str, expected: list[str]) -> None:
     assert split_sentences(text) == expected
 
 

@@ -247,7 +247,7 @@ async def test_data_channel_errors_come_back_as_error_events(server, caller):
     assert err["error"]["code"] == "unknown_parameter"
 
 
-async def test_call_refusals(server):
+async def test_a_call_without_a_key_valid_sdp_or_a_realtime_secret_is_refused_saying_why(server):
     url = calls_url(server)
     c = Caller()
     try:
