@@ -119,3 +119,31 @@ async def test_clear_output_audio_on_a_websocket_is_refused_before_sending(serve
         await session.update(instructions="still fine")  # the session carries on
         assert not [e for e in session.events.entries[before:] if e.direction == "server"
                     and e.type == "error"]
+
+
+async def test_a_picture_sent_over_the_sideband_reaches_the_calls_responder() -> None:
+    """A WebRTC session's events travel on the sideband WebSocket: ``send_image`` there puts the
+    picture into the call's conversation, and the responder sees it."""
+    from image_fixtures import image_bytes
+
+    from realtime_nb.server.engines import CallableResponder, Engines
+
+    def respond(request) -> str:
+        return "; ".join(f"{i.width}x{i.height} {i.mime_type}" for i in request.latest_images)
+
+    engines = Engines(responder=CallableResponder(respond, takes="request"))
+    async with LocalServer(port=0, engines=engines) as srv:
+        session = Session(url=srv.url, transport="webrtc")
+        call = await KernelCall.dial(session)
+        try:
+            await session.update(turn_detection=None)
+            mark = len(session.events)
+            await session.send_image(image_bytes(320, 240, "JPEG"), text="what is it?",
+                                     respond=True, output_modalities=["text"])
+            done = await session.wait_for("response.done", timeout=30, since=mark)
+            assert done["response"]["output"][0]["content"][0]["text"] == "320x240 image/jpeg"
+            [user] = [it for it in session.items.list() if it.role == "user"]
+            assert user.text == "what is it?" and user.session_id == session.mirror.session_id
+        finally:
+            await session.close()
+            await call.close()
