@@ -16,7 +16,7 @@ import base64
 import binascii
 import copy
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._ids import new_id
 from .buffer import bytes_per_ms
@@ -26,8 +26,13 @@ from .schema import ProtocolError
 
 __all__ = ["ConversationItems"]
 
+if TYPE_CHECKING:
+    from ._parts import SessionParts  # the core's members this part uses (see ._parts)
+else:
+    SessionParts = object  # at run time a plain mixin
 
-class ConversationItems:
+
+class ConversationItems(SessionParts):
     """Conversation items of a SessionCore (see the module docstring). Owns ``conversation``
     (an :class:`~.item_order.ItemOrder`: ``items`` in order, ``_index`` by id), ``item_audio``
     and ``item_image_tokens``, created by the core."""

@@ -12,7 +12,7 @@ response parts) and is not used alone.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._ids import new_id
 from ._responses import _pieces, _Response, _tokens, _untranscribed
@@ -22,8 +22,13 @@ from .schema import ProtocolError
 
 __all__ = ["McpFlow"]
 
+if TYPE_CHECKING:
+    from ._parts import SessionParts  # the core's members this part uses (see ._parts)
+else:
+    SessionParts = object  # at run time a plain mixin
 
-class McpFlow:
+
+class McpFlow(SessionParts):
     """MCP listings, calls and approvals of a SessionCore (see the module docstring). Owns
     ``mcp_servers``, ``_approvals``, ``_running_calls`` and ``_deferred`` (responses waiting
     for MCP work), created by the core."""
@@ -102,7 +107,9 @@ class McpFlow:
             if self._mcp_busy(resp):
                 continue
             del self._deferred[rid]
-            request = job.payload["request"]
+            # _deferred holds only create_response's "respond" jobs, but Job.payload is typed as
+            # the union of every kind's payload, which mypy cannot narrow by ``job.kind``
+            request = job.payload["request"]  # type: ignore[typeddict-item]  # "respond" jobs only
             if fresh:  # the conversation as it is now (with what the MCP work added)
                 context = copy.deepcopy(self.items)
                 request["conversation"] = context

@@ -10,14 +10,19 @@ owner drives it with :meth:`~OutputBuffer.take_playout` and :meth:`~OutputBuffer
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .schema import ProtocolError
 
 __all__ = ["OutputBuffer"]
 
+if TYPE_CHECKING:
+    from ._parts import SessionParts  # the core's members this part uses (see ._parts)
+else:
+    SessionParts = object  # at run time a plain mixin
 
-class OutputBuffer:
+
+class OutputBuffer(SessionParts):
     """WebRTC output buffer of a SessionCore (see the module docstring). Owns ``playout`` and
     ``_audible`` (responses with audio in the buffer, in order), created by the core."""
 

@@ -29,8 +29,12 @@ from .schema import ProtocolError
 
 __all__ = ["ResponseFlow"]
 
-if TYPE_CHECKING:  # the responder's answer (defined with SessionCore)
-    from .state import Reply
+if TYPE_CHECKING:
+    from ._parts import SessionParts  # the core's members this part uses (see ._parts)
+    from .jobs import ResponseRequestDict
+    from .state import Reply  # the responder's answer (defined with SessionCore)
+else:
+    SessionParts = object  # at run time a plain mixin
 
 
 @dataclass
@@ -68,7 +72,7 @@ def _audio_tokens(ms: float) -> int:
     return math.ceil(ms / 100.0)
 
 
-class ResponseFlow:
+class ResponseFlow(SessionParts):
     """Responses of a SessionCore (see the module docstring). Owns ``responses`` and
     ``active_response``, created by the core."""
 
@@ -145,7 +149,7 @@ class ResponseFlow:
             {"name": "tokens", "limit": 10_000_000, "remaining": 9_995_904,
              "reset_seconds": 0.024},
         ])
-        request = {
+        request: ResponseRequestDict = {
             "instructions": params.get("instructions", cfg["instructions"]),
             "conversation": context,
             "tools": tools,
@@ -191,8 +195,9 @@ class ResponseFlow:
         resp.pending_mcp = list(reply.mcp_calls)
         resp.incomplete = reply.truncated
         if reply.text or not (reply.function_calls or reply.mcp_calls):
-            item = {"id": new_id("item"), "object": "realtime.item", "type": "message",
-                    "status": "in_progress", "role": "assistant", "content": []}
+            item: dict[str, Any] = {"id": new_id("item"), "object": "realtime.item",
+                                    "type": "message", "status": "in_progress",
+                                    "role": "assistant", "content": []}
             self._open_item(resp, item)
             audio = "audio" in resp.modalities
             part = ({"type": "output_audio", "transcript": ""} if audio

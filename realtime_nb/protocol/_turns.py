@@ -17,7 +17,7 @@ import base64
 import binascii
 import copy
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +31,12 @@ from .schema import ProtocolError
 
 __all__ = ["LOGPROBS_INCLUDE", "InputTurns"]
 
+if TYPE_CHECKING:
+    from ._parts import SessionParts  # the core's members this part uses (see ._parts)
+    from .jobs import TranscribePayload
+else:
+    SessionParts = object  # at run time a plain mixin
+
 _SERVER_VAD = ServerVadSettings()  # the service's server_vad defaults
 
 #: The ``include`` entry that asks for the transcription's token log-probabilities.
@@ -40,7 +46,7 @@ _OMIT: Any = object()  # "leave the field out" (as opposed to sending null)
 
 
 
-class InputTurns:
+class InputTurns(SessionParts):
     """Input buffer, VAD and turns of a SessionCore (see the module docstring).
 
     Owns ``_turn_audio`` / ``_turn_start_bytes`` (the audio behind the buffer), the VAD stream
@@ -388,7 +394,7 @@ class InputTurns:
         return LOGPROBS_INCLUDE in (self.config.get("include") or [])
 
     def _transcribe_payload(self, item_id: str, audio: bytes,
-                            has_speech: bool | None = None) -> dict[str, Any]:
+                            has_speech: bool | None = None) -> TranscribePayload:
         tr = self.config["audio"]["input"].get("transcription")
         return {"item_id": item_id, "audio": audio, "format": dict(self._in_format),
                 "config": copy.deepcopy(tr), "emit": tr is not None, "has_speech": has_speech,

@@ -33,13 +33,30 @@ used alone):
   re-exported here).
 """
 
+# Typing the parts. Each mixin above uses members that this module or another part creates
+# (``self.config``, ``self.emit``, ``self._insert``, ...). They are declared once, in
+# ``._parts.SessionParts``, an abstract class that every mixin derives from *only for the type
+# checker*: ``if TYPE_CHECKING: from ._parts import SessionParts`` / ``else: SessionParts =
+# object``, so at run time the classes, their MRO and their attributes are what they were. Why
+# this way rather than:
+# * class-level annotations in each mixin: ``emit``, ``config``, ``jobs``... would be declared
+#   in five places, and methods cannot be declared by an annotation (each class body would need
+#   its own ``if TYPE_CHECKING:`` stubs);
+# * a ``typing.Protocol`` as that base: mypy takes ``self.x = ...`` in a subclass as defining a
+#   protocol attribute declared without a value anew, so each mixin's own assignments
+#   (``self._held = []``, ``self._spec_silence = None``) would infer narrower types of their own
+#   instead of being checked against the one declaration; an ABC keeps one type per attribute;
+# * ``self: SessionCore`` on every method: some ninety annotations, and mypy refuses a self type
+#   that is a subclass of the method's class.
+# A part that starts using something another part defines adds it to SessionParts.
+
 from __future__ import annotations
 
 import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -56,6 +73,9 @@ from .item_order import ItemOrder
 from .jobs import Job
 from .mcp import without_authorization
 from .schema import ProtocolError
+
+if TYPE_CHECKING:
+    from realtime_nb.vad.speech import SpeechModel
 
 __all__ = ["LOGPROBS_INCLUDE", "Job", "Reply", "SessionCore", "new_id"]
 
@@ -101,7 +121,7 @@ class SessionCore(InputTurns, ConversationItems, ResponseFlow, OutputBuffer, Mcp
         model: str = "gpt-realtime",
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
-        vad_model: Any = None,
+        vad_model: SpeechModel | None = None,
         make_segmenter: Callable[[dict[str, Any], float], Any] | None = None,
         turn_model: Any = None,
         max_duration_s: float = 3600.0,
