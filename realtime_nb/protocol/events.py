@@ -69,7 +69,7 @@ class ContentPart:
 
 
 def _check_message(value: dict[str, Any], path: str) -> None:
-    role = value.get("role")
+    role: Any = value.get("role")  # validated already: ObjNode checks fields before __check__
     allowed = _ROLE_PARTS.get(role, ())
     for i, part in enumerate(value.get("content", [])):
         ptype = part.get("type")
@@ -377,7 +377,7 @@ class ResponseCancel:
     response_id: str | Unset = fld(UNSET)
 
 
-CLIENT_EVENT_CLASSES: tuple[type, ...] = (
+CLIENT_EVENT_CLASSES: tuple[type[Any], ...] = (  # wire dataclasses
     SessionUpdate,
     InputAudioBufferAppend,
     InputAudioBufferCommit,
