@@ -35,6 +35,7 @@ def decode_container(
     """
     if not data:
         raise AudioError("No audio: the input is empty (0 bytes).")
+    demuxer: str | None  # the FFmpeg demuxer to force (None: let FFmpeg probe)
     if container is not None:
         key = container.lower().lstrip(".")
         if key not in FORCED_CONTAINERS:

@@ -33,9 +33,11 @@ def check_rate(rate: Any, what: str = "sample_rate") -> int:
         )
     if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
         raise AudioError(f"{what} must be a number of Hz, got {type(rate).__name__} {rate!r}.")
-    if rate != rate or int(rate) != rate:  # NaN or fractional
+    # NaN or fractional. (The two ignores: typeshed's numbers.Real declares no __int__, but the
+    # Reals in use, int, float, Fraction and numpy's numbers, all have one.)
+    if rate != rate or int(rate) != rate:  # type: ignore[call-overload]
         raise AudioError(f"{what} must be a whole number of Hz, got {rate!r}.")
-    value = int(rate)
+    value = int(rate)  # type: ignore[call-overload]  # as above: these Reals have __int__
     if not MIN_RATE <= value <= MAX_RATE:
         raise AudioError(
             f"Absurd {what} {value} Hz: expected {MIN_RATE}..{MAX_RATE} Hz "

@@ -48,6 +48,7 @@ def normalize_format(fmt: FormatLike) -> str:
     format dicts and objects with a ``type`` attribute. A ``rate`` other than the format's own
     (24000 for PCM, 8000 for G.711) is refused, as the GA service refuses it.
     """
+    kind: object  # the format's type: a str for a known one (checked below)
     if isinstance(fmt, str):
         kind, rate = fmt, None
     elif isinstance(fmt, Mapping):

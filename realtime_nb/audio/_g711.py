@@ -88,11 +88,11 @@ def alaw_encode(samples: np.ndarray) -> bytes:
     return _ALAW_ENC[_as_int16(samples).view(np.uint16)].tobytes()
 
 
-def ulaw_decode(data: bytes | bytearray | memoryview) -> np.ndarray:
+def ulaw_decode(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
     """Decode G.711 μ-law bytes to int16 samples (16-bit scale, at most ±32124)."""
     return _ULAW_DEC[np.frombuffer(data, dtype=np.uint8)]
 
 
-def alaw_decode(data: bytes | bytearray | memoryview) -> np.ndarray:
+def alaw_decode(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
     """Decode G.711 A-law bytes to int16 samples (16-bit scale, at most ±32256)."""
     return _ALAW_DEC[np.frombuffer(data, dtype=np.uint8)]

@@ -13,13 +13,16 @@ import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
 
 from ._resample import float_to_int16, resample_float
 from ._samples import FLOAT_PEAK_MAX, Chunk, float_peak, frame_chunk
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = [
     "OPUS_PREROLL_SECONDS",
@@ -202,7 +205,8 @@ def _decode_segment(
     return Segment(items, _resample_segment(pre, items, post, out_rate, last=flush))
 
 
-def _decode_into(ctx: Any, packets: list[av.Packet | None], items: list[Chunk | str]) -> None:
+def _decode_into(ctx: Any, packets: Sequence[av.Packet | None], items: list[Chunk | str]
+                 ) -> None:
     """Decode ``packets`` (None flushes) onto ``items``: chunks, or a failed packet's error."""
     for packet in packets:
         try:
@@ -261,7 +265,8 @@ def _packets_seconds(stream: av.AudioStream, packets: list[av.Packet]) -> float:
     durations = [p.duration for p in packets[:50] if p.duration]
     if not durations:
         return 0.0
-    return float(np.mean(durations) * len(packets) * stream.time_base)
+    # ignored: numpy's stubs lack floating * Fraction; Fraction.__rmul__ makes it a float
+    return float(np.mean(durations) * len(packets) * stream.time_base)  # type: ignore[operator]
 
 
 def ffmpeg_reason(exc: Exception) -> str:

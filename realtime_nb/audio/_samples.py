@@ -41,8 +41,9 @@ class Chunk:
         self.rate = rate
 
 
-_FRAME_DTYPES = {"u8": np.uint8, "s16": np.int16, "s32": np.int32, "s64": np.int64,
-                 "flt": np.float32, "dbl": np.float64}
+_FRAME_DTYPES: dict[str, type[np.generic]] = {
+    "u8": np.uint8, "s16": np.int16, "s32": np.int32, "s64": np.int64, "flt": np.float32,
+    "dbl": np.float64}
 
 
 def frame_chunk(frame: av.AudioFrame) -> Chunk:
@@ -52,13 +53,15 @@ def frame_chunk(frame: av.AudioFrame) -> Chunk:
     n = frame.samples
     ch = frame.layout.nb_channels
     planes = frame.planes
+    # The three ignores: an AudioPlane is a buffer (PyAV's stubs give it __buffer__), but numpy's
+    # stubs take the buffer protocol only for Python 3.12 and later.
     if ch == 1:
-        data = np.frombuffer(planes[0], dtype=dtype, count=n)
+        data = np.frombuffer(planes[0], dtype=dtype, count=n)  # type: ignore[call-overload]
     elif fmt.is_planar:
-        data = np.mean([to_float(np.frombuffer(p, dtype=dtype, count=n)) for p in planes[:ch]],
+        data = np.mean([to_float(np.frombuffer(p, dtype=dtype, count=n)) for p in planes[:ch]],  # type: ignore[call-overload]
                        axis=0, dtype=np.float32)
     else:
-        inter = np.frombuffer(planes[0], dtype=dtype, count=n * ch).reshape(n, ch)
+        inter = np.frombuffer(planes[0], dtype=dtype, count=n * ch).reshape(n, ch)  # type: ignore[call-overload]
         data = to_float(inter).mean(axis=1, dtype=np.float32)
     return Chunk(data, frame.sample_rate)
 
