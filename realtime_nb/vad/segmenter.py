@@ -524,7 +524,8 @@ def segment(
                     continue
                 s = run_starts[r]
                 lo, hi = _check_span(start_ms, round(s * frame_ms))
-                k = _frame_count(settings.wait_ms(decide(lo, hi)), frame_ms)
+                # ignored: not fixed, so a SemanticVadSettings (mypy cannot narrow by `fixed`)
+                k = _frame_count(settings.wait_ms(decide(lo, hi)), frame_ms)  # type: ignore[union-attr]
                 if run_lengths[r] >= k:
                     stop_run, stop_frames = r, k
                     break

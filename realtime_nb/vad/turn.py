@@ -83,7 +83,7 @@ class TurnModelUnavailable(RuntimeError):
 
 
 # ----------------------------------------------------------------------------- features
-def _slaney_mel(hz: np.ndarray) -> np.ndarray:
+def _slaney_mel(hz: float | np.ndarray) -> np.ndarray:
     """Hertz → mel on the Slaney (Auditory Toolbox) scale: linear below 1 kHz, log above."""
     hz = np.asarray(hz, dtype=np.float64)
     linear = hz / (200.0 / 3.0)
