@@ -28,7 +28,7 @@ import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection
@@ -43,9 +43,10 @@ from .errors import RealtimeError, RealtimeTimeout
 from .hints import hint_for
 
 if TYPE_CHECKING:
-    from .eventlog import EventLog
-    from .mirror import Mirror
+    from ._parts import SessionParts  # the Session's members this room uses (see ._parts)
     from .session import ReconnectPolicy, Session
+else:
+    SessionParts = object  # at run time a plain mixin
 
 logger = logging.getLogger("realtime_nb.client")
 
@@ -75,36 +76,8 @@ def _clean(value: Any, backend: Backend) -> str:
     return text
 
 
-class _Connection:
+class _Connection(SessionParts):
     """Opening, replacing and closing the Session's socket; reporting its loss."""
-
-    events: EventLog
-    mirror: Mirror
-    last_error: RealtimeError | None
-    policy: ReconnectPolicy | None
-    intent: str | None
-    model: str
-    call_id: str | None
-    connect_timeout: float
-    recorder: Any
-    audio_memory_mb: float | None
-    events_in_memory: int | None
-    _backend: Backend
-    _transport: str
-    _state: str
-    _ws: ClientConnection | None
-    _gen: int
-    _recv_task: asyncio.Task[None] | None
-    _reconnect_task: asyncio.Task[None] | None
-    _fatal: RealtimeError | None
-    _reconnects: int
-    _record: bool
-    _record_root: Path | None
-    _user_patch: dict[str, Any]
-    _renew_task: asyncio.Task[None] | None
-    _renew_timer: asyncio.TimerHandle | None
-    _renew_now: asyncio.Event | None
-    _old_dead: bool
 
     async def __aenter__(self) -> Session:
         return await self.connect()
@@ -132,7 +105,7 @@ class _Connection:
                                     fatal=False)
             self.call_id = call_id
         if self._state == "connected":
-            return self
+            return cast("Session", self)  # a room of Session: self is the Session
         if self._transport == "webrtc" and self.call_id is None:
             err = RealtimeError(
                 "webrtc_call_required", "A WebRTC session attaches to a call, and there is no "
@@ -152,7 +125,7 @@ class _Connection:
             if self._state == "connecting":
                 self._state = "disconnected" if previous != "new" else "new"
             raise
-        return self
+        return cast("Session", self)
 
     async def reconnect(self, timeout: float | None = None) -> Session:
         """Open a new server session and restore it: your config, then the queued events.
@@ -175,7 +148,7 @@ class _Connection:
                 self._state = "disconnected"
             raise
         self._reconnects += 1
-        return self
+        return cast("Session", self)
 
     async def close(self) -> None:
         """Close the socket and stop background work (pending waits raise ``session_closed``).

@@ -21,15 +21,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from realtime_nb.protocol import UNSET, new_id
 
 from ._sending import _copy_json, _wire
 from .errors import ImageWarning, RealtimeError
 
+if TYPE_CHECKING:
+    from ._parts import SessionParts  # the Session's members this room uses (see ._parts)
+else:
+    SessionParts = object  # at run time a plain mixin
 
-class _Conversation:
+
+class _Conversation(SessionParts):
     """Creating, retrieving, truncating and deleting conversation items; sending pictures."""
 
     async def create_item(

@@ -12,10 +12,15 @@ from __future__ import annotations
 import builtins
 import copy
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .eventlog import B64Audio, StoredAudio
 from .items import ItemState, ResponseState, TranscriptSegment, _share_images
+
+if TYPE_CHECKING:
+    from ._parts import MirrorParts  # the Mirror's members this part uses (see ._parts)
+else:
+    MirrorParts = object  # at run time a plain mixin
 
 __all__ = ["ConversationMirror"]
 
@@ -32,7 +37,7 @@ def _add_usage(total: dict[str, Any], usage: Mapping[str, Any]) -> None:
                 _add_usage(sub, v)
 
 
-class ConversationMirror:
+class ConversationMirror(MirrorParts):
     """Items, responses, transcripts, MCP items and usage of the Mirror (see the module
     docstring). The Mirror creates the state it updates: ``all_items``, ``items``,
     ``responses``, ``active_response_id``, ``usage``, ``transcription_usage``, ``rate_limits``,
@@ -41,7 +46,7 @@ class ConversationMirror:
     def audio_delta(self, event: dict[str, Any], data: bytes | B64Audio | StoredAudio) -> None:
         """``response.output_audio.delta`` with its audio (raw, or still base64: hot path)."""
         item_id = event.get("item_id")
-        it = self.all_items.get(item_id) if item_id else None  # type: ignore[arg-type]
+        it = self.all_items.get(item_id) if item_id else None
         if it is None:
             if not isinstance(item_id, str):
                 return

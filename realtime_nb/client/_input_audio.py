@@ -32,7 +32,9 @@ from .errors import AudioWarning, RealtimeError
 from .hints import explain_commit_empty, hint_for
 
 if TYPE_CHECKING:
-    from .mirror import Mirror
+    from ._parts import SessionParts  # the Session's members this room uses (see ._parts)
+else:
+    SessionParts = object  # at run time a plain mixin
 
 
 def _prepare_audio(audio: Any, sample_rate: int | None, fmt: dict[str, Any], force: bool
@@ -90,17 +92,8 @@ class AudioSent:
     findings: list[Any] = field(default_factory=list)
 
 
-class _InputAudio:
+class _InputAudio(SessionParts):
     """Appending, committing and clearing the server's input audio buffer."""
-
-    mirror: Mirror
-    warnings: list[Any]
-    settle_s: float
-    _state: str
-    _transport: str
-    _user_patch: dict[str, Any]
-    _last_server_t: float
-    _last_append_t: float
 
     async def append(self, data: bytes | bytearray | memoryview | str, *, force: bool = False
                      ) -> dict[str, Any]:

@@ -35,10 +35,9 @@ from .eventlog import B64Audio, StoredAudio, audio_ref
 from .hints import hint_for
 
 if TYPE_CHECKING:
-    from ._waiting import _Waiter
-    from .eventlog import EventLog
-    from .mirror import Mirror
-    from .renew import RenewPolicy
+    from ._parts import SessionParts  # the Session's members this room uses (see ._parts)
+else:
+    SessionParts = object  # at run time a plain mixin
 
 logger = logging.getLogger("realtime_nb.client")
 
@@ -52,27 +51,8 @@ _AUDIO_DELTA_TAG = b'"response.output_audio.delta"'
 _DELTA_KEY = re.compile(rb'"delta"\s*:\s*"')
 
 
-class _Receiving:
+class _Receiving(SessionParts):
     """The receive loop and what each server frame does (log, mirror, waiters, callbacks)."""
-
-    events: EventLog
-    mirror: Mirror
-    warnings: list[Any]
-    last_error: RealtimeError | None
-    renew_policy: RenewPolicy | None
-    _state: str
-    _gen: int
-    _waiters: list[_Waiter]
-    _callbacks: dict[str, list[Any]]
-    _fatal: RealtimeError | None
-    _last_server_t: float
-    _pending_updates: deque[tuple[str | None, dict[str, Any]]]
-    _user_patch: dict[str, Any]
-    _renew_task: asyncio.Task[None] | None
-    _renew_now: asyncio.Event | None
-    _renew_switched: bool
-    _renew_again: str | None
-    _old_dead: bool
 
     async def _recv_loop(self, ws: ClientConnection, gen: int) -> None:
         recv = ws.recv

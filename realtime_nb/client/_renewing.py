@@ -29,8 +29,9 @@ from .errors import RealtimeError
 from .renew import RenewPolicy, plan_carry
 
 if TYPE_CHECKING:
-    from .eventlog import EventLog
-    from .mirror import Mirror
+    from ._parts import SessionParts  # the Session's members this room uses (see ._parts)
+else:
+    SessionParts = object  # at run time a plain mixin
 
 
 async def _close_quietly(ws: ClientConnection) -> None:
@@ -41,26 +42,8 @@ async def _close_quietly(ws: ClientConnection) -> None:
         ws.transport.abort()
 
 
-class _Renewing:
+class _Renewing(SessionParts):
     """Renewing the server session before it expires (and on ``session_expired``)."""
-
-    events: EventLog
-    mirror: Mirror
-    last_error: RealtimeError | None
-    renew_policy: RenewPolicy | None
-    connect_timeout: float
-    _state: str
-    _gen: int
-    _ws: ClientConnection | None
-    _recv_task: asyncio.Task[None] | None
-    _tasks: set[asyncio.Task[Any]]
-    _reconnects: int
-    _renew_timer: asyncio.TimerHandle | None
-    _renew_task: asyncio.Task[None] | None
-    _renew_now: asyncio.Event | None
-    _old_dead: bool
-    _renew_again: str | None
-    _renew_switched: bool
 
     @property
     def seams(self) -> list[dict[str, Any]]:

@@ -26,7 +26,6 @@ import contextlib
 import dataclasses
 import json
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -43,8 +42,9 @@ from .eventlog import StoredAudio, audio_ref
 from .hints import hint_for
 
 if TYPE_CHECKING:
-    from .eventlog import EventLog
-    from .mirror import Mirror
+    from ._parts import SessionParts  # the Session's members this room uses (see ._parts)
+else:
+    SessionParts = object  # at run time a plain mixin
 
 
 _APPEND_HEAD = '{"type":"input_audio_buffer.append","event_id":"'
@@ -118,23 +118,8 @@ def _b64decode(text: str) -> bytes:
                             hint="append() takes raw bytes or their base64 text.") from exc
 
 
-class _Sending:
+class _Sending(SessionParts):
     """Event ids, local validation, the bounded send queue, and logging what was sent."""
-
-    events: EventLog
-    mirror: Mirror
-    last_error: RealtimeError | None
-    send_queue_bytes: int
-    _state: str
-    _ws: ClientConnection | None
-    _waiters: list[_Waiter]
-    _queue: deque[tuple[dict[str, Any], str, bytes | None]]
-    _queue_bytes: int
-    _flushing: bool
-    _tag: str
-    _n: int
-    _pending_updates: deque[tuple[str | None, dict[str, Any]]]
-    _last_append_t: float
 
     def _next_id(self) -> str:
         self._n += 1

@@ -12,24 +12,22 @@ One room of :class:`~realtime_nb.client.session.Session` (a mixin; the state it 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from realtime_nb.protocol import new_id
 
 from .errors import RealtimeError
 
 if TYPE_CHECKING:
-    from .eventlog import EventLog
-    from .mirror import Mirror
+    from ._parts import SessionParts  # the Session's members this room uses (see ._parts)
+    from .session import Session
     from .tools import Tools
+else:
+    SessionParts = object  # at run time a plain mixin
 
 
-class _ToolUse:
+class _ToolUse(SessionParts):
     """Function tools run for the model, and answers to MCP approval requests."""
-
-    events: EventLog
-    mirror: Mirror
-    _tools: Tools | None
 
     @property
     def pending_approvals(self) -> list[Any]:
@@ -102,12 +100,14 @@ class _ToolUse:
         from .tools import Tools, function_tool
 
         declared = {(decl := function_tool(fn)).name: (decl, fn) for fn in functions}
-        named = {name: fn for name, (_decl, fn) in declared.items()}
+        # function_tool always names the tool (a FunctionTool's name may be UNSET in general)
+        named = {cast(str, name): fn for name, (_decl, fn) in declared.items()}
         if self._tools is not None:
             self._tools.close()
         await self.update(tools=[decl for decl, _fn in declared.values()],
                           tool_choice=tool_choice)
-        tools = Tools(self, named, respond=respond, thread=thread)
+        # self is the Session (this class is one of its rooms)
+        tools = Tools(cast("Session", self), named, respond=respond, thread=thread)
         self.on("response.done", tools._on_done)
         self._tools = tools
         return tools

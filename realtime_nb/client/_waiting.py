@@ -26,7 +26,9 @@ from .errors import RealtimeError, RealtimeTimeout, RealtimeWarning
 from .hints import BETA_SERVER_EVENTS
 
 if TYPE_CHECKING:
-    from .eventlog import EventLog
+    from ._parts import SessionParts  # the Session's members this room uses (see ._parts)
+else:
+    SessionParts = object  # at run time a plain mixin
 
 logger = logging.getLogger("realtime_nb.client")
 
@@ -72,15 +74,8 @@ def _warn_beta_name(event_type: str) -> None:
                       "so this would never fire.", RealtimeWarning, stacklevel=3)
 
 
-class _Waiting:
+class _Waiting(SessionParts):
     """Callbacks (``on``/``off``) and waiters (``wait_for``) of the Session's server events."""
-
-    events: EventLog
-    callback_errors: list[BaseException]
-    _state: str
-    _waiters: list[_Waiter]
-    _callbacks: dict[str, list[Callback]]
-    _tasks: set[asyncio.Task[Any]]
 
     def on(self, event_type: str, callback: Callback | None = None) -> Any:
         """Call ``callback(event)`` for each server event of ``event_type`` (``"*"``: all).

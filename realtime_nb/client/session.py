@@ -59,6 +59,18 @@ Displaying a Session in a notebook (its panel) is wired by ``realtime_nb/__init_
 attaches ``Session._repr_mimebundle_`` so that this layer never imports widgets.
 """
 
+# Typing the rooms. Each room uses state that ``Session.__init__`` creates and methods that
+# another room (or this module) defines (``self.mirror``, ``self._send_event``,
+# ``self._record_error``, ...). They are declared once, in ``._parts.SessionParts``, an abstract
+# class that every room derives from *only for the type checker*: ``if TYPE_CHECKING: from
+# ._parts import SessionParts`` / ``else: SessionParts = object``, so at run time the classes,
+# the Session's MRO and its attributes are what they were. This is how
+# ``realtime_nb.protocol.state`` types SessionCore's parts (its comment says why not
+# per-room annotations, a ``typing.Protocol`` or ``self: Session`` annotations).
+# ``._parts.MirrorParts`` does the same for the Mirror's conversation half
+# (``._conversation_mirror``). A room that starts using something another room defines adds
+# it to SessionParts.
+
 from __future__ import annotations
 
 import asyncio
