@@ -24,7 +24,7 @@ import re
 import time
 import warnings
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
@@ -124,9 +124,9 @@ class _Receiving(SessionParts):
         view, refs = self.events.elide(ev)
         if refs and etype == _AUDIO_DELTA:
             # The slow path met an audio delta (escaped JSON, odd layout): same handling.
-            audio = self.events.audio.get(refs[0])
+            pcm = self.events.audio.get(refs[0])
             self.events.add("server", view, refs, t=t)
-            self.mirror.audio_delta(view, audio)
+            self.mirror.audio_delta(view, pcm)
             self._deliver(etype, view, ev)
             return
         self.events.add("server", view, refs, t=t)
@@ -158,7 +158,7 @@ class _Receiving(SessionParts):
         self._dispatch("realtime_nb.malformed", view)
 
     def _on_error_event(self, ev: dict[str, Any]) -> None:
-        body = ev.get("error") if isinstance(ev.get("error"), dict) else {}
+        body = cast("dict[str, Any]", ev.get("error")) if isinstance(ev.get("error"), dict) else {}
         code = body.get("code")
         eid = body.get("event_id")
         sent = self._sent_event(eid) if eid else None

@@ -29,7 +29,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, cast, overload
 
 from realtime_nb.protocol.mcp import redact_tools
 
@@ -401,7 +401,8 @@ class EventLog(Sequence[LoggedEvent]):
                         refs.append(ref)
                         p = {**p, "audio": audio_ref(len(data), ref)}
                     parts.append(p)
-                return {**event, "item": {**item, "content": parts}}, tuple(refs)
+                # a list of content is found only in an item that is a dict
+                return {**event, "item": {**cast(dict, item), "content": parts}}, tuple(refs)
         return event, ()
 
     # ------------------------------------------------------------------ reading

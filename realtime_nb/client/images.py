@@ -100,7 +100,7 @@ def prepare_image(image: Any, *, max_side: int = MAX_SIDE) -> PreparedImage:
         mime = sniff_image(image)
         if mime is not None and max(size) <= max_side:
             return PreparedImage(image, mime, size[0], size[1])
-        img = Image.open(io.BytesIO(image))
+        img: Image.Image = Image.open(io.BytesIO(image))  # resized below: any Image
         original, jpeg_source = size, mime == "image/jpeg"
         if jpeg_source:  # decode at a reduced scale right away (JPEG's DCT scaling)
             scale = max_side / max(size)

@@ -74,8 +74,9 @@ class Mirror(ConversationMirror):
         self._bounds: deque[int] = deque(maxlen=256)  # timeline positions where appends began
         self._vad_item: dict[str, Any] | None = None  # the turn the VAD is about to commit
         # Appended audio not yet committed: (timeline position, the very bytes the event log
-        # stores) — item recordings are views into them, so audio is held once.
-        self._rec: deque[tuple[int, bytes]] = deque()
+        # stores, or a StoredAudio handle on them) — item recordings are views into them, so
+        # audio is held once.
+        self._rec: deque[tuple[int, bytes | StoredAudio]] = deque()
         self._created_audio: dict[str, tuple[bytes, dict[str, Any]]] = {}
         # The data URLs of the input_image parts of the items this client created, in order.
         self._created_images: dict[str, list[str]] = {}

@@ -452,7 +452,7 @@ class Recording:
 def recordings(root: str | os.PathLike[str] | None = None) -> list[Recording]:
     """Session folders under ``root`` (default :func:`default_root`), oldest first."""
     base = Path(root) if root is not None else default_root()
-    out = []
+    out: list[Recording] = []
     if not base.is_dir():
         return out
     for path in sorted(p for p in base.iterdir() if p.is_dir() and _FOLDER.match(p.name)):
