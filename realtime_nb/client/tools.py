@@ -82,15 +82,16 @@ def json_schema_for(hint: Any, where: str = "value") -> dict[str, Any]:
         if issubclass(hint, bool):
             return {"type": "boolean"}
         if issubclass(hint, enum.Enum):
-            return json_schema_for(Literal[tuple(m.value for m in hint)], where)  # type: ignore[misc]
+            return json_schema_for(Literal[tuple(m.value for m in hint)], where)
         for py, name in _SCALARS.items():
             if issubclass(hint, py):
                 return {"type": name}
         if typing.is_typeddict(hint):
             hints = typing.get_type_hints(hint)
+            # is_typeddict does not narrow: hint is a TypedDict class, which has the attribute
             return {"type": "object",
                     "properties": {k: json_schema_for(v, f"{where}.{k}") for k, v in hints.items()},
-                    "required": sorted(hint.__required_keys__)}
+                    "required": sorted(hint.__required_keys__)}  # type: ignore[attr-defined]
     raise TypeError(f"{where}: the type {hint!r} has no JSON form a model could send; use str, "
                     "int, float, bool, Literal, an Enum, list, dict, a TypedDict or Any.")
 

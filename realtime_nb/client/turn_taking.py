@@ -133,7 +133,8 @@ class TurnTaking:
         self._stop_reason = reason if reported else None
         rs = self.session.active_response
         if reason != "speech" and rs is not None and not rs.done:
-            self._run("response.cancel", lambda rid=rs.id: self.cancel(rid))
+            # mypy cannot type a lambda with a default argument as a Callable[[], ...]
+            self._run("response.cancel", lambda rid=rs.id: self.cancel(rid))  # type: ignore[misc]
 
     def playing(self, item_id: str, content_index: int) -> None:
         """Audio of ``item_id``'s content part ``content_index`` went to the player: a
@@ -152,7 +153,8 @@ class TurnTaking:
         it = session.mirror.all_items.get(item_id)
         rs = session.responses.get(it.response_id) if it is not None and it.response_id else None
         if rs is not None and not rs.done and reason == "stop button":
-            self._run("response.cancel", lambda rid=rs.id: self.cancel(rid))
+            # mypy cannot type a lambda with a default argument as a Callable[[], ...]
+            self._run("response.cancel", lambda rid=rs.id: self.cancel(rid))  # type: ignore[misc]
         record = {"item_id": item_id, "audio_end_ms": played_ms, "reason": reason,
                   "result": "pending"}
         self.truncations.append(record)

@@ -318,7 +318,7 @@ def _voice_track() -> Any:
     if _VOICE_TRACK is None:
         from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-        class _VoiceTrack(MediaStreamTrack):  # type: ignore[misc]
+        class _VoiceTrack(MediaStreamTrack):
             kind = "audio"
 
             def __init__(self) -> None:
