@@ -34,7 +34,7 @@ import contextlib
 import logging
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from realtime_nb.protocol import Job, Reply
 from realtime_nb.protocol.jobs import RespondPayload, SpeculatePayload, TranscribePayload
@@ -42,6 +42,7 @@ from realtime_nb.server.engines.asr import LanguageUnsupported, TranscriptionCan
 from realtime_nb.server.engines.tts import split_sentences
 
 if TYPE_CHECKING:
+    from realtime_nb.protocol.jobs import McpCallPayload, McpListPayload, TurnCheckPayload
     from realtime_nb.server.connection import Connection
 
 __all__ = ["JobRunner", "to_core_reply"]
@@ -94,16 +95,21 @@ class JobRunner:
 
     def start(self, job: Job) -> None:
         """Start one job: a speculation or a turn check at once, anything else as a task."""
+        # A job's payload is the TypedDict its kind names (protocol.jobs.Job), which the checker
+        # cannot narrow from ``kind``: hence the casts here and in _run and _mcp.
         if job.kind == "speculate":
-            self._speculate(job.payload)
+            self._speculate(cast("SpeculatePayload", job.payload))
             return
         if job.kind == "turn_check":
-            self.server.schedule_turn(self.conn, job.payload["check"], job.payload["audio"])
+            check = cast("TurnCheckPayload", job.payload)
+            self.server.schedule_turn(self.conn, check["check"], check["audio"])
             return
         if job.kind == "transcribe":
-            spec = self.speculations.pop(job.payload.get("speculation"), None)
+            payload = cast("TranscribePayload", job.payload)
+            # (a None key is never in the dict: pop then gives the default, as it should)
+            spec = self.speculations.pop(payload.get("speculation"), None)  # type: ignore[arg-type]
             if spec is not None:
-                self.claimed[job.payload["item_id"]] = spec
+                self.claimed[payload["item_id"]] = spec
         self.conn.spawn(self._run(job))
 
     def drop_stale_speculations(self) -> None:
@@ -135,12 +141,13 @@ class JobRunner:
     async def _run(self, job: Job) -> None:
         try:
             if job.kind == "transcribe":
-                if job.payload["emit"]:
-                    await self._transcribe(job.payload)
+                payload = cast("TranscribePayload", job.payload)
+                if payload["emit"]:
+                    await self._transcribe(payload)
                 else:  # nobody asked for the text yet: transcribe when a response needs it
-                    self.deferred[job.payload["item_id"]] = job.payload
+                    self.deferred[payload["item_id"]] = payload
             elif job.kind == "respond":
-                await self._respond(job.payload)
+                await self._respond(cast("RespondPayload", job.payload))
             elif job.kind in ("mcp_list", "mcp_call"):
                 await self._mcp(job)
                 self.conn.flush()
@@ -152,28 +159,30 @@ class JobRunner:
             else:
                 logger.exception("engine job failed")
             if job.kind == "respond":
-                self.core.response_failed(job.payload["response_id"], f"{type(err).__name__}: "
-                                          f"{err}")
+                self.core.response_failed(cast("RespondPayload", job.payload)["response_id"],
+                                          f"{type(err).__name__}: {err}")
             elif job.kind == "mcp_list":
-                self.core.mcp_list_done(job.payload["item_id"], error=f"{type(err).__name__}")
+                self.core.mcp_list_done(cast("McpListPayload", job.payload)["item_id"],
+                                        error=f"{type(err).__name__}")
             elif job.kind == "mcp_call":
-                self.core.mcp_call_done(job.payload["item_id"], error={
+                self.core.mcp_call_done(cast("McpCallPayload", job.payload)["item_id"], error={
                     "type": "tool_execution_error", "message": type(err).__name__})
-            else:
-                fut = self.transcripts.get(job.payload["item_id"])
+            else:  # "transcribe" (start never hands _run a speculation or a turn check)
+                payload = cast("TranscribePayload", job.payload)
+                fut = self.transcripts.get(payload["item_id"])
                 if fut is not None and not fut.done():
                     fut.set_result("")
-                if job.payload["emit"] and isinstance(err, LanguageUnsupported):
-                    self.core.transcription_failed(job.payload["item_id"], str(err),
+                if payload["emit"] and isinstance(err, LanguageUnsupported):
+                    self.core.transcription_failed(payload["item_id"], str(err),
                                                    code="unsupported_language")
-                elif job.payload["emit"]:
-                    self.core.transcription_failed(job.payload["item_id"],
+                elif payload["emit"]:
+                    self.core.transcription_failed(payload["item_id"],
                                                    "The audio could not be transcribed.")
             self.conn.flush()
 
     async def _mcp(self, job: Job) -> None:
         """List or call an MCP server's tools (the ``mcp`` extra) and report to the core."""
-        p = job.payload
+        p = cast("McpListPayload | McpCallPayload", job.payload)
         try:
             from . import mcp_client
         except ImportError:
@@ -193,8 +202,9 @@ class JobRunner:
             else:
                 self.core.mcp_list_done(p["item_id"], tools=tools)
             return
+        call = cast("McpCallPayload", p)  # not a listing: a call
         try:
-            output = await mcp_client.call_tool(p["server"], p["name"], p["arguments"])
+            output = await mcp_client.call_tool(call["server"], call["name"], call["arguments"])
         except mcp_client.McpFailure as failure:
             self.core.mcp_call_done(p["item_id"], error=failure.error)
         else:
