@@ -36,12 +36,15 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from realtime_nb.audio._webrtc import FRAME, RATE, FramePacer, frame_of, mono_float, opus_encoder
 from realtime_nb.protocol.state import new_id
+
+if TYPE_CHECKING:
+    from aiortc import RTCDataChannel
 
 __all__ = ["Call", "answer", "parse_call_request", "speech_track", "webrtc_available"]
 
@@ -79,7 +82,9 @@ def parse_call_request(content_type: str, body: bytes) -> tuple[str, Any]:
     session: Any = None
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
-        payload = part.get_payload(decode=True) or b""
+        # decode=True gives a parsed part's payload as bytes (None for a multipart part);
+        # typeshed's return type adds Message, which a parsed non-multipart part never holds
+        payload = cast("bytes", part.get_payload(decode=True) or b"")
         if name == "sdp":
             sdp = payload.decode("utf-8", "replace")
         elif name == "session":
@@ -106,7 +111,7 @@ def _track_class() -> Any:
     from aiortc.mediastreams import MediaStreamTrack
     from av import Packet
 
-    class _SpeechTrack(MediaStreamTrack):  # type: ignore[misc]
+    class _SpeechTrack(MediaStreamTrack):
         """Yields Opus packets it encodes itself (aiortc then only packs them): speech and
         ``HANGOVER`` frames of silence after it go through a libopus encoder; the long quiet
         between replies is one cached silence packet, repeated — no encoding, no audio-level
@@ -326,7 +331,7 @@ class Call:
         return len(self._sidebands)
 
     # -------------------------------------------------------------- aiortc callbacks
-    def _on_datachannel(self, channel: Any) -> None:
+    def _on_datachannel(self, channel: RTCDataChannel) -> None:
         if channel.label != "oai-events":
             logger.info("call %s: ignoring data channel %r", self.id, channel.label)
             return
