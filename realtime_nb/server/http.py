@@ -93,7 +93,7 @@ class HttpOrWebSocket(ServerConnection):
         self._h11.receive_data(data)
         self._pump()
 
-    def eof_received(self) -> bool | None:
+    def eof_received(self) -> None:
         if self._mode == "http":
             if self._h11 is not None and self._h11.their_state is not h11.DONE:
                 self.transport.close()
