@@ -24,11 +24,23 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Protocol
+
+    import numpy as np
+
     from realtime_nb.server.app import LocalServer
     from realtime_nb.server.connection import Connection
+
+    class _BatchingSpeechModel(Protocol):
+        """A speech model that batches its streams (like ``vad.SileroVAD``): the only kind
+        whose sessions leave their VAD to :class:`VadBatches` (``Connection`` sets
+        ``core.defer_vad`` when the model has ``process_many``)."""
+
+        def process_many(self, work: Sequence[tuple[Any, np.ndarray]]) -> list[np.ndarray]: ...
 
 __all__ = ["TurnBatches", "VadBatches"]
 
@@ -61,7 +73,8 @@ class VadBatches:
                 continue
             by_model.setdefault(id(conn.vad_model), []).append((conn, stream, samples))
         for work in by_model.values():
-            model = work[0][0].vad_model
+            # (only sessions whose model has process_many defer VAD input: see the Protocol)
+            model = cast("_BatchingSpeechModel", work[0][0].vad_model)
             try:
                 probs = model.process_many([(stream, samples) for _, stream, samples in work])
             except Exception:
