@@ -163,9 +163,9 @@ class Connection:
         if self.core.transport == "webrtc":
             for kind, rid, pcm in self.core.take_playout():
                 self.peer.play(kind, rid, pcm)
-            rid = self.core.playing
-            if rid is not None and self.peer.idle(rid):
-                self.playout_idle(rid)
+            playing = self.core.playing
+            if playing is not None and self.peer.idle(playing):
+                self.playout_idle(playing)
         for job in self.core.take_jobs():
             self.jobs.start(job)
         self.jobs.drop_stale_speculations()
