@@ -282,7 +282,9 @@ class LocalServer:
             ping_interval=None,
             logger=_ws_logger(),
             ssl=self.ssl_context,
-            create_connection=functools.partial(HttpOrWebSocket, http_handler=self._rest.handle),
+            # websockets annotates type[ServerConnection]; its docs take a wrapper too (a factory)
+            create_connection=functools.partial(  # type: ignore[arg-type]
+                HttpOrWebSocket, http_handler=self._rest.handle),
         )
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
