@@ -15,9 +15,12 @@ import inspect
 import re
 import threading
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from realtime_nb.audio import Audio
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = [
     "ASR_SAMPLE_RATE",
@@ -191,10 +194,11 @@ def _accepts(transcriber: Transcriber, keyword: str) -> bool:
     key = (type(transcriber), keyword)
     found = _ACCEPTS.get(key)
     if found is None:
+        params: Mapping[str, inspect.Parameter]
         try:
             params = inspect.signature(transcriber.transcribe).parameters
         except (TypeError, ValueError):
-            params = {}  # type: ignore[assignment]
+            params = {}
         found = keyword in params
         _ACCEPTS[key] = found
     return found
