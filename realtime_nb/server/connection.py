@@ -66,7 +66,7 @@ class SocketPeer:
     def __aiter__(self) -> Any:
         return self.ws.__aiter__()
 
-    async def send(self, text: str) -> None:
+    async def send(self, text: str | bytes) -> None:
         await self.ws.send(text)
 
     async def close(self, code: int, reason: str) -> None:
@@ -144,7 +144,8 @@ class Connection:
         self.core.defer_vad = hasattr(vad_model, "process_many")
         self.core.defer_turn = self.turn_model is not None
         self.beta = BetaTranslator() if info.beta else None
-        self.queue: asyncio.Queue[str | None] = asyncio.Queue()
+        #: frames to send (JSON text; a hook's recorded frames as they are, bytes too); None: stop
+        self.queue: asyncio.Queue[str | bytes | None] = asyncio.Queue()
         self.space = asyncio.Event()  # set when the send queue is short again
         self.sender_gone = False  # the peer is gone: never wait for queue space again
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -204,7 +205,7 @@ class Connection:
             self.flush()
         if hooks is not None:
             for frame in hooks.after_created(self):
-                self.queue.put_nowait(frame)  # type: ignore[arg-type]  # the peer sends bytes too
+                self.queue.put_nowait(frame)
         sender = asyncio.ensure_future(self._sender())
         timer = asyncio.ensure_future(self._timer())
         try:
