@@ -138,7 +138,7 @@ def _windowed_whisper_class() -> Any:
     import numpy as np
     from faster_whisper import WhisperModel
 
-    class WindowedWhisperModel(WhisperModel):  # type: ignore[misc]
+    class WindowedWhisperModel(WhisperModel):  # type: ignore[misc]  # untyped: WhisperModel is Any
         #: the encoder's shortest window in mel frames (3000 = always Whisper's 30 s)
         min_window_frames: int = _FULL_WINDOW
 
