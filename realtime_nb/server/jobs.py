@@ -212,7 +212,7 @@ class JobRunner:
 
     def _speculate(self, payload: SpeculatePayload) -> None:
         """Start transcribing a turn at its first pause (older speculations are dropped by
-        :meth:`_drop_stale_speculations`)."""
+        :meth:`drop_stale_speculations`)."""
         from realtime_nb.audio import decode_format
 
         if not payload["audio"]:
