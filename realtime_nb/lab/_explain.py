@@ -32,7 +32,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
@@ -121,7 +121,7 @@ class _Entry:
     event: dict[str, Any]
     audio: bytes | None
     nbytes: int
-    refused: dict[str, Any] | None
+    refused: Mapping[str, Any] | None
 
 
 def _audio_size(event: Mapping[str, Any]) -> int:
@@ -448,7 +448,8 @@ def explain(events: Any) -> Causes:
             if e.type == "session.updated" and pending_updates:
                 pending_updates.pop(0)
         elif e.type == "error":
-            err = ev.get("error") if isinstance(ev.get("error"), Mapping) else {}
+            err = cast("Mapping[str, Any]",
+                       ev.get("error") if isinstance(ev.get("error"), Mapping) else {})
             eid = err.get("event_id")
             source = sent.get(eid) if isinstance(eid, str) else None
             code = err.get("code")

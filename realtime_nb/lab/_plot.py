@@ -195,7 +195,8 @@ def heatmap(
         aggregated |= len(vals) > 1
         arr = np.asarray(vals)
         if np.isfinite(arr).any():
-            grid[i, j] = float(reducer(arr))
+            # numpy's nan-reducers are overloaded: mypy joins the dict's values to "function"
+            grid[i, j] = float(reducer(arr))  # type: ignore[operator]
     fig = Figure(figsize=(max(4.8, 1.6 + 0.9 * len(xs)), 1.6 + 0.55 * len(ys)),
                  layout="constrained")
     ax = fig.subplots()

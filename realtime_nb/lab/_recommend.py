@@ -162,7 +162,7 @@ def _as_settings(choice: Any) -> TurnDetectionSettings:
                     f"turn_detection dict, got {type(choice).__name__}")
 
 
-def _current_turn_detection(session: Any) -> dict[str, Any] | None:
+def _current_turn_detection(session: Any) -> Mapping[str, Any] | None:
     config = getattr(session, "config", None)
     if not isinstance(config, Mapping):
         return None

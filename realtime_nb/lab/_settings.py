@@ -102,7 +102,7 @@ def _expand_mapping(grid: Mapping[str, Any]) -> list[TurnDetectionSettings]:
             )
         return [SemanticVadSettings(eagerness=e) for e in _values(grid.get("eagerness", "auto"))]
     defaults = ServerVadSettings()
-    axes = [
+    axes: list[list[Any]] = [  # a float axis and two int axes
         [_threshold(v) for v in _values(grid.get("threshold", defaults.threshold))],
         [_ms("prefix_padding_ms", v)
          for v in _values(grid.get("prefix_padding_ms", defaults.prefix_padding_ms))],

@@ -100,6 +100,7 @@ def _turns(session: Any, job: SocketJob, origin: float) -> list[Turn]:
     log = session.events
     open_turns: dict[str, dict[str, Any]] = {}
     order: list[dict[str, Any]] = []
+    turn: dict[str, Any] | None
     errors = []
     for e in log.entries:
         if e.direction != "server":

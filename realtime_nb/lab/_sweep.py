@@ -323,7 +323,8 @@ def sweep(
     semantic = [s for s in settings if isinstance(s, SemanticVadSettings)]
     model, rule = _turn_model(turn_model, bool(semantic), backend)
     if backend == "offline":
-        plain = [s for s in settings if not isinstance(s, SemanticVadSettings)]
+        plain: list[TurnDetectionSettings] = [
+            s for s in settings if not isinstance(s, SemanticVadSettings)]
         done = (_run_offline(plain, probs, frame_ms, end_ms, ref, tolerance_ms, executor,
                              progress) if plain else [])
         if semantic:  # in this process: the model's answers are shared by every eagerness
