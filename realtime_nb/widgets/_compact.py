@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from realtime_nb.client.eventlog import AUDIO_FIELDS, EventLog, LoggedEvent
 from realtime_nb.client.hints import explain_commit_empty, hint_for
@@ -178,7 +178,8 @@ class Compactor:
         return [round(m.input_buffer_ms, 1), round(m.appended_since_ms, 1)]
 
     def _server_error(self, ev: dict[str, Any]) -> dict[str, Any]:
-        body = ev.get("error") if isinstance(ev.get("error"), dict) else {}
+        body = cast("dict[str, Any]",
+                    ev.get("error") if isinstance(ev.get("error"), dict) else {})
         code = body.get("code")
         eid = body.get("event_id")
         sent = self._sent.get(eid) if isinstance(eid, str) else None
@@ -252,18 +253,21 @@ class Compactor:
         if isinstance(rid, str):
             out["r"] = rid
         if etype == "conversation.item.input_audio_transcription.failed":
-            body = view.get("error") if isinstance(view.get("error"), dict) else {}
+            body = cast("dict[str, Any]",
+                        view.get("error") if isinstance(view.get("error"), dict) else {})
             out["x"] = {"code": body.get("code"), "message": str(body.get("message", "")),
                         "hint": None, "param": body.get("param"), "refused": False}
         elif etype == "response.done":
-            resp = view.get("response") if isinstance(view.get("response"), dict) else {}
+            resp = cast("dict[str, Any]", view.get("response")
+                        if isinstance(view.get("response"), dict) else {})
             out["st"] = resp.get("status")
-            details = resp.get("status_details") if isinstance(resp.get("status_details"),
-                                                               dict) else {}
+            details = cast("dict[str, Any]", resp.get("status_details")
+                           if isinstance(resp.get("status_details"), dict) else {})
             if resp.get("status") == "failed":
-                err = details.get("error") if isinstance(details.get("error"), dict) else {}
-                out["x"] = {"code": err.get("code") or "response_failed",
-                            "message": str(err.get("message") or "The response failed."),
+                failure = cast("dict[str, Any]", details.get("error")
+                               if isinstance(details.get("error"), dict) else {})
+                out["x"] = {"code": failure.get("code") or "response_failed",
+                            "message": str(failure.get("message") or "The response failed."),
                             "hint": None, "param": None, "refused": False}
         return out
 

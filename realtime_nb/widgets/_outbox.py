@@ -98,7 +98,8 @@ class Outbox:
         try:
             coro = fn()
             if not isinstance(coro, types.CoroutineType):  # another awaitable: the usual way
-                self._queue.appendleft((label, lambda aw=coro: _await(aw)))
+                # mypy cannot infer a lambda whose parameter has a default (called with none)
+                self._queue.appendleft((label, lambda aw=coro: _await(aw)))  # type: ignore[misc]
                 self._start()
                 return
             waiting = coro.send(None)
@@ -193,7 +194,7 @@ class PanelCalls:
         """Run ``fn()`` after every call put before it (:meth:`Outbox.put`)."""
         self.outbox.put(label, fn)
 
-    def spawn(self, coro: Awaitable[Any], label: str) -> asyncio.Task[Any]:
+    def spawn(self, coro: Coroutine[Any, Any, Any], label: str) -> asyncio.Task[Any]:
         """Run ``coro`` as a background task of its own (what waits, out of the order); its
         failure is recorded under ``label``."""
         task = asyncio.get_running_loop().create_task(coro, name=f"realtime_nb: {label}")

@@ -117,7 +117,7 @@ class PartMemo:
         shown = self._shown.get(name)
         if shown is not None and len(shown[0]) == len(inputs) and all(
                 a is b or a == b for a, b in zip(shown[0], inputs, strict=True)):
-            return shown[1]  # type: ignore[no-any-return]
+            return shown[1]
         value = build()
         self._shown[name] = (inputs, value)
         return value

@@ -143,8 +143,8 @@ def draw_png(
         ax_sp.broken_barh([(s.t0, w)], (0.15, 0.7), facecolors=vad_color, alpha=0.85,
                           hatch=None if s.t1 is not None else "//")
         if w * px_s > 90 and s.audio_start_ms is not None:
-            end = "…" if s.audio_end_ms is None else f"{s.audio_end_ms:g}"
-            ax_sp.text(s.t0 + w / 2, 0.5, f"audio {s.audio_start_ms:g}–{end} ms", fontsize=6,
+            end_text = "…" if s.audio_end_ms is None else f"{s.audio_end_ms:g}"
+            ax_sp.text(s.t0 + w / 2, 0.5, f"audio {s.audio_start_ms:g}–{end_text} ms", fontsize=6,
                        ha="center", va="center", color="white", clip_on=True)
 
     # -- input buffer

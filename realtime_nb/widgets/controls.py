@@ -240,7 +240,7 @@ def _short(value: Any, limit: int = 48) -> str:
 
 
 # --------------------------------------------------------------------------- the widget
-class SessionControls(widgets.VBox):
+class SessionControls(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped: VBox is Any
     """Live controls of a Session's configuration (see the module docstring).
 
     Args:

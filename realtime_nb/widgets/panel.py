@@ -124,7 +124,7 @@ SEMANTIC_MAX_WAIT_MS = {e: SemanticVadSettings(e).max_wait_ms
                         for e in ("low", "medium", "high", "auto")}
 
 
-class SessionPanel(widgets.VBox):
+class SessionPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped: VBox is Any
     """The notebook panel of a Session (see the module docstring).
 
     Args:
@@ -569,4 +569,4 @@ def display_session(session: Any, include: Any = None, exclude: Any = None) -> d
     bundle = panel_for(session)._repr_mimebundle_(include=include, exclude=exclude)
     if isinstance(bundle, dict):
         bundle["text/plain"] = repr(session)
-    return bundle  # type: ignore[no-any-return]
+    return bundle

@@ -64,7 +64,7 @@ class Played:
     dropped_ms: int = 0
 
 
-class PlayedFuture(concurrent.futures.Future):  # type: ignore[type-arg]
+class PlayedFuture(concurrent.futures.Future):
     """The result of ``PlayerWidget.stop()``: a ``concurrent.futures.Future`` of a ``Played``.
 
     Use ``add_done_callback``, ``result()`` (from another thread only: the kernel's own thread

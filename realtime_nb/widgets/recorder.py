@@ -63,7 +63,7 @@ RecordingCallback = Callable[[Recording], Any]
 StartCallback = Callable[[], Any]
 
 
-class RecorderCapture(widgets.VBox):
+class RecorderCapture(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped: VBox is Any
     """Record-then-send capture with ipywebrtc (see the module docstring).
 
     Kernel-side traits: ``echo_cancellation``, ``noise_suppression``, ``auto_gain_control``

@@ -90,7 +90,7 @@ def _entries(log: LogLike) -> list[LoggedEvent]:
     return list(got) if got is not None else list(log)
 
 
-class StatsFuture(concurrent.futures.Future):  # type: ignore[type-arg]
+class StatsFuture(concurrent.futures.Future):
     """The browser's answer to :meth:`Timeline.request_stats` (a ``concurrent.futures.Future``).
 
     Use ``add_done_callback``, or ``await`` it from a task on the kernel's loop (the answer

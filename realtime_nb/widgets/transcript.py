@@ -156,7 +156,7 @@ class _Row:
         self.audio_key: tuple[Any, ...] | None = None
 
 
-class TranscriptView(widgets.VBox):
+class TranscriptView(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped: VBox is Any
     """The streaming transcript of a Session (see the module docstring).
 
     Args:
