@@ -13,11 +13,15 @@ import asyncio
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from realtime_nb.audio import Audio
 
 DEFAULT_TEXT = "Hello there. What is the weather like in Paris today?"
 
 
-def _synthesize(text: str) -> object:
+def _synthesize(text: str) -> Audio:
     from realtime_nb.audio import Audio
     from realtime_nb.server.engines.tts import EspeakSynthesizer
 

@@ -66,29 +66,43 @@ def realtime_settings(*, voice: str | None = None, vad: str | None = None,
 class RealtimeMagics(Magics):
     """The ``%realtime`` magic (see the module docstring)."""
 
-    @magic_arguments()
-    @argument("--backend", choices=["local", "openai"], default=None,
-              help="local: the offline server; openai: api.openai.com (needs OPENAI_API_KEY). "
-              "Default: openai when a key is set, else local.")
-    @argument("--url", default=None, help="Any Realtime-compatible ws:// or wss:// URL.")
-    @argument("--model", default="gpt-realtime", help="The model (fixed at connect).")
-    @argument("--voice", default=None, help="Assistant voice (alloy, marin, cedar, ...).")
-    @argument("--vad", choices=["none", "server", "semantic"], default=None,
-              help="Turn detection: none = manual (push-to-talk), server = server_vad, "
-              "semantic = semantic_vad. Default: the server's (server_vad).")
-    @argument("--transcription", default="whisper-1",
-              help="Input transcription model, or 'none' (default whisper-1).")
-    @argument("--language", default=None, help="Input language for transcription (ISO-639-1).")
-    @argument("--instructions", default=None, help="System instructions (quote them).")
-    @argument("--capture", choices=["mic", "recorder"], default="mic",
-              help="mic: stream as you speak; recorder: record with ipywebrtc, send at stop.")
-    @argument("--transport", choices=["websocket", "webrtc"], default="websocket",
-              help="websocket: the kernel's socket carries the audio (mic and player widgets); "
-              "webrtc: the browser places a WebRTC call (its mic, echo cancellation, playback) "
-              "and the kernel attaches as the call's sideband.")
-    @argument("--name", default=DEFAULT_NAME,
-              help=f"Variable that receives the Session (default {DEFAULT_NAME}).")
-    @argument("--no-timeline", action="store_true", help="Leave the event timeline out.")
+    # IPython's magic_arguments and argument have no annotations: each decorator below is an
+    # untyped call and an untyped decorator (to the checker, realtime is Any).
+    @magic_arguments()  # type: ignore[no-untyped-call, untyped-decorator]
+    @argument(  # type: ignore[no-untyped-call, untyped-decorator]
+        "--backend", choices=["local", "openai"], default=None,
+        help="local: the offline server; openai: api.openai.com (needs OPENAI_API_KEY). "
+        "Default: openai when a key is set, else local.")
+    @argument(  # type: ignore[no-untyped-call, untyped-decorator]
+        "--url", default=None, help="Any Realtime-compatible ws:// or wss:// URL.")
+    @argument(  # type: ignore[no-untyped-call, untyped-decorator]
+        "--model", default="gpt-realtime", help="The model (fixed at connect).")
+    @argument(  # type: ignore[no-untyped-call, untyped-decorator]
+        "--voice", default=None, help="Assistant voice (alloy, marin, cedar, ...).")
+    @argument(  # type: ignore[no-untyped-call, untyped-decorator]
+        "--vad", choices=["none", "server", "semantic"], default=None,
+        help="Turn detection: none = manual (push-to-talk), server = server_vad, "
+        "semantic = semantic_vad. Default: the server's (server_vad).")
+    @argument(  # type: ignore[no-untyped-call, untyped-decorator]
+        "--transcription", default="whisper-1",
+        help="Input transcription model, or 'none' (default whisper-1).")
+    @argument(  # type: ignore[no-untyped-call, untyped-decorator]
+        "--language", default=None, help="Input language for transcription (ISO-639-1).")
+    @argument(  # type: ignore[no-untyped-call, untyped-decorator]
+        "--instructions", default=None, help="System instructions (quote them).")
+    @argument(  # type: ignore[no-untyped-call, untyped-decorator]
+        "--capture", choices=["mic", "recorder"], default="mic",
+        help="mic: stream as you speak; recorder: record with ipywebrtc, send at stop.")
+    @argument(  # type: ignore[no-untyped-call, untyped-decorator]
+        "--transport", choices=["websocket", "webrtc"], default="websocket",
+        help="websocket: the kernel's socket carries the audio (mic and player widgets); "
+        "webrtc: the browser places a WebRTC call (its mic, echo cancellation, playback) "
+        "and the kernel attaches as the call's sideband.")
+    @argument(  # type: ignore[no-untyped-call, untyped-decorator]
+        "--name", default=DEFAULT_NAME,
+        help=f"Variable that receives the Session (default {DEFAULT_NAME}).")
+    @argument(  # type: ignore[no-untyped-call, untyped-decorator]
+        "--no-timeline", action="store_true", help="Leave the event timeline out.")
     @line_magic
     def realtime(self, line: str) -> Any:
         """Open a Realtime session and show its panel (``%realtime --help`` for the options)."""
