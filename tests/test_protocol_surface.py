@@ -17,8 +17,9 @@ import realtime_nb.protocol.state as state
 STATE_NAMES = ["LOGPROBS_INCLUDE", "Job", "Reply", "SessionCore", "new_id"]
 
 PROTOCOL_NAMES = [
-    "CLIENT_EVENTS", "COMMIT_MIN_MS", "SERVER_EVENTS", "UNSET", "AudioConfig", "AudioInput",
-    "AudioOutput", "FunctionTool", "InputBuffer", "Job", "McpApprovalResponseItem", "McpTool",
+    "CLIENT_EVENTS", "COMMIT_MIN_MS", "OUTPUT_AUDIO_CLEAR_REFUSED", "SERVER_EVENTS", "UNSET",
+    "AudioConfig", "AudioInput", "AudioOutput", "FunctionTool", "InputBuffer", "Job",
+    "McpApprovalResponseItem", "McpTool",
     "NoiseReduction", "PcmFormat", "PcmaFormat", "PcmuFormat", "ProtocolError", "Reply",
     "ResponseParams", "SemanticVad", "ServerVad", "SessionConfig", "SessionCore", "Transcription",
     "TranscriptionSessionConfig", "bytes_per_ms", "commit_empty_message", "default_session",

@@ -86,6 +86,7 @@ from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.client import ClientConnection
 
+from realtime_nb.protocol import OUTPUT_AUDIO_CLEAR_REFUSED
 from realtime_nb.protocol.config import AUDIO_SETTING_PATHS
 
 from ._connection import _Connection
@@ -487,8 +488,7 @@ class Session(_Connection, _Renewing, _Receiving, _Sending, _Waiting, _InputAudi
         """
         ev: dict[str, Any] = {"type": "output_audio_buffer.clear", "event_id": self._next_id()}
         if self._transport != "webrtc":
-            message = ("Invalid value: 'output_audio_buffer.clear'. This event is only supported "
-                       "for WebRTC and SIP sessions.")
+            message = OUTPUT_AUDIO_CLEAR_REFUSED
             self._refuse(ev, RealtimeError(
                 "invalid_value", message, param="type", source="client", fatal=False,
                 type="invalid_request_error", event_id=ev["event_id"],

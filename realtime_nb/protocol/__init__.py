@@ -11,6 +11,7 @@
 * :mod:`.beta` — translation of the retired beta dialect, used only at the edges.
 """
 
+from ._playout import OUTPUT_AUDIO_CLEAR_REFUSED
 from .buffer import COMMIT_MIN_MS, InputBuffer, bytes_per_ms, commit_empty_message
 from .config import (
     AudioConfig,
@@ -43,6 +44,7 @@ from .state import Job, Reply, SessionCore, new_id
 __all__ = [
     "CLIENT_EVENTS",
     "COMMIT_MIN_MS",
+    "OUTPUT_AUDIO_CLEAR_REFUSED",
     "SERVER_EVENTS",
     "UNSET",
     "AudioConfig",

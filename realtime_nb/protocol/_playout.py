@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from .schema import ProtocolError
 
-__all__ = ["OutputBuffer"]
+__all__ = ["OUTPUT_AUDIO_CLEAR_REFUSED", "OutputBuffer"]
+
+#: The service's message refusing ``output_audio_buffer.clear`` outside WebRTC and SIP sessions
+#: (the local server's error; the client's :meth:`Session.clear_output_audio` says the same
+#: before sending).
+OUTPUT_AUDIO_CLEAR_REFUSED = ("Invalid value: 'output_audio_buffer.clear'. This event is only "
+                              "supported for WebRTC and SIP sessions.")
 
 if TYPE_CHECKING:
     from ._parts import SessionParts  # the core's members this part uses (see ._parts)
@@ -30,12 +36,7 @@ class OutputBuffer(SessionParts):
         if self.transport == "webrtc":
             self._clear_playout()
             return
-        raise ProtocolError(
-            "invalid_value",
-            "Invalid value: 'output_audio_buffer.clear'. This event is only supported for WebRTC "
-            "and SIP sessions.",
-            "type",
-        )
+        raise ProtocolError("invalid_value", OUTPUT_AUDIO_CLEAR_REFUSED, "type")
 
     # ------------------------------------------------------------------ WebRTC output buffer
     @property
