@@ -24,7 +24,7 @@ import re
 import time
 import warnings
 from collections import deque
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
@@ -158,7 +158,8 @@ class _Receiving(SessionParts):
         self._dispatch("realtime_nb.malformed", view)
 
     def _on_error_event(self, ev: dict[str, Any]) -> None:
-        body = cast("dict[str, Any]", ev.get("error")) if isinstance(ev.get("error"), dict) else {}
+        error = ev.get("error")
+        body: dict[str, Any] = error if isinstance(error, dict) else {}
         code = body.get("code")
         eid = body.get("event_id")
         sent = self._sent_event(eid) if eid else None

@@ -32,7 +32,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -448,8 +448,8 @@ def explain(events: Any) -> Causes:
             if e.type == "session.updated" and pending_updates:
                 pending_updates.pop(0)
         elif e.type == "error":
-            err = cast("Mapping[str, Any]",
-                       ev.get("error") if isinstance(ev.get("error"), Mapping) else {})
+            error = ev.get("error")
+            err: Mapping[str, Any] = error if isinstance(error, Mapping) else {}
             eid = err.get("event_id")
             source = sent.get(eid) if isinstance(eid, str) else None
             code = err.get("code")

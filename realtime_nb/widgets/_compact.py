@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import Any
 
 from realtime_nb.client.eventlog import AUDIO_FIELDS, EventLog, LoggedEvent
 from realtime_nb.client.hints import explain_commit_empty, hint_for
@@ -107,6 +107,12 @@ def _audio_bytes(view: dict[str, Any], etype: str) -> int | None:
 _CATEGORY_CACHE: dict[tuple[str, str], str] = {}
 
 
+def _object_at(body: dict[str, Any], key: str) -> dict[str, Any]:
+    """``body[key]`` when it is a JSON object, else an empty one (a field absent or malformed)."""
+    value = body.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _category(etype: str, d: str) -> str:
     k = _CATEGORY_CACHE.get((etype, d))
     if k is None:
@@ -178,8 +184,7 @@ class Compactor:
         return [round(m.input_buffer_ms, 1), round(m.appended_since_ms, 1)]
 
     def _server_error(self, ev: dict[str, Any]) -> dict[str, Any]:
-        body = cast("dict[str, Any]",
-                    ev.get("error") if isinstance(ev.get("error"), dict) else {})
+        body = _object_at(ev, "error")
         code = body.get("code")
         eid = body.get("event_id")
         sent = self._sent.get(eid) if isinstance(eid, str) else None
@@ -253,19 +258,15 @@ class Compactor:
         if isinstance(rid, str):
             out["r"] = rid
         if etype == "conversation.item.input_audio_transcription.failed":
-            body = cast("dict[str, Any]",
-                        view.get("error") if isinstance(view.get("error"), dict) else {})
+            body = _object_at(view, "error")
             out["x"] = {"code": body.get("code"), "message": str(body.get("message", "")),
                         "hint": None, "param": body.get("param"), "refused": False}
         elif etype == "response.done":
-            resp = cast("dict[str, Any]", view.get("response")
-                        if isinstance(view.get("response"), dict) else {})
+            resp = _object_at(view, "response")
             out["st"] = resp.get("status")
-            details = cast("dict[str, Any]", resp.get("status_details")
-                           if isinstance(resp.get("status_details"), dict) else {})
+            details = _object_at(resp, "status_details")
             if resp.get("status") == "failed":
-                failure = cast("dict[str, Any]", details.get("error")
-                               if isinstance(details.get("error"), dict) else {})
+                failure = _object_at(details, "error")
                 out["x"] = {"code": failure.get("code") or "response_failed",
                             "message": str(failure.get("message") or "The response failed."),
                             "hint": None, "param": None, "refused": False}
