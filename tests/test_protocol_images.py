@@ -32,6 +32,16 @@ def test_png_data_url_decodes_to_its_bytes_size_and_type() -> None:
     assert img.describe() == "640×480 PNG"
 
 
+def test_a_decoded_image_gives_its_wire_form_back_for_another_model() -> None:
+    """A responder forwarding the picture (e.g. to a vision model) gets the data URL again;
+    ``image/jpg`` comes back as the canonical ``image/jpeg``."""
+    raw = image_bytes(32, 24, "JPEG")
+    b64 = base64.b64encode(raw).decode()
+    img = decode_image_url(f"data:image/jpg;base64,{b64}")
+    assert img.to_data_url() == f"data:image/jpeg;base64,{b64}"
+    assert decode_image_url(img.to_data_url()) == img
+
+
 def test_jpeg_data_url_decodes_and_image_jpg_is_read_as_jpeg() -> None:
     raw = image_bytes(320, 200, "JPEG")
     b64 = base64.b64encode(raw).decode()
