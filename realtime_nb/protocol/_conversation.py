@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ._ids import new_id
 from .buffer import bytes_per_ms
 from .images import check_item_images
-from .jobs import Job
+from .jobs import TranscribeJob
 from .schema import ProtocolError
 
 __all__ = ["ConversationItems"]
@@ -82,7 +82,7 @@ class ConversationItems(SessionParts):
         self._insert(item, None if prev in ("<absent>", None) else prev)
         if audio:
             self.item_audio[item["id"]] = audio
-            self.jobs.append(Job("transcribe", self._transcribe_payload(item["id"], audio)))
+            self.jobs.append(TranscribeJob(self._transcribe_payload(item["id"], audio)))
         if images:
             self.item_image_tokens[item["id"]] = images
         self._item_added_done(item)

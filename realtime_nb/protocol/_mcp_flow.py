@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._ids import new_id
 from ._responses import _pieces, _Response, _tokens, _untranscribed
-from .jobs import Job
+from .jobs import McpCallJob, McpListJob
 from .mcp import allowed, fingerprint, mcp_tools, needs_approval
 from .schema import ProtocolError
 
@@ -59,7 +59,7 @@ class McpFlow(SessionParts):
             self.emit("conversation.item.added", previous_item_id=self._previous_id(item),
                       item=copy.deepcopy(item))
             self.emit("mcp_list_tools.in_progress", item_id=item["id"])
-            self.jobs.append(Job("mcp_list", {"item_id": item["id"],
+            self.jobs.append(McpListJob({"item_id": item["id"],
                                               "server": copy.deepcopy(tool)}))
 
     def mcp_list_done(self, item_id: str, tools: list[dict[str, Any]] | None = None,
@@ -107,9 +107,7 @@ class McpFlow(SessionParts):
             if self._mcp_busy(resp):
                 continue
             del self._deferred[rid]
-            # _deferred holds only create_response's "respond" jobs, but Job.payload is typed as
-            # the union of every kind's payload, which mypy cannot narrow by ``job.kind``
-            request = job.payload["request"]  # type: ignore[typeddict-item]  # "respond" jobs only
+            request = job.payload["request"]
             if fresh:  # the conversation as it is now (with what the MCP work added)
                 context = copy.deepcopy(self.items)
                 request["conversation"] = context
@@ -183,7 +181,7 @@ class McpFlow(SessionParts):
                   response_id: str | None) -> None:
         self._running_calls[item["id"]] = {"item": item, "output_index": idx,
                                            "response_id": response_id}
-        self.jobs.append(Job("mcp_call", {"item_id": item["id"], "server": copy.deepcopy(tool),
+        self.jobs.append(McpCallJob({"item_id": item["id"], "server": copy.deepcopy(tool),
                                           "name": item["name"],
                                           "arguments": item["arguments"]}))
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from ._responses import _Response
     from .buffer import InputBuffer
     from .item_order import ItemOrder
-    from .jobs import Job, TranscribePayload
+    from .jobs import Job, RespondJob, TranscribePayload
     from .schema import ProtocolError
 
 __all__ = ["SessionParts"]
@@ -163,7 +163,7 @@ class SessionParts(ABC):
     mcp_servers: dict[str, dict[str, Any]]
     _approvals: dict[str, dict[str, Any]]
     _running_calls: dict[str, dict[str, Any]]
-    _deferred: dict[str, tuple[Job, bool]]
+    _deferred: dict[str, tuple[RespondJob, bool]]
 
     @abstractmethod
     def _sync_mcp(self, tools: Any) -> None: ...

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ._ids import new_id
 from .buffer import bytes_per_ms
 from .images import check_item_images
-from .jobs import Job
+from .jobs import RespondJob
 from .schema import ProtocolError
 
 __all__ = ["ResponseFlow"]
@@ -160,7 +160,7 @@ class ResponseFlow(SessionParts):
             "speed": cfg["audio"]["output"].get("speed", 1.0),
             "pending_item_ids": _untranscribed(context),
         }
-        job = Job("respond", {"response_id": resp.id, "request": request})
+        job = RespondJob({"response_id": resp.id, "request": request})
         self._deferred[resp.id] = (job, "input" not in params)
         self._release_responses()
         return resp.id

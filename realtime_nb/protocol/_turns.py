@@ -26,7 +26,7 @@ from realtime_nb.vad.settings import ServerVadSettings
 
 from ._ids import new_id
 from .buffer import COMMIT_MIN_MS, bytes_per_ms, commit_empty_message
-from .jobs import Job
+from .jobs import SpeculateJob, TranscribeJob, TurnCheckJob
 from .schema import ProtocolError
 
 __all__ = ["LOGPROBS_INCLUDE", "InputTurns"]
@@ -186,7 +186,7 @@ class InputTurns(SessionParts):
             raise RuntimeError("the segmenter asks an end-of-turn question but no turn_model")
         audio = self._check_audio(check)
         if self.defer_turn:
-            self.jobs.append(Job("turn_check", {"check": check, "audio": audio}))
+            self.jobs.append(TurnCheckJob({"check": check, "audio": audio}))
         else:
             self._segmenter.decide(check, self._turn_model.predict(audio))
 
@@ -244,7 +244,7 @@ class InputTurns(SessionParts):
         audio = bytes(self._turn_audio[lo:max(lo, hi)])
         audio = audio[: len(audio) - len(audio) % bytes_per_sample(self._in_format)]
         tr = self.config["audio"]["input"].get("transcription")
-        self.jobs.append(Job("speculate", {"speculation": self._spec_id, "audio": audio,
+        self.jobs.append(SpeculateJob({"speculation": self._spec_id, "audio": audio,
                                            "format": dict(self._in_format),
                                            "config": copy.deepcopy(tr),
                                            "logprobs": self.wants_logprobs and tr is not None}))
@@ -384,7 +384,7 @@ class InputTurns(SessionParts):
             self._item_added_done(item, prev, ordered=False)
         payload = self._transcribe_payload(item_id, audio, has_speech)
         payload["speculation"] = speculation
-        self.jobs.append(Job("transcribe", payload))
+        self.jobs.append(TranscribeJob(payload))
 
     @property
     def wants_logprobs(self) -> bool:

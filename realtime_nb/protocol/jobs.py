@@ -1,21 +1,26 @@
-"""The work a :class:`~realtime_nb.protocol.SessionCore` asks its owner to do: :class:`Job`.
+"""The work a :class:`~realtime_nb.protocol.SessionCore` asks its owner to do: a :data:`Job`.
 
-The core never runs engines or network calls itself: it appends a :class:`Job` to its ``jobs``
-list (take them with ``SessionCore.take_jobs()``), and the owner (the local server's job runner,
+The core never runs engines or network calls itself: it appends a job to its ``jobs`` list
+(take them with ``SessionCore.take_jobs()``), and the owner (the local server's job runner,
 :mod:`realtime_nb.server.jobs`, or a test) runs it wherever it likes and reports back through
-the method each payload names. The payloads are plain dicts; their keys, per ``kind``, are the
-TypedDicts below (no runtime check: they are the contract a reader and a type checker see).
+the method each payload names. Every job has ``kind`` and ``payload``; there is one class per
+kind (:class:`TranscribeJob`, ...), whose ``kind`` is a ``Literal``, so that a type checker
+knows the payload from ``job.kind == "respond"`` alone. :data:`Job` is their union. The
+payloads are plain dicts; their keys, per kind, are the TypedDicts below (no runtime check:
+they are the contract a reader and a type checker see).
 
 The ``server`` dicts of the MCP payloads carry the ``authorization`` token: never log them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, NotRequired, TypedDict
+from dataclasses import dataclass, field
+from typing import Any, Literal, NotRequired, TypedDict
 
-__all__ = ["Job", "JobPayload", "McpCallPayload", "McpListPayload", "RespondPayload",
-           "ResponseRequestDict", "SpeculatePayload", "TranscribePayload", "TurnCheckPayload"]
+__all__ = ["Job", "JobPayload", "McpCallJob", "McpCallPayload", "McpListJob", "McpListPayload",
+           "RespondJob", "RespondPayload", "ResponseRequestDict", "SpeculateJob",
+           "SpeculatePayload", "TranscribeJob", "TranscribePayload", "TurnCheckJob",
+           "TurnCheckPayload"]
 
 
 class TranscribePayload(TypedDict):
@@ -103,10 +108,54 @@ JobPayload = (TranscribePayload | SpeculatePayload | RespondPayload | TurnCheckP
 
 
 @dataclass
-class Job:
-    """Work the owner of a SessionCore must run and report back: ``kind`` is ``"transcribe"``,
-    ``"speculate"``, ``"respond"``, ``"turn_check"``, ``"mcp_list"`` or ``"mcp_call"``, and
-    ``payload`` the matching TypedDict of this module (:class:`TranscribePayload`, ...)."""
+class TranscribeJob:
+    """Transcribe a committed user audio item (see :class:`TranscribePayload`)."""
 
-    kind: str
-    payload: JobPayload
+    payload: TranscribePayload
+    kind: Literal["transcribe"] = field(default="transcribe", init=False)
+
+
+@dataclass
+class SpeculateJob:
+    """Transcribe the turn so far, early (see :class:`SpeculatePayload`)."""
+
+    payload: SpeculatePayload
+    kind: Literal["speculate"] = field(default="speculate", init=False)
+
+
+@dataclass
+class RespondJob:
+    """Produce a response (see :class:`RespondPayload`)."""
+
+    payload: RespondPayload
+    kind: Literal["respond"] = field(default="respond", init=False)
+
+
+@dataclass
+class TurnCheckJob:
+    """Ask the end-of-turn model (see :class:`TurnCheckPayload`)."""
+
+    payload: TurnCheckPayload
+    kind: Literal["turn_check"] = field(default="turn_check", init=False)
+
+
+@dataclass
+class McpListJob:
+    """List an MCP server's tools (see :class:`McpListPayload`)."""
+
+    payload: McpListPayload
+    kind: Literal["mcp_list"] = field(default="mcp_list", init=False)
+
+
+@dataclass
+class McpCallJob:
+    """Call an MCP server's tool (see :class:`McpCallPayload`)."""
+
+    payload: McpCallPayload
+    kind: Literal["mcp_call"] = field(default="mcp_call", init=False)
+
+
+#: Work the owner of a SessionCore must run and report back: ``kind`` is ``"transcribe"``,
+#: ``"speculate"``, ``"respond"``, ``"turn_check"``, ``"mcp_list"`` or ``"mcp_call"``, and
+#: ``payload`` the matching TypedDict of this module. Test ``job.kind`` to know which.
+Job = TranscribeJob | SpeculateJob | RespondJob | TurnCheckJob | McpListJob | McpCallJob

@@ -70,7 +70,7 @@ from .buffer import InputBuffer, bytes_per_ms
 from .config import default_session, merge_session
 from .events import validate_client_event
 from .item_order import ItemOrder
-from .jobs import Job
+from .jobs import Job, RespondJob
 from .mcp import without_authorization
 from .schema import ProtocolError
 
@@ -190,7 +190,7 @@ class SessionCore(InputTurns, ConversationItems, ResponseFlow, OutputBuffer, Mcp
         self.mcp_servers: dict[str, dict[str, Any]] = {}
         self._approvals: dict[str, dict[str, Any]] = {}  # approval request id -> call to run
         self._running_calls: dict[str, dict[str, Any]] = {}  # approved calls being run
-        self._deferred: dict[str, tuple[Job, bool]] = {}  # responses waiting for MCP work
+        self._deferred: dict[str, tuple[RespondJob, bool]] = {}  # responses waiting for MCP work
         self.buffer = InputBuffer(bytes_per_ms(self._in_format))
         self.buffer.vad = self._turn_detection is not None
         self._make_noise_filter = noise_filter

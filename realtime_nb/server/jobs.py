@@ -34,7 +34,7 @@ import contextlib
 import logging
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from realtime_nb.protocol import Job, Reply
 from realtime_nb.protocol.jobs import RespondPayload, SpeculatePayload, TranscribePayload
@@ -42,7 +42,7 @@ from realtime_nb.server.engines.asr import LanguageUnsupported, TranscriptionCan
 from realtime_nb.server.engines.tts import split_sentences
 
 if TYPE_CHECKING:
-    from realtime_nb.protocol.jobs import McpCallPayload, McpListPayload, TurnCheckPayload
+    from realtime_nb.protocol.jobs import McpCallJob, McpListJob
     from realtime_nb.server.connection import Connection
 
 __all__ = ["JobRunner", "to_core_reply"]
@@ -95,21 +95,17 @@ class JobRunner:
 
     def start(self, job: Job) -> None:
         """Start one job: a speculation or a turn check at once, anything else as a task."""
-        # A job's payload is the TypedDict its kind names (protocol.jobs.Job), which the checker
-        # cannot narrow from ``kind``: hence the casts here and in _run and _mcp.
         if job.kind == "speculate":
-            self._speculate(cast("SpeculatePayload", job.payload))
+            self._speculate(job.payload)
             return
         if job.kind == "turn_check":
-            check = cast("TurnCheckPayload", job.payload)
-            self.server.schedule_turn(self.conn, check["check"], check["audio"])
+            self.server.schedule_turn(self.conn, job.payload["check"], job.payload["audio"])
             return
         if job.kind == "transcribe":
-            payload = cast("TranscribePayload", job.payload)
-            # (a None key is never in the dict: pop then gives the default, as it should)
-            spec = self.speculations.pop(payload.get("speculation"), None)  # type: ignore[arg-type]
+            sid = job.payload.get("speculation")
+            spec = self.speculations.pop(sid, None) if sid is not None else None
             if spec is not None:
-                self.claimed[payload["item_id"]] = spec
+                self.claimed[job.payload["item_id"]] = spec
         self.conn.spawn(self._run(job))
 
     def drop_stale_speculations(self) -> None:
@@ -141,14 +137,14 @@ class JobRunner:
     async def _run(self, job: Job) -> None:
         try:
             if job.kind == "transcribe":
-                payload = cast("TranscribePayload", job.payload)
+                payload = job.payload
                 if payload["emit"]:
                     await self._transcribe(payload)
                 else:  # nobody asked for the text yet: transcribe when a response needs it
                     self.deferred[payload["item_id"]] = payload
             elif job.kind == "respond":
-                await self._respond(cast("RespondPayload", job.payload))
-            elif job.kind in ("mcp_list", "mcp_call"):
+                await self._respond(job.payload)
+            elif job.kind == "mcp_list" or job.kind == "mcp_call":
                 await self._mcp(job)
                 self.conn.flush()
         except asyncio.CancelledError:
@@ -159,16 +155,15 @@ class JobRunner:
             else:
                 logger.exception("engine job failed")
             if job.kind == "respond":
-                self.core.response_failed(cast("RespondPayload", job.payload)["response_id"],
+                self.core.response_failed(job.payload["response_id"],
                                           f"{type(err).__name__}: {err}")
             elif job.kind == "mcp_list":
-                self.core.mcp_list_done(cast("McpListPayload", job.payload)["item_id"],
-                                        error=f"{type(err).__name__}")
+                self.core.mcp_list_done(job.payload["item_id"], error=f"{type(err).__name__}")
             elif job.kind == "mcp_call":
-                self.core.mcp_call_done(cast("McpCallPayload", job.payload)["item_id"], error={
+                self.core.mcp_call_done(job.payload["item_id"], error={
                     "type": "tool_execution_error", "message": type(err).__name__})
-            else:  # "transcribe" (start never hands _run a speculation or a turn check)
-                payload = cast("TranscribePayload", job.payload)
+            elif job.kind == "transcribe":  # (start never hands _run a speculation or turn check)
+                payload = job.payload
                 fut = self.transcripts.get(payload["item_id"])
                 if fut is not None and not fut.done():
                     fut.set_result("")
@@ -180,9 +175,9 @@ class JobRunner:
                                                    "The audio could not be transcribed.")
             self.conn.flush()
 
-    async def _mcp(self, job: Job) -> None:
+    async def _mcp(self, job: McpListJob | McpCallJob) -> None:
         """List or call an MCP server's tools (the ``mcp`` extra) and report to the core."""
-        p = cast("McpListPayload | McpCallPayload", job.payload)
+        p = job.payload
         try:
             from . import mcp_client
         except ImportError:
@@ -202,7 +197,7 @@ class JobRunner:
             else:
                 self.core.mcp_list_done(p["item_id"], tools=tools)
             return
-        call = cast("McpCallPayload", p)  # not a listing: a call
+        call = job.payload  # not a listing: a call
         try:
             output = await mcp_client.call_tool(call["server"], call["name"], call["arguments"])
         except mcp_client.McpFailure as failure:
